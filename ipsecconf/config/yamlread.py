@@ -229,9 +229,10 @@ class _RymlDoc:
                 i += 1
                 child = t.next_sibling(child)
             return items
-        if not kind & ryml.VAL:
+        view = t.val(node) if kind & ryml.VAL else None
+        if view is None:
             return None
-        text = bytes(t.val(node)).decode("utf-8")
+        text = bytes(view).decode("utf-8")
         if kind & ryml.VALQUO:
             return text
         return plain_scalar(text)
@@ -246,20 +247,20 @@ class _RymlDoc:
         t = self.tree
         if key and t.has_key(node):
             view, quoted = t.key(node), t.is_key_quoted(node)
-        elif t.has_val(node) and not t.is_container(node):
+        elif t.has_val(node) and not t.is_container(node) and t.val(node) is not None:
             view, quoted = t.val(node), t.is_val_quoted(node)
         elif t.num_children(node) > 0:
             first = t.first_child(node)
-            if t.is_seq(node):
-                # ruamel places a sequence at its first "-" (or "["), not at the item
-                line, col = self.position(first, t.has_key(first))
-                start = self.line_starts[line - 1]
-                text = self.text_bytes[start:].split(b"\n", 1)[0].decode("utf-8", "replace")
-                head = text[: col - 1].rstrip()
-                if head.endswith(("-", "[")):
-                    return line, len(head)
-                return line, col
-            return self.position(first, t.has_key(first))
+            # ruamel places a sequence at its first "-" or "[", a flow mapping at its "{",
+            # not at the first item inside
+            opener = ("-", "[") if t.is_seq(node) else ("{",)
+            line, col = self.position(first, t.has_key(first))
+            start = self.line_starts[line - 1]
+            text = self.text_bytes[start:].split(b"\n", 1)[0].decode("utf-8", "replace")
+            head = text[: col - 1].rstrip()
+            if head.endswith(opener):
+                return line, len(head)
+            return line, col
         elif t.has_key(node):
             view, quoted = t.key(node), t.is_key_quoted(node)
         else:
@@ -305,6 +306,31 @@ class _RymlDoc:
                 return None
         return node
 
+    def find_raw(self, path: Path) -> int | None:
+        """The node at a path of keys as the JSON writer spelt them."""
+        t = self.tree
+        node = self.root()
+        for part in path:
+            if isinstance(part, int):
+                if not t.is_seq(node) or part >= t.num_children(node):
+                    return None
+                node = t.child(node, part)
+                continue
+            child = t.first_child(node)
+            found = None
+            while child != self._none:
+                text = bytes(t.key(child)).decode("utf-8")
+                if text == part or (part in _JSON_RENAMED and text.lower().lstrip("+-.") in (
+                    "nan", "inf"
+                )):
+                    found = child
+                    break
+                child = t.next_sibling(child)
+            if found is None:
+                return None
+            node = found
+        return node
+
     def locate(self, path: Path, key: bool) -> Position | None:
         node = self.find(path)
         if node is None:
@@ -331,37 +357,63 @@ class _DuplicateKey(Exception):
     pass
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise _DuplicateKey
-    return out
+class _PairsHook:
+    """json object hook: refuses duplicate keys, notes keys YAML would type (``1:``)."""
+
+    __slots__ = ("typed_key",)
+
+    def __init__(self) -> None:
+        self.typed_key = False
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            raise _DuplicateKey
+        if not self.typed_key:
+            for k, _ in pairs:
+                if k[:1] in _TYPED_FIRST and _candidate(k):
+                    self.typed_key = True
+                    break
+        return out
+
+
+_JSON_RENAMED = frozenset({".nan", ".inf", "-.inf", "+.inf"})
+"""rapidyaml's JSON writer spells the plain words nan/inf (strings in YAML 1.2) like this."""
+
+
+def _candidate(text: str) -> bool:
+    if text in _JSON_RENAMED:
+        return True
+    return text[:1] in _TYPED_FIRST and not isinstance(plain_scalar(text), str)
 
 
 def _retype(doc: _RymlDoc, value: Any, path: Path) -> Any:
-    """Give plain scalars that JSON left as strings ruamel's types (``~``, ``0x1F``, ``010``).
+    """Give each scalar the exact value ruamel.yaml would, where JSON may have changed it.
 
-    rapidyaml's JSON writer types only what JSON can say; YAML 1.2 types a few more plain
-    words.  A quoted scalar stays a string, so the tree is asked about the rare candidates.
+    rapidyaml's JSON writer types only what JSON can say (``~``, ``0x1F`` or ``010`` stay
+    strings) and renames ``nan``/``inf``; for those rare candidates the tree is asked for
+    the scalar's own text and whether it was quoted.
     """
+    t = doc.tree
+    ryml = doc.ryml
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             key: Any = k
-            if k and k[0] in _TYPED_FIRST and not isinstance(plain_scalar(k), str):
-                node = doc.find((*path, k))
-                if node is not None and not doc.tree.type(node) & doc.ryml.KEYQUO:
-                    key = plain_scalar(k)
+            if _candidate(k):
+                node = doc.find_raw((*path, k))
+                if node is not None:
+                    raw = bytes(t.key(node)).decode("utf-8")
+                    key = raw if t.type(node) & ryml.KEYQUO else plain_scalar(raw)
             out[key] = _retype(doc, v, (*path, k))
         return out
     if isinstance(value, list):
         return [_retype(doc, v, (*path, i)) for i, v in enumerate(value)]
-    if isinstance(value, str) and value and value[0] in _TYPED_FIRST:
-        typed = plain_scalar(value)
-        if not isinstance(typed, str):
-            node = doc.find(path)
-            if node is not None and not doc.tree.type(node) & doc.ryml.VALQUO:
-                return typed
+    if isinstance(value, str) and _candidate(value):
+        node = doc.find_raw(path)
+        if node is not None and t.type(node) & ryml.VAL:
+            raw = bytes(t.val(node)).decode("utf-8")
+            return raw if t.type(node) & ryml.VALQUO else plain_scalar(raw)
     return value
 
 
@@ -370,6 +422,9 @@ def _retype(doc: _RymlDoc, value: Any, path: Path) -> Any:
 # time, so cheap substring tests are enough.
 _TYPED_HINTS = (
     '"~"',
+    '"null"',
+    '"true"',
+    '"false"',
     '"Null"',
     '"NULL"',
     '"True"',
@@ -410,11 +465,12 @@ def _read_fast(text: str) -> Parsed:
             # Emitting JSON and decoding it runs in C: ten times faster than walking
             # the tree node by node from Python.
             emitted = doc.ryml.emit_json(doc.tree, root)
-            data = json.loads(emitted, object_pairs_hook=_no_duplicates)
+            hook = _PairsHook()
+            data = json.loads(emitted, object_pairs_hook=hook)
         except (ValueError, _DuplicateKey):
             data = doc.build(root, ())
         else:
-            if _may_need_retype(emitted):
+            if hook.typed_key or _may_need_retype(emitted):
                 data = _retype(doc, data, ())
     return Parsed(data, doc.locate, doc.duplicates, "ryml")
 
