@@ -172,6 +172,7 @@ class _RymlDoc:
         self._line_starts: list[int] | None = None
         self.duplicates: list[tuple[Path, Position, Position]] = []
         self._none = int(ryml.NONE)
+        self._child_index: dict[int, tuple[dict[Any, int], list[int]]] = {}
 
     @property
     def line_starts(self) -> list[int]:
@@ -281,28 +282,41 @@ class _RymlDoc:
             i -= 1
         return i if i >= 0 else offset
 
-    def find(self, path: Path) -> int | None:
-        t = self.tree
-        node = self.root()
-        for part in path:
-            if t.is_map(node):
-                child = t.first_child(node)
-                found = None
-                while child != self._none:
+    def _children(self, node: int) -> tuple[dict[Any, int], list[int]]:
+        # Memoised per container: locating thousands of diagnostics in a long list
+        # must not walk the list from its start each time.
+        cached = self._child_index.get(node)
+        if cached is None:
+            t = self.tree
+            by_key: dict[Any, int] = {}
+            order: list[int] = []
+            is_map = t.is_map(node)
+            child = t.first_child(node)
+            while child != self._none:
+                order.append(child)
+                if is_map:
                     text = bytes(t.key(child)).decode("utf-8")
                     key = text if t.is_key_quoted(child) else plain_scalar(text)
-                    if key == part or text == part:
-                        found = child
-                        break
-                    child = t.next_sibling(child)
-                if found is None:
-                    return None
-                node = found
-            elif t.is_seq(node) and isinstance(part, int):
-                if part >= t.num_children(node):
-                    return None
-                node = t.child(node, part)
+                    by_key.setdefault(key, child)
+                    by_key.setdefault(text, child)
+                child = t.next_sibling(child)
+            cached = (by_key, order)
+            self._child_index[node] = cached
+        return cached
+
+    def find(self, path: Path) -> int | None:
+        t = self.tree
+        node: int | None = self.root()
+        for part in path:
+            assert node is not None
+            by_key, order = self._children(node)
+            if t.is_map(node):
+                node = by_key.get(part)
+            elif isinstance(part, int) and 0 <= part < len(order):
+                node = order[part]
             else:
+                return None
+            if node is None:
                 return None
         return node
 
