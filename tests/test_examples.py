@@ -8,7 +8,9 @@ import pytest
 
 from ipsecconf.config import load
 
-EXAMPLES = sorted(p for p in (Path(__file__).resolve().parents[1] / "examples").iterdir() if p.is_dir())
+EXAMPLES = sorted(
+    p for p in (Path(__file__).resolve().parents[1] / "examples").iterdir() if p.is_dir()
+)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
@@ -22,5 +24,9 @@ def test_example_validates(example: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_the_examples_cover_the_foundation_scenarios() -> None:
     assert {p.name for p in EXAMPLES} >= {
-        "quickstart", "seed-cifs", "site-to-site", "manual-sa", "template-loop"
+        "quickstart",
+        "seed-cifs",
+        "site-to-site",
+        "manual-sa",
+        "template-loop",
     }

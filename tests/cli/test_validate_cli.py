@@ -30,16 +30,16 @@ def test_valid_file_exits_0_with_a_summary(capsys: pytest.CaptureFixture[str]) -
 
 def test_warnings_go_to_stderr_and_strict_fails(capsys: pytest.CaptureFixture[str]) -> None:
     path = str(ROOT / "examples/seed-cifs")
-    code, out, err = run(capsys, "validate", path)
+    code, _, err = run(capsys, "validate", path)
     assert code == 0 and "warning: weak algorithm 3des" in err
-    code, out, err = run(capsys, "validate", "--strict", path)
+    code, _, err = run(capsys, "validate", "--strict", path)
     assert code == 1 and "(--strict)" in err
 
 
 def test_errors_exit_1_with_location(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("policies:\n  - name: a\n    encryption: rot13\n")
-    code, out, err = run(capsys, "validate", str(bad))
+    code, _, err = run(capsys, "validate", str(bad))
     assert code == 1
     assert f"{bad}:3:17: error: encryption: unknown encryption algorithm 'rot13'" in err
     assert "Traceback" not in err
@@ -101,7 +101,9 @@ def test_examples_validate_against_the_schema() -> None:
     for path in (ROOT / "examples").rglob("*.yaml"):
         text = path.read_text()
         assert text.startswith("# yaml-language-server: $schema="), path
-        errors = list(jsonschema.Draft202012Validator(schema).iter_errors(YAML(typ="safe").load(text)))
+        errors = list(
+            jsonschema.Draft202012Validator(schema).iter_errors(YAML(typ="safe").load(text))
+        )
         assert errors == [], (path, [e.message for e in errors])
 
 
@@ -109,7 +111,11 @@ def test_python_dash_m_works() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "-m", "ipsecconf", "validate", str(ROOT / "examples/manual-sa")],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("valid:")

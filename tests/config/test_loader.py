@@ -99,7 +99,9 @@ def test_parse_var_types_values() -> None:
         parse_var("3x=1")
 
 
-def test_offline_checks_references_without_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_checks_references_without_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SITE_PSK", raising=False)
     path = _write(
         tmp_path,
@@ -110,7 +112,9 @@ def test_offline_checks_references_without_reading(tmp_path: Path, monkeypatch: 
     online = load([path])
     assert any("SITE_PSK is not set" in e.message for e in online.errors)
     offline = load([path], offline=True)
-    assert [e.message for e in offline.errors] == ["'bad-name' is not a valid environment variable name"]
+    assert [e.message for e in offline.errors] == [
+        "'bad-name' is not a valid environment variable name"
+    ]
     assert offline.secrets.values == {}
 
 
@@ -178,8 +182,12 @@ def test_shadowing_scales(tmp_path: Path) -> None:
     # 20,000 rows under one broad rule: a pairwise scan would take minutes.
     lines = ["policies:", "  - name: all", "    protocol: none", "    priority: 1"]
     for i in range(10_000):
-        lines += [f"  - name: h{i}", f"    destination: 10.{i >> 8 & 255}.{i & 255}.0/24",
-                  "    protocol: discard", "    priority: 5"]
+        lines += [
+            f"  - name: h{i}",
+            f"    destination: 10.{i >> 8 & 255}.{i & 255}.0/24",
+            "    protocol: discard",
+            "    priority: 5",
+        ]
     path = _write(tmp_path, "big.yaml", "\n".join(lines) + "\n")
     warnings = load([path]).warnings
     assert len(warnings) == 20_000

@@ -13,8 +13,13 @@ from tests.certgen import NOW, issue
 def test_good_chain_through_an_intermediate() -> None:
     root = issue("Root", ca=True)
     inter = issue("Inter", issuer=root, ca=True)
-    leaf = issue("gw", issuer=inter, ips=("203.0.113.1",), dns=("gw.example.org",),
-                 emails=("ops@example.org",))
+    leaf = issue(
+        "gw",
+        issuer=inter,
+        ips=("203.0.113.1",),
+        dns=("gw.example.org",),
+        emails=("ops@example.org",),
+    )
     assert x509.verify_chain(leaf.cert, [inter.cert], [root.cert], NOW) == []
     assert x509.check_usage(leaf.cert, ca=False) == []
     assert x509.key_matches(leaf.cert, leaf.key)
@@ -60,7 +65,7 @@ def test_usage() -> None:
 
 
 def test_loading_errors_never_show_key_bytes() -> None:
-    with pytest.raises(x509.CertificateError, match="no valid X.509 certificate"):
+    with pytest.raises(x509.CertificateError, match=r"no valid X\.509 certificate"):
         x509.load_certificates(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     with pytest.raises(x509.CertificateError) as info:
         x509.load_private_key(b"-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n")

@@ -48,8 +48,12 @@ def test_covers() -> None:
 
 def test_mirror_and_tcp_udp_expansion() -> None:
     p = Policy.model_validate(
-        {"name": "cifs", "source": "198.51.100.0/24", "destination": "203.0.113.10[139]",
-         "direction": "in"}
+        {
+            "name": "cifs",
+            "source": "198.51.100.0/24",
+            "destination": "203.0.113.10[139]",
+            "direction": "in",
+        }
     )
     rows = expand(p)
     assert [r.name for r in rows] == ["cifs.in", "cifs.out"]
@@ -61,17 +65,33 @@ def test_mirror_and_tcp_udp_expansion() -> None:
 
 def test_order_priority_then_specificity_then_name() -> None:
     def row(name: str, dst: str, prio: int | None = None) -> Policy:
-        return Policy.model_validate({"name": name, "destination": dst, "priority": prio,
-                                      "mirror": False})
+        return Policy.model_validate(
+            {"name": name, "destination": dst, "priority": prio, "mirror": False}
+        )
 
-    rows = ordered([r for p in (row("b", "203.0.113.0/24"), row("a", "203.0.113.0/24"),
-                                row("host", "203.0.113.5"), row("first", "any", 1))
-                    for r in expand(p)])
+    rows = ordered(
+        [
+            r
+            for p in (
+                row("b", "203.0.113.0/24"),
+                row("a", "203.0.113.0/24"),
+                row("host", "203.0.113.5"),
+                row("first", "any", 1),
+            )
+            for r in expand(p)
+        ]
+    )
     assert [r.policy for r in rows] == ["first", "host", "a", "b"]
 
 
 def test_row_round_trip() -> None:
-    p = Policy.model_validate({"name": "x", "source": "10.0.0.0/8[80]", "ip_protocol": "tcp",
-                               "lifetime": {"time": "2h", "bytes": "1G"}})
+    p = Policy.model_validate(
+        {
+            "name": "x",
+            "source": "10.0.0.0/8[80]",
+            "ip_protocol": "tcp",
+            "lifetime": {"time": "2h", "bytes": "1G"},
+        }
+    )
     for r in expand(p):
         assert type(r).from_dict(r.to_dict()) == r
