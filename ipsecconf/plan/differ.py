@@ -1,7 +1,7 @@
 """The differ: desired resources vs a store snapshot gives a :class:`Plan`.
 
-Keyed by address first: an unchanged resource costs one comparison of canonical JSON
-texts; only the resources that differ get field-level detail (:mod:`.fields`).
+Keyed by address first: an unchanged resource costs one decode and one dict comparison;
+only the resources that differ get field-level detail (:mod:`.fields`).
 
 Policies follow DESIGN.md: fields that cannot change in place plan as replace; rows not
 made by ipsecconf (unmanaged) are drift, deleted only with ``prune``; an unmanaged row
@@ -80,7 +80,7 @@ def _diff_policies(
             if not cand.managed and cand.name not in desired.policies:
                 adoptable.setdefault(_adoption_key(json.loads(cand.data)), cand)
     adopted: set[str] = set()
-    for name, (after, text) in desired.policies.items():
+    for name, after in desired.policies.items():
         sp = stored.get(name)
         address = f"policy.{name}"
         if sp is None:
@@ -119,7 +119,8 @@ def _diff_policies(
                 change.affected_sas = sas.refs(sas.by_policy.get(old.policy, []))
             changes.append(change)
             continue
-        if sp.data == text:
+        before = json.loads(sp.data)
+        if before == after:
             if sp.managed:
                 unchanged += 1
             else:
@@ -137,7 +138,6 @@ def _diff_policies(
                     )
                 )
             continue
-        before = json.loads(sp.data)
         change = Change(
             address,
             "policy",

@@ -23,9 +23,12 @@ if TYPE_CHECKING:
     from ipsecconf.state.store import Store
 
 
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
 def canonical(data: dict[str, Any]) -> str:
-    """The canonical JSON text the store keeps (and the planner compares)."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+    """The canonical JSON text the store keeps (sorted keys, no spaces)."""
+    return _ENCODE(data)
 
 
 class Writer:
