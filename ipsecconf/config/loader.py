@@ -155,7 +155,9 @@ class _Builder:
                     self.raw[key] = value
 
     def validate_item(self, model: type[BaseModel], path: Path, item: Any) -> Any:
-        context = {"base_dir": self.locator.base_dir(path)}
+        # Top-level references (certificates.private_key) are relative to their section.
+        where = path or ("certificates",)
+        context = {"base_dir": self.locator.base_dir(where)}
         try:
             return model.model_validate(item, context=context)
         except ValidationError as exc:

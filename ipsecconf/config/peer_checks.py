@@ -149,6 +149,9 @@ def _has_psk(ctx: CheckContext, address: str) -> bool:
 def check_policy_keys(ctx: CheckContext) -> None:
     """Every PSK peer, and every peerless host policy, must have a key now."""
     have_cert = bool(ctx.document.certificates and ctx.document.certificates.certificate)
+    # A host with manually keyed SAs needs no IKE, hence no key.
+    manual = {str(sa.destination) for sa in ctx.document.manual_sas}
+    manual |= {str(sa.source) for sa in ctx.document.manual_sas}
     for i, peer in enumerate(ctx.document.peers):
         if peer.auth != "psk" or peer.psk is not None:
             continue
@@ -165,7 +168,7 @@ def check_policy_keys(ctx: CheckContext) -> None:
         net = remote.network
         if net is not None and net.num_addresses == 1:
             address = str(net.network_address)
-            if not _has_psk(ctx, address):
+            if address not in manual and not _has_psk(ctx, address):
                 ctx.error(
                     ctx.path("policies", i),
                     f"no pre-shared key for {address}, the IKE "

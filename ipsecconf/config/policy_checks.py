@@ -193,12 +193,39 @@ def check_pairs(ctx: CheckContext) -> None:
             )
 
 
-def _end_key(end: Endpoint, length: int) -> tuple[int, int, int] | None:
+_Side = tuple[int, int, int, int, int, int]
+"""(IP version or 0 for any, address as int, prefix length, address bits, low port, high port)."""
+
+
+def _side(end: Endpoint) -> _Side:
     net = end.network
     if net is None:
-        return None
-    bits = net.max_prefixlen
-    return (net.version, int(net.network_address) >> (bits - length), length)
+        return (0, 0, 0, 0, end.ports[0], end.ports[1])
+    return (
+        net.version,
+        int(net.network_address),
+        net.prefixlen,
+        net.max_prefixlen,
+        end.ports[0],
+        end.ports[1],
+    )
+
+
+def _side_covers(outer: _Side, inner: _Side) -> bool:
+    if not (outer[4] <= inner[4] and inner[5] <= outer[5]):
+        return False
+    if outer[0] == 0:
+        return True
+    if inner[0] != outer[0] or inner[2] < outer[2]:
+        return False
+    shift = outer[3] - outer[2]
+    return inner[1] >> shift == outer[1] >> shift
+
+
+def _bucket(side: _Side, length: int) -> tuple[int, int, int]:
+    if side[0] == 0:
+        return (0, 0, 0)
+    return (side[0], side[1] >> (side[3] - length), length)
 
 
 def _describe(sel: Selector) -> str:
@@ -206,13 +233,22 @@ def _describe(sel: Selector) -> str:
     return f"{sel.source} -> {sel.destination} ({proto})"
 
 
+_Flat = tuple[_Side, _Side, int]
+
+
 def check_shadowing(ctx: CheckContext) -> None:
-    """Warn when an earlier rule with another action covers a rule, so it never matches."""
-    buckets: dict[tuple[Any, ...], list[tuple[PolicyRow, Selector]]] = defaultdict(list)
-    lengths: dict[tuple[str, int], set[int]] = defaultdict(set)
+    """Warn when an earlier rule with another action covers a rule, so it never matches.
+
+    Rules are visited in SPD order.  Each earlier rule sits in a bucket keyed by its exact
+    (source prefix, destination prefix); a later rule only visits the buckets of its own
+    prefixes' ancestors at the lengths seen so far, so the cost stays near linear.
+    """
+    buckets: dict[tuple[Any, ...], list[tuple[PolicyRow, _Flat]]] = defaultdict(list)
+    lengths: dict[tuple[str, int, int], set[int]] = defaultdict(set)
     exact: dict[tuple[Any, ...], PolicyRow] = {}
     for row in ctx.rows:
-        ident = (row.direction, row.selectors)
+        flats = [(_side(s.source), _side(s.destination), s.protocol) for s in row.selectors]
+        ident = (row.direction, *flats)
         twin = exact.get(ident)
         if twin is not None and twin.policy != row.policy:
             ctx.error(
@@ -220,8 +256,8 @@ def check_shadowing(ctx: CheckContext) -> None:
                 f"policy {row.name} has the same selectors and direction as {twin.name}",
             )
         exact.setdefault(ident, row)
-        for sel in row.selectors:
-            shadow = _find_cover(buckets, lengths, row, sel)
+        for sel, flat in zip(row.selectors, flats, strict=True):
+            shadow = _find_cover(buckets, lengths, row, flat)
             if shadow is not None:
                 ctx.warning(
                     ctx.policy_path(row.policy),
@@ -229,32 +265,39 @@ def check_shadowing(ctx: CheckContext) -> None:
                     f"comes first and {shadow.action}s that traffic: it never matches",
                 )
                 break
-        for sel in row.selectors:
-            src, dst = sel.source, sel.destination
-            lengths[(row.direction, src.version or 0)].add(src.prefixlen)
-            lengths[(row.direction, -(dst.version or 0))].add(dst.prefixlen)
-            key = (row.direction, _end_key(src, src.prefixlen), _end_key(dst, dst.prefixlen))
-            buckets[key].append((row, sel))
+        for flat in flats:
+            src, dst = flat[0], flat[1]
+            lengths[(row.direction, 0, src[0])].add(src[2])
+            lengths[(row.direction, 1, dst[0])].add(dst[2])
+            buckets[(row.direction, _bucket(src, src[2]), _bucket(dst, dst[2]))].append((row, flat))
 
 
 def _find_cover(
-    buckets: dict[tuple[Any, ...], list[tuple[PolicyRow, Selector]]],
-    lengths: dict[tuple[str, int], set[int]],
+    buckets: dict[tuple[Any, ...], list[tuple[PolicyRow, _Flat]]],
+    lengths: dict[tuple[str, int, int], set[int]],
     row: PolicyRow,
-    sel: Selector,
+    flat: _Flat,
 ) -> PolicyRow | None:
-    src, dst = sel.source, sel.destination
-    src_keys: list[Any] = [None]
-    if src.network is not None:
-        known = lengths.get((row.direction, src.network.version), ())
-        src_keys += [_end_key(src, n) for n in known if n <= src.prefixlen]
-    dst_keys: list[Any] = [None]
-    if dst.network is not None:
-        known = lengths.get((row.direction, -dst.network.version), ())
-        dst_keys += [_end_key(dst, n) for n in known if n <= dst.prefixlen]
+    src, dst, proto = flat
+    direction = row.direction
+    src_keys = [(0, 0, 0)]
+    if src[0]:
+        src_keys += [
+            _bucket(src, n) for n in lengths.get((direction, 0, src[0]), ()) if n <= src[2]
+        ]
+    dst_keys = [(0, 0, 0)]
+    if dst[0]:
+        dst_keys += [
+            _bucket(dst, n) for n in lengths.get((direction, 1, dst[0]), ()) if n <= dst[2]
+        ]
     for sk in src_keys:
         for dk in dst_keys:
-            for earlier, esel in buckets.get((row.direction, sk, dk), ()):
-                if earlier.action != row.action and esel.covers(sel):
+            for earlier, (esrc, edst, eproto) in buckets.get((direction, sk, dk), ()):
+                if (
+                    earlier.action != row.action
+                    and (eproto == 0 or eproto == proto)
+                    and _side_covers(esrc, src)
+                    and _side_covers(edst, dst)
+                ):
                     return earlier
     return None

@@ -13,9 +13,9 @@ Every option of the seed's ``ipsec policy add`` has a field: ``source`` (-s),
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from ipsecconf.model.secrets import SecretField
 from ipsecconf.model.selectors import Endpoint
@@ -88,9 +88,10 @@ class PolicySettings(_Model):
     pfs_group: DhGroupName = Field(None, description="DH group for PFS on rekey, none = off")
     lifetime: Lifetime = Field(default_factory=Lifetime)
     replay_window: int = Field(64, ge=0, le=1 << 20)
-    esn: Literal["auto", "yes", "no"] = Field(
-        "auto", description="extended sequence numbers; auto offers no-ESN first"
-    )
+    esn: Annotated[
+        Literal["auto", "yes", "no"],
+        WithJsonSchema({"anyOf": [{"enum": ["auto", "yes", "no"]}, {"type": "boolean"}]}),
+    ] = Field("auto", description="extended sequence numbers; auto offers no-ESN first")
     udp_encapsulation: bool = Field(False, description="force ESP-in-UDP (port 4500)")
     start: Literal["on_demand", "immediate"] = Field(
         "on_demand", description="negotiate on the first packet, or as soon as applied"
@@ -167,7 +168,17 @@ class ManualSa(_Model):
     """A manually keyed SA (rare; no IKE)."""
 
     name: Name
-    spi: int = Field(ge=256, le=0xFFFFFFFF, description="256..2^32-1; hex strings allowed")
+    spi: Annotated[
+        int,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "integer", "minimum": 256, "maximum": 0xFFFFFFFF},
+                    {"type": "string", "pattern": "^(0[xX][0-9a-fA-F]+|[0-9]+)$"},
+                ]
+            }
+        ),
+    ] = Field(ge=256, le=0xFFFFFFFF, description="256..2^32-1; hex strings allowed")
     source: IPAddr
     destination: IPAddr
     protocol: Literal["esp", "ah"] = "esp"
@@ -212,9 +223,12 @@ class Document(_Model):
     certificates: Certificates | None = None
     peers: list[Peer] = Field(default_factory=list)
     psks: list[PskEntry] = Field(default_factory=list)
-    psk_file: list[str] = Field(
-        default_factory=list, description="files in the seed's psk.txt format: address key"
-    )
+    psk_file: Annotated[
+        list[str],
+        WithJsonSchema(
+            {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+        ),
+    ] = Field(default_factory=list, description="files in the seed's psk.txt format: address key")
     policies: list[Policy] = Field(default_factory=list)
     manual_sas: list[ManualSa] = Field(default_factory=list)
 

@@ -50,7 +50,7 @@ Name = Annotated[
 
 # -- durations and sizes -------------------------------------------------------------
 
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdSMHD]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -62,9 +62,9 @@ def _duration(value: Any) -> int:
             raise ValueError("a duration cannot be negative")
         return value
     if isinstance(value, str):
-        m = _DURATION_RE.match(value.lower())
+        m = _DURATION_RE.match(value)
         if m:
-            return int(m.group(1)) * _UNITS[m.group(2)]
+            return int(m.group(1)) * _UNITS[m.group(2).lower()]
     raise ValueError(f"invalid duration {value!r}; write seconds or 30s, 10m, 1h, 1d")
 
 
@@ -82,7 +82,7 @@ Duration = Annotated[
     ),
 ]
 
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$")
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgtKMGT]?)[iI]?[bB]?\s*$")
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -94,9 +94,9 @@ def _size(value: Any) -> int:
             raise ValueError("a size cannot be negative")
         return value
     if isinstance(value, str):
-        m = _SIZE_RE.match(value.lower())
+        m = _SIZE_RE.match(value)
         if m:
-            return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+            return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
     raise ValueError(f"invalid size {value!r}; write bytes or a number with K, M, G or T")
 
 
