@@ -334,9 +334,9 @@ class _RymlDoc:
             found = None
             while child != self._none:
                 text = bytes(t.key(child)).decode("utf-8")
-                if text == part or (part in _JSON_RENAMED and text.lower().lstrip("+-.") in (
-                    "nan", "inf"
-                )):
+                if text == part or (
+                    part in _JSON_RENAMED and text.lower().lstrip("+-.") in ("nan", "inf")
+                ):
                     found = child
                     break
                 child = t.next_sibling(child)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipsecconf.config import LoadResult
-from ipsecconf.config.secrets import decode_key
+from ipsecconf.config.secrets import PskFileError, decode_key, read_psk_file
 from ipsecconf.crypto import x509
 from ipsecconf.errors import ConfigError, Diagnostic, SecretError, Severity
 from ipsecconf.model.secrets import SecretRef
@@ -134,6 +134,23 @@ def fp_name(fingerprint: str) -> str:
     return fingerprint.replace(":", "").lower()[:16]
 
 
+def _psk_file_origins(result: LoadResult) -> dict[str, str]:
+    """Address -> ``psk_file:PATH`` of the psk.txt it came from (first file wins, as in
+    the loader), so that export can name the file again instead of inventing references."""
+    assert result.document is not None
+    out: dict[str, str] = {}
+    for i, rel in enumerate(result.document.psk_file):
+        base = result.locator.base_dir(("psk_file", i))
+        full = os.path.abspath(rel if os.path.isabs(rel) else os.path.join(base, rel))
+        try:
+            lines = read_psk_file(full)
+        except PskFileError:
+            continue  # the loader reported it already
+        for line in lines:
+            out.setdefault(str(line.address), f"psk_file:{full}")
+    return out
+
+
 def build(result: LoadResult) -> DesiredState:
     """The plan resources of an error-free load result."""
     doc = result.document
@@ -159,17 +176,11 @@ def build(result: LoadResult) -> DesiredState:
         if peer.psk is not None:
             r.secrets["psk"] = secret(("peers", i, "psk"), peer.psk)
         add(r)
-    refs = {str(e.address): e.key for e in doc.psks}
+    refs = {str(e.address): _reference(e.key) for e in doc.psks}
+    from_files = _psk_file_origins(result)
     for address, value in result.secrets.psk_by_address.items():
-        ref = refs.get(address)
-        add(
-            Resource(
-                "psk",
-                address,
-                {"address": address},
-                {"key": SecretValue(value, _reference(ref) if ref else None)},
-            )
-        )
+        ref = refs[address] if address in refs else from_files.get(address)
+        add(Resource("psk", address, {"address": address}, {"key": SecretValue(value, ref)}))
     for i, sa in enumerate(doc.manual_sas):
         data = json.loads(sa.model_dump_json(exclude={"encryption_key", "authentication_key"}))
         r = Resource("sa", sa.name, data)

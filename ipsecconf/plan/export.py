@@ -2,8 +2,9 @@
 
 The output validates and plans to no changes against the state it came from (unmanaged
 entries plan as adoptions, which change no SPD entry).  Secrets are written as references,
-never values: the ``env:``/``file:`` reference recorded when the secret was applied, or,
-where none was recorded (a literal, a psk.txt line), a generated ``env:`` name
+never values: the ``env:``/``file:`` reference recorded when the secret was applied (PSKs
+from a psk.txt file name that file again under ``psk_file``), or, where none was recorded
+(a literal), a generated ``env:`` name
 ``IPSECCONF_SECRET_<ADDRESS>`` (for example ``IPSECCONF_SECRET_PSK_198_51_100_2_KEY``),
 listed in the header comment so that the operator knows what to set.
 
@@ -44,7 +45,7 @@ class _Refs:
 
     def ref(self, address: str) -> str:
         found = self.lookup(address)
-        if found:
+        if found and found.startswith(("env:", "file:")):
             return found
         name = env_name(address)
         self.generated.append(name)
@@ -198,11 +199,19 @@ def export_yaml(
     if peers:
         doc["peers"] = peers
     psks = []
+    psk_files: list[str] = []
     for r in resources.get("psk", []):
+        found = references(secret_address(f"psk.{r.name}", "key")) or ""
+        if found.startswith("psk_file:"):
+            if found[len("psk_file:") :] not in psk_files:
+                psk_files.append(found[len("psk_file:") :])
+            continue
         entry = CommentedMap()
         entry["address"] = r.name
         entry["key"] = refs.ref(secret_address(f"psk.{r.name}", "key"))
         psks.append(entry)
+    if psk_files:
+        doc["psk_file"] = psk_files
     if psks:
         doc["psks"] = psks
     pols = _policies(policies)
