@@ -35,6 +35,7 @@ __all__ = [
     "key_matches",
     "load_certificates",
     "load_private_key",
+    "to_pem",
     "verify_chain",
 ]
 
@@ -96,6 +97,11 @@ def load_private_key(data: bytes, password: bytes | None = None) -> PrivateKey:
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint, colon-separated hex."""
     return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def to_pem(cert: x509.Certificate) -> str:
+    """The certificate as PEM text (for the store and export)."""
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
