@@ -90,3 +90,27 @@ def run(ctx: CheckContext) -> list[Diagnostic]:
     for step in steps:
         step(ctx)
     return ctx.findings
+
+
+def check_standalone(document: Document) -> list[Diagnostic]:
+    """The per-policy rules for a document built in code (the ``ipsec`` command line).
+
+    There is no file, so diagnostics carry no position, and nothing is resolved: the
+    keys of such policies are looked up when they are negotiated.
+    """
+    from ipsecconf.config import policy_checks  # noqa: PLC0415
+    from ipsecconf.config.loader import Secrets  # noqa: PLC0415
+    from ipsecconf.model.spd import expand, ordered  # noqa: PLC0415
+
+    rows = ordered([r for p in document.policies for r in expand(p)])
+    ctx = CheckContext(
+        document=document,
+        rows=rows,
+        locator=Locator(),
+        index={},
+        offline=True,
+        check_certificates=False,
+        secrets=Secrets(),
+    )
+    policy_checks.check_policies(ctx)
+    return ctx.findings

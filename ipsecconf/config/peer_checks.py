@@ -169,10 +169,12 @@ def check_policy_keys(ctx: CheckContext) -> None:
         if net is not None and net.num_addresses == 1:
             address = str(net.network_address)
             if address not in manual and not _has_psk(ctx, address):
-                ctx.error(
+                # The seed keeps keys in the node's own psk.txt, which may be managed
+                # outside this configuration: warn now rather than fail at negotiation.
+                ctx.warning(
                     ctx.path("policies", i),
-                    f"no pre-shared key for {address}, the IKE "
-                    f"peer of this policy: add it to psks: or a psk_file (psk.txt)",
+                    f"no pre-shared key for {address}, the IKE peer of this policy: add it "
+                    f"to psks: or a psk_file (psk.txt), or negotiation will fail",
                 )
 
 

@@ -1,0 +1,205 @@
+"""``ipsec cert set | show``, ``ipsec sa show`` and ``ipsec stats``, in the seed's layouts.
+
+``cert set -c -k`` checks with the shared X.509 code that the certificate and the key
+belong together before anything is stored; ``-r`` takes 1 to 15 root certificates.
+``sa show -v`` adds algorithms, lifetimes and counters, never key material.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+from typing import Any
+
+from ipsecconf.cli.output import print_json
+from ipsecconf.cli.state_args import service
+from ipsecconf.engine.imperative import CertFile, NodeCert
+from ipsecconf.engine.service import Service
+from ipsecconf.errors import IpsecconfError
+from ipsecconf.model.desired import MAX_ROOTS
+
+
+class IpsecUsage(IpsecconfError):
+    """A command line the man page does not allow; ``command`` names its usage line."""
+
+    def __init__(self, command: str, reason: str) -> None:
+        super().__init__(reason)
+        self.command = command
+
+
+def open_service(args: argparse.Namespace) -> Service:
+    """The service over the store named by ``--state`` / $IPSECCONF_STATE / the default."""
+    return service(args)
+
+
+def cert_set_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``cert set``."""
+    p.add_argument("-c", dest="cert", metavar="file_name")
+    p.add_argument("-k", dest="key", metavar="file_name")
+    p.add_argument("-r", dest="roots", nargs="+", metavar="file_name")
+    p.set_defaults(func=run_cert_set)
+
+
+def cert_show_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``cert show``."""
+    p.set_defaults(func=run_cert_show)
+
+
+def sa_show_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``sa show``."""
+    p.add_argument("spi", nargs="?", help="SPI, decimal or 0x hex")
+    p.add_argument("-s", dest="source", metavar="src_ip")
+    p.add_argument("-t", dest="destination", metavar="dst_ip")
+    p.add_argument("-p", dest="protocol", choices=("esp", "ah"))
+    p.add_argument("-v", dest="verbose", action="store_true", help="algorithms and counters")
+    p.set_defaults(func=run_sa_show)
+
+
+def stats_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``stats``."""
+    p.add_argument("-z", dest="zero", action="store_true", help="zero the counters")
+    p.set_defaults(func=run_stats)
+
+
+def _read(command: str, flag: str, path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise IpsecUsage(command, f"{flag} {path}: {exc.strerror}") from None
+
+
+def run_cert_set(args: argparse.Namespace) -> int:
+    """``ipsec cert set -c FILE -k FILE`` or ``ipsec cert set -r FILE...``."""
+    node = args.cert is not None or args.key is not None
+    if node == bool(args.roots):
+        raise IpsecUsage("cert set", "give either -c and -k, or -r with 1 to 15 files")
+    if node and (args.cert is None or args.key is None):
+        raise IpsecUsage("cert set", "-c and -k go together: the certificate and its key")
+    if args.roots and len(args.roots) > MAX_ROOTS:
+        raise IpsecUsage(
+            "cert set", f"-r takes at most {MAX_ROOTS} root certificates, got {len(args.roots)}"
+        )
+    svc = open_service(args)
+    if node:
+        cert = CertFile(_read("cert set", "-c", args.cert), os.path.abspath(args.cert))
+        key = _read("cert set", "-k", args.key)
+        svc.backend.set_certificates(
+            node=NodeCert(cert, key, key_reference=f"file:{os.path.abspath(args.key)}")
+        )
+        done = "node certificate and key set"
+    else:
+        roots = [CertFile(_read("cert set", "-r", p), os.path.abspath(p)) for p in args.roots]
+        svc.backend.set_certificates(roots=roots)
+        done = f"{len(roots)} root certificate{'s' if len(roots) != 1 else ''} set"
+    if args.json:
+        print_json({"result": done})
+    else:
+        sys.stdout.write(done + "\n")
+    return 0
+
+
+def run_cert_show(args: argparse.Namespace) -> int:
+    """``ipsec cert show``: subject, issuer, validity, fingerprint, and which is our own."""
+    certs: list[dict[str, Any]] = open_service(args).show("certs")
+    if args.json:
+        print_json(certs)
+        return 0
+    if not certs:
+        sys.stdout.write("no certificates\n")
+    for c in certs:
+        own = " (this node's own certificate)" if c.get("own") else ""
+        sys.stdout.write(
+            f"{c['role']}{own}\n"
+            f"  Subject:     {c.get('subject', '?')}\n"
+            f"  Issuer:      {c.get('issuer', '?')}\n"
+            f"  Valid:       {c.get('not_before', '?')} .. {c.get('not_after', '?')}\n"
+            f"  Fingerprint: {c.get('fingerprint', '?')}\n"
+        )
+    return 0
+
+
+def _spi(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise IpsecUsage("sa show", f"{text!r} is not an SPI (decimal or 0x hex)") from None
+
+
+def _created(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts).strftime("%d %b %Y %H:%M:%S")
+
+
+SA_HEADER = (
+    "  Alg/State/Spi        Current Bytes/CreatedTime          SrcIPAddr->DstIPAddr\n"
+    "  -------------        -------------------------          --------------------\n"
+)
+
+
+def run_sa_show(args: argparse.Namespace) -> int:
+    """``ipsec sa show [spi [-s -t -p]] [-v]``."""
+    if args.spi is None and (args.source or args.destination or args.protocol):
+        raise IpsecUsage("sa show", "-s, -t and -p narrow down an spi: give the spi first")
+    spi = _spi(args.spi) if args.spi is not None else None
+    sas: list[dict[str, Any]] = open_service(args).show("sas")
+    chosen = [
+        sa
+        for sa in sas
+        if (spi is None or sa["spi"] == spi)
+        and (args.source is None or sa["source"] == args.source)
+        and (args.destination is None or sa["destination"] == args.destination)
+        and (args.protocol is None or sa["protocol"] == args.protocol)
+    ]
+    if args.json:
+        print_json(chosen)
+        return 0
+    sys.stdout.write(SA_HEADER)
+    for sa in chosen:
+        head = f"{sa['protocol']}/{sa['state']}/{sa['spi']:08x}"
+        now = f"{sa.get('bytes', 0)}/{_created(sa['created'])}"
+        sys.stdout.write(f"  {head:<20} {now:<34} {sa['source']}->{sa['destination']}\n")
+        if args.verbose:
+            details = sa.get("details") or {}
+            sys.stdout.write(
+                f"      encryption {sa['encryption']}, authentication {sa['authentication']}, "
+                f"packets {sa.get('packets', 0)}, bytes {sa.get('bytes', 0)}\n"
+            )
+            for key in sorted(details):
+                sys.stdout.write(f"      {key}: {details[key]}\n")
+    return 0
+
+
+STAT_LABELS = {
+    "packets_in": "packets in",
+    "packets_out": "packets out",
+    "bytes_in": "bytes in",
+    "bytes_out": "bytes out",
+    "esp_errors": "ESP errors",
+    "ah_errors": "AH errors",
+    "integrity_failures": "integrity check failures",
+    "replay_failures": "replay check failures",
+    "policy_drops": "packets dropped by policy",
+    "ike_started": "IKE negotiations started",
+    "ike_succeeded": "IKE negotiations succeeded",
+    "ike_failed": "IKE negotiations failed",
+}
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    """``ipsec stats [-z]``: print the counters; ``-z`` zeroes them afterwards."""
+    svc = open_service(args)
+    data: dict[str, Any] = svc.show("stats")
+    counters: dict[str, int] = data["counters"]
+    if args.zero:
+        svc.backend.zero_counters()
+    if args.json:
+        print_json({**data, "zeroed": bool(args.zero)})
+        return 0
+    for name, value in counters.items():
+        sys.stdout.write(f"  {STAT_LABELS.get(name, name):<32} {value:>12}\n")
+    sys.stdout.write(f"  {'security associations':<32} {data['sas']:>12}\n")
+    if args.zero:
+        sys.stdout.write("counters zeroed\n")
+    return 0
