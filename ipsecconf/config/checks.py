@@ -98,9 +98,9 @@ def check_standalone(document: Document) -> list[Diagnostic]:
     There is no file, so diagnostics carry no position, and nothing is resolved: the
     keys of such policies are looked up when they are negotiated.
     """
-    from ipsecconf.config import policy_checks  # noqa: PLC0415
-    from ipsecconf.config.loader import Secrets  # noqa: PLC0415
-    from ipsecconf.model.spd import expand, ordered  # noqa: PLC0415
+    from ipsecconf.config import policy_checks
+    from ipsecconf.config.loader import Secrets
+    from ipsecconf.model.spd import expand, ordered
 
     rows = ordered([r for p in document.policies for r in expand(p)])
     ctx = CheckContext(

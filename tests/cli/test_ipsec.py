@@ -200,7 +200,7 @@ def test_invalid_command_lines(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     before = state.read_bytes() if state.exists() else None
-    code, out, err = run(capsys, *argv)
+    code, _out, err = run(capsys, *argv)
     assert code == 1
     assert "usage:" in err
     assert reason in err, err
@@ -278,7 +278,7 @@ def test_policy_show_layout_and_filters(state: Path, capsys: pytest.CaptureFixtu
         "-f",
         "17",
     )
-    code, out, _ = run(capsys, "policy", "show")
+    _code, out, _ = run(capsys, "policy", "show")
     lines = out.splitlines()
     assert lines[0].split() == [
         "Index",
@@ -368,11 +368,12 @@ def test_sa_show_and_verbose(state: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "esp/M/00001388" in out and "203.0.113.1->203.0.113.2" in out
     assert "ah/d/00002000" in out
     code, out, _ = run(capsys, "sa", "show", "0x1388", "-v")
+    assert code == 0
     assert "ah/d" not in out and "encryption aes128gcm" in out and "replay_window: 64" in out
     code, out, _ = run(
         capsys, "sa", "show", "5000", "-s", "203.0.113.1", "-t", "203.0.113.2", "-p", "esp"
     )
-    assert "esp/M/00001388" in out
+    assert code == 0 and "esp/M/00001388" in out
     assert "esp/M" not in run(capsys, "sa", "show", "5000", "-p", "ah")[1]
 
 
