@@ -1,0 +1,419 @@
+"""A security association: its configuration, state, lifetimes, counters, and the
+encapsulation and decapsulation of one packet in transport or tunnel mode (strongSwan
+``ipsec_sa.c``).
+
+States (DESIGN.md): Larval = SPI reserved, negotiation running (no keys, no traffic);
+Mature = in use; Dying = a soft lifetime was reached and a rekey is under way (traffic still
+flows); Dead = hard lifetime reached, sequence space exhausted or deleted (no traffic; the
+SAD keeps it visible for 60 seconds).  Soft and hard lifetimes count bytes, packets and
+seconds from the injected ``now``; crossing one appends an :class:`SaEvent` once.  The
+outbound sequence number never wraps: a soft rekey event fires 2**16 numbers before the
+end, and exhaustion kills the SA.  Keys never appear in a repr or message.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass, field
+
+from ipsecconf.crypto.transforms import Rng
+from ipsecconf.esp import ip
+from ipsecconf.esp.ah import AhContext
+from ipsecconf.esp.context import EspContext
+from ipsecconf.esp.errors import DecodeError, DropReason, EspError, SaConfigError, SaStateError
+from ipsecconf.esp.packet import push_udp_header
+from ipsecconf.esp.replay import DEFAULT_WINDOW
+from ipsecconf.esp.spd import CompiledSelector, Direction, compile_selector
+from ipsecconf.model.algorithms import INTEGRITIES, Cipher, Integrity
+from ipsecconf.model.selectors import Selector
+
+_NO_LIMIT = float("inf")
+
+
+class Mode(enum.StrEnum):
+    """IPsec mode."""
+
+    TRANSPORT = "transport"
+    TUNNEL = "tunnel"
+
+
+class Protocol(enum.IntEnum):
+    """IPsec protocol, by IP protocol number."""
+
+    ESP = 50
+    AH = 51
+
+
+class SaState(enum.StrEnum):
+    """SA states; the values are the seed's ``sa show`` letters."""
+
+    LARVAL = "L"
+    MATURE = "M"
+    DYING = "d"
+    DEAD = "D"
+
+
+class LimitKind(enum.StrEnum):
+    """What a lifetime counts."""
+
+    BYTES = "bytes"
+    PACKETS = "packets"
+    SECONDS = "seconds"
+    SEQUENCE = "sequence"
+
+
+class SaEventKind(enum.StrEnum):
+    """Soft expiry asks for a rekey; hard expiry means the SA is dead."""
+
+    SOFT_EXPIRE = "soft-expire"
+    HARD_EXPIRE = "hard-expire"
+
+
+@dataclass(frozen=True, slots=True)
+class SaEvent:
+    """An expiry event for the engine (strongSwan ``ipsec_event_relay``)."""
+
+    kind: SaEventKind
+    limit: LimitKind
+    spi: int
+    dst: str
+    protocol: Protocol
+    reqid: int
+    direction: Direction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lifetimes:
+    """Soft and hard limits; 0 means unlimited."""
+
+    soft_bytes: int = 0
+    hard_bytes: int = 0
+    soft_packets: int = 0
+    hard_packets: int = 0
+    soft_seconds: float = 0.0
+    hard_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class UdpEncap:
+    """RFC 3948 UDP encapsulation ports (ESP only)."""
+
+    sport: int = 4500
+    dport: int = 4500
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaConfig:
+    """Everything needed to install an SA.  ``src``/``dst`` are the tunnel endpoints in
+    tunnel mode and the two hosts in transport mode."""
+
+    spi: int
+    direction: Direction
+    src: str
+    dst: str
+    protocol: Protocol = Protocol.ESP
+    mode: Mode = Mode.TUNNEL
+    cipher: Cipher | None = None
+    """ESP encryption; ``None`` for AH."""
+    enc_key: bytes = field(default=b"", repr=False)
+    """Cipher key plus salt for AEAD.  Secret: hidden from repr."""
+    integrity: Integrity = INTEGRITIES["none"]
+    integ_key: bytes = field(default=b"", repr=False)
+    """Integrity key.  Secret: hidden from repr."""
+    esn: bool = False
+    replay_window: int = DEFAULT_WINDOW
+    manual: bool = False
+    """Manually keyed (only these may turn the replay window off)."""
+    encap: UdpEncap | None = None
+    lifetimes: Lifetimes = Lifetimes()
+    reqid: int = 0
+    selectors: tuple[Selector, ...] = ()
+    """Inbound: decapsulated packets must match one (empty = any)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.spi <= 0xFFFFFFFF or self.spi < 256:
+            raise SaConfigError(f"SPI 0x{self.spi:x} is reserved or out of range (RFC 4303 2.1)")
+        if self.replay_window == 0 and not self.manual:
+            raise SaConfigError("only manual SAs may turn the anti-replay window off")
+        s, d = ipaddress.ip_address(self.src), ipaddress.ip_address(self.dst)
+        if s.version != d.version:
+            raise SaConfigError("SA endpoints must be of the same IP version")
+        if self.protocol is Protocol.AH:
+            if self.encap is not None:
+                raise SaConfigError("AH cannot cross NAT: no UDP encapsulation for AH")
+            if self.integrity.icv_bytes == 0:
+                raise SaConfigError("AH needs an integrity algorithm")
+        elif self.cipher is None:
+            raise SaConfigError("ESP needs an encryption algorithm (null is 'null')")
+
+
+class Counters:
+    """Per-SA or global traffic counters."""
+
+    __slots__ = (
+        "bytes",
+        "integrity_failures",
+        "other_drops",
+        "packets",
+        "policy_drops",
+        "replay_drops",
+    )
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.bytes = 0
+        self.integrity_failures = 0
+        self.replay_drops = 0
+        self.policy_drops = 0
+        self.other_drops = 0
+
+    def count_drop(self, reason: DropReason) -> None:
+        """Count a drop under its counter."""
+        if reason is DropReason.INTEGRITY_FAILED:
+            self.integrity_failures += 1
+        elif reason in (DropReason.REPLAYED, DropReason.TOO_OLD):
+            self.replay_drops += 1
+        elif reason in (DropReason.POLICY_MISMATCH, DropReason.POLICY_DISCARD):
+            self.policy_drops += 1
+        else:
+            self.other_drops += 1
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters by name (for ``ipsec stats`` and JSON)."""
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+class SecurityAssociation:
+    """One installed SA with its crypto context, state and counters."""
+
+    def __init__(
+        self, config: SaConfig, now: float, rng: Rng, events: list[SaEvent] | None = None
+    ) -> None:
+        self.config = config
+        self.state = SaState.MATURE
+        self.created = now
+        self.dead_since: float | None = None
+        self.counters = Counters()
+        self.events: list[SaEvent] = events if events is not None else []
+        """Where expiry events go (the SAD shares one list across its SAs)."""
+        self._src = ipaddress.ip_address(config.src).packed
+        self._dst = ipaddress.ip_address(config.dst).packed
+        self.dst_key = self._dst
+        self._tunnel = config.mode is Mode.TUNNEL
+        self._ah = config.protocol is Protocol.AH
+        self.ctx: EspContext | AhContext
+        if self._ah:
+            self.ctx = AhContext(
+                config.spi,
+                config.integrity,
+                config.integ_key,
+                esn=config.esn,
+                replay_window=config.replay_window,
+            )
+        else:
+            assert config.cipher is not None
+            self.ctx = EspContext(
+                config.spi,
+                config.cipher,
+                config.enc_key,
+                config.integrity,
+                config.integ_key,
+                rng=rng,
+                esn=config.esn,
+                replay_window=config.replay_window,
+            )
+        self._encap = config.encap
+        outer_proto = 51 if self._ah else (ip.PROTO_UDP if self._encap else ip.PROTO_ESP)
+        self._outer = ip.OuterHeader(self._src, self._dst, outer_proto)
+        self._ident = 0
+        self._selectors: list[CompiledSelector] = [
+            c for s in config.selectors for c in compile_selector(s)
+        ]
+        lt = config.lifetimes
+        self._soft_fired = False
+        self._seq_soft = (0xFFFFFFFFFFFFFFFF if config.esn else 0xFFFFFFFF) - (1 << 16)
+        self._marks(lt.soft_bytes, lt.soft_packets, lt.soft_seconds)
+
+    # -- lifetimes -----------------------------------------------------------------
+    def _marks(self, nbytes: int, packets: int, seconds: float) -> None:
+        lt = self.config.lifetimes
+        self._bytes_mark = nbytes or lt.hard_bytes or _NO_LIMIT
+        self._packets_mark = packets or lt.hard_packets or _NO_LIMIT
+        secs = seconds or lt.hard_seconds
+        self._time_mark = self.created + secs if secs else _NO_LIMIT
+
+    def _check(self, now: float) -> None:
+        c, lt = self.counters, self.config.lifetimes
+        hits = [
+            (LimitKind.BYTES, c.bytes, lt.soft_bytes, lt.hard_bytes),
+            (LimitKind.PACKETS, c.packets, lt.soft_packets, lt.hard_packets),
+            (LimitKind.SECONDS, now - self.created, lt.soft_seconds, lt.hard_seconds),
+        ]
+        for kind, value, _soft, hard in hits:
+            if hard and value >= hard:
+                self.kill(now, kind)
+                return
+        for kind, value, soft, _hard in hits:
+            if soft and value >= soft and not self._soft_fired:
+                self._soft(kind)
+        self._marks(0, 0, 0)
+
+    def _soft(self, kind: LimitKind) -> None:
+        self._soft_fired = True
+        if self.state is SaState.MATURE:
+            self.state = SaState.DYING
+        self._emit(SaEventKind.SOFT_EXPIRE, kind)
+
+    def _emit(self, kind: SaEventKind, limit: LimitKind) -> None:
+        c = self.config
+        self.events.append(
+            SaEvent(kind, limit, c.spi, c.dst, c.protocol, c.reqid, c.direction)
+        )
+
+    def kill(self, now: float, limit: LimitKind | None = None) -> None:
+        """Make the SA Dead (hard lifetime, exhaustion or deletion); idempotent."""
+        if self.state is SaState.DEAD:
+            return
+        self.state = SaState.DEAD
+        self.dead_since = now
+        if limit is not None:
+            self._emit(SaEventKind.HARD_EXPIRE, limit)
+
+    def expire(self, now: float) -> None:
+        """Apply time-based lifetimes without traffic (called periodically by the SAD)."""
+        if self.state in (SaState.MATURE, SaState.DYING) and now >= self._time_mark:
+            self._check(now)
+
+    def _account(self, nbytes: int, now: float) -> None:
+        c = self.counters
+        c.packets += 1
+        c.bytes += nbytes
+        if c.bytes >= self._bytes_mark or c.packets >= self._packets_mark or now >= self._time_mark:
+            self._check(now)
+
+    def _usable(self, now: float) -> None:
+        if self.state is SaState.DEAD:
+            raise SaStateError(DropReason.SA_EXPIRED, "SA is dead")
+        if now >= self._time_mark:
+            self._check(now)
+            if self.state is SaState.DEAD:
+                raise SaStateError(DropReason.SA_EXPIRED, "SA reached its hard lifetime")
+
+    # -- outbound ------------------------------------------------------------------
+    def encapsulate(self, packet: bytes, now: float) -> bytes:
+        """Protect one clear IP packet; returns the packet to send."""
+        if self.state is not SaState.MATURE and self.state is not SaState.DYING:
+            raise SaStateError(
+                DropReason.SA_EXPIRED if self.state is SaState.DEAD else DropReason.SA_NOT_MATURE
+            )
+        if now >= self._time_mark:
+            self._usable(now)
+        try:
+            out = self._tunnel_out(packet) if self._tunnel else self._transport_out(packet)
+        except SaStateError as exc:
+            if exc.reason is DropReason.SEQUENCE_EXHAUSTED:
+                self.kill(now, LimitKind.SEQUENCE)
+            raise
+        if self.ctx.seq >= self._seq_soft and not self._soft_fired:
+            self._soft(LimitKind.SEQUENCE)
+        self._account(len(packet), now)
+        return out
+
+    def _tunnel_out(self, packet: bytes) -> bytes:
+        v = packet[0] >> 4 if packet else 0
+        if v == 4:
+            nh, df, tos = ip.PROTO_IPV4, bool(packet[6] & 0x40), packet[1]
+        elif v == 6:
+            nh, df, tos = ip.PROTO_IPV6, False, ip.traffic_class(packet)
+        else:
+            raise DecodeError(DropReason.MALFORMED, "not an IP packet")
+        self._ident = ident = (self._ident + 1) & 0xFFFF
+        if self._ah:
+            ctx = self.ctx
+            assert isinstance(ctx, AhContext)
+            outer = self._outer.build(ctx.length(self._outer.version) + len(packet), tos, ident, df)
+            return ctx.protect(outer, nh, packet)
+        esp = self.ctx.seal(packet, nh)  # type: ignore[union-attr]
+        if self._encap is not None:
+            esp = self._udp(esp)
+        return self._outer.build(len(esp), tos, ident, df) + esp
+
+    def _udp(self, esp: bytes) -> bytes:
+        e = self._encap
+        assert e is not None
+        if self._outer.version == 4:
+            return push_udp_header(e.sport, e.dport, len(esp)) + esp
+        seg = push_udp_header(e.sport, e.dport, len(esp)) + esp
+        csum = ip.udp_checksum_v6(self._src, self._dst, seg)
+        return seg[:6] + csum.to_bytes(2, "big") + seg[8:]
+
+    def _transport_out(self, packet: bytes) -> bytes:
+        info = ip.parse(packet)
+        header, payload = packet[: info.split], packet[info.split : info.length]
+        nh = packet[info.nh_offset]
+        if self._ah:
+            ctx = self.ctx
+            assert isinstance(ctx, AhContext)
+            hdr = ip.rewrite_header(header, info, 51, ctx.length(info.version) + len(payload))
+            return ctx.protect(hdr, nh, payload)
+        esp = self.ctx.seal(payload, nh)  # type: ignore[union-attr]
+        if self._encap is not None:
+            esp = self._udp(esp)
+            return ip.rewrite_header(header, info, ip.PROTO_UDP, len(esp)) + esp
+        return ip.rewrite_header(header, info, ip.PROTO_ESP, len(esp)) + esp
+
+    # -- inbound -------------------------------------------------------------------
+    def decapsulate(self, packet: bytes, info: ip.IpInfo, now: float) -> bytes:
+        """Verify and strip one protected packet (already parsed as ``info``); returns the
+        inner packet (tunnel) or the rebuilt clear packet (transport)."""
+        if self.state is not SaState.MATURE and self.state is not SaState.DYING:
+            raise SaStateError(
+                DropReason.SA_EXPIRED if self.state is SaState.DEAD else DropReason.SA_NOT_MATURE
+            )
+        if now >= self._time_mark:
+            self._usable(now)
+        off = info.l4 + 8 if info.proto == ip.PROTO_UDP else info.l4
+        end = info.length
+        if self._ah:
+            ctx = self.ctx
+            assert isinstance(ctx, AhContext)
+            nh, ah_len, _ = ctx.verify(packet, off, end)
+            payload = packet[off + ah_len : end]
+        else:
+            view = memoryview(packet)[:end]
+            payload, nh, _ = self.ctx.open(view, off)  # type: ignore[union-attr]
+        if nh == ip.PROTO_NONE:
+            raise EspError(DropReason.DUMMY_PACKET, "dummy packet (next header 59)")
+        if self._tunnel:
+            if nh not in (ip.PROTO_IPV4, ip.PROTO_IPV6):
+                raise EspError(DropReason.BAD_NEXT_HEADER, f"next header {nh} in tunnel mode")
+            out = payload
+        else:
+            if info.split != info.l4:
+                raise EspError(DropReason.UNSUPPORTED, "IPsec header after a Destination Options")
+            out = ip.rewrite_header(packet[: info.l4], info, nh, len(payload)) + payload
+        self._account(len(out), now)
+        return out
+
+    def allows(self, version: int, src: int, dst: int, proto: int, sport: int, dport: int) -> bool:
+        """The inbound selector check of a decapsulated packet (RFC 4301 section 5.2)."""
+        if not self._selectors:
+            return True
+        for c in self._selectors:
+            if c.version == version and c.matches(src, dst, proto, sport, dport):
+                return True
+        return False
+
+    @property
+    def spi(self) -> int:
+        """The SA's SPI."""
+        return self.config.spi
+
+    def __repr__(self) -> str:
+        c = self.config
+        algs = f"{c.cipher.name if c.cipher else '-'}/{c.integrity.name}"
+        return (
+            f"SecurityAssociation(spi=0x{c.spi:08x}, {c.protocol.name} {c.mode} "
+            f"{c.direction} {c.src}->{c.dst}, {algs}, state={self.state.name})"
+        )
