@@ -33,6 +33,8 @@ from ipsecconf.esp.replay import REPLAYED, ReplayWindow
 from ipsecconf.model.algorithms import Cipher, Integrity
 
 _Q = struct.Struct("!Q")
+_HDR_IV = struct.Struct("!IIQ")
+_NONCE = struct.Struct("!4sQ")
 _I = struct.Struct("!I")
 _AAD_ESN = struct.Struct("!III")
 _M32 = 0xFFFFFFFF
@@ -43,6 +45,7 @@ class EspContext:
 
     __slots__ = (
         "_aead",
+        "aead_encrypt",
         "_block",
         "_cbc",
         "_cipher",
@@ -50,7 +53,8 @@ class EspContext:
         "_icv",
         "_iv",
         "_rng",
-        "_seq_max",
+        "aead_salt",
+        "seq_max",
         "esn",
         "replay",
         "seq",
@@ -80,12 +84,15 @@ class EspContext:
         self._rng = rng
         self._cipher: EspCipher = esp_cipher(cipher, enc_key)
         self._aead = isinstance(self._cipher, EspAead)
+        if isinstance(self._cipher, EspAead):
+            self.aead_encrypt = self._cipher.encrypt_nonce
+            self.aead_salt = self._cipher.salt
         self._cbc = isinstance(self._cipher, EspCbc)
         self._hmac = Hmac(integrity, integ_key) if integrity.icv_bytes else None
         self._iv = cipher.iv_bytes
         self._block = cipher.block_bytes
         self._icv = cipher.icv_bytes if cipher.aead else integrity.icv_bytes
-        self._seq_max = 0xFFFFFFFFFFFFFFFF if esn else _M32
+        self.seq_max = 0xFFFFFFFFFFFFFFFF if esn else _M32
         self.seq = 0
         """Last sequence number sent (outbound)."""
         self.replay = ReplayWindow(replay_window, esn=esn)
@@ -100,33 +107,42 @@ class EspContext:
     def next_seq(self) -> int:
         """Allocate the next sequence number; raises when the space is exhausted."""
         seq = self.seq + 1
-        if seq > self._seq_max:
+        if seq > self.seq_max:
             raise SaStateError(DropReason.SEQUENCE_EXHAUSTED, "sequence number space exhausted")
         self.seq = seq
         return seq
 
-    def seal(self, payload: bytes, nh: int) -> bytes:
-        """The ESP packet (header to ICV) carrying ``payload`` with next header ``nh``."""
+    def esp_length(self, payload_len: int) -> int:
+        """Length of the ESP packet that :meth:`seal` makes of ``payload_len`` bytes."""
+        block = 4 if self._aead else self._block
+        return 8 + self._iv + payload_len + 2 + (-(payload_len + 2) % block) + self._icv
+
+    def seal(self, payload: bytes, nh: int, prefix: bytes = b"") -> bytes:
+        """``prefix`` + the ESP packet (header to ICV) carrying ``payload`` with next header
+        ``nh``.  Taking the outer headers as ``prefix`` saves one copy of the packet."""
         seq = self.seq + 1
-        if seq > self._seq_max:
+        if seq > self.seq_max:
             raise SaStateError(DropReason.SEQUENCE_EXHAUSTED, "sequence number space exhausted")
         self.seq = seq
-        hdr = ESP_HEADER.pack(self.spi, seq & _M32)
         if self._aead:
-            iv = _Q.pack(seq)
-            aad = _AAD_ESN.pack(self.spi, seq >> 32, seq & _M32) if self.esn else hdr
-            sealed = self._cipher.seal(  # type: ignore[union-attr]
-                iv, payload + trailer(len(payload), 4, nh), aad
+            lo = seq & _M32
+            hdr = _HDR_IV.pack(self.spi, lo, seq)
+            aad = _AAD_ESN.pack(self.spi, seq >> 32, lo) if self.esn else ESP_HEADER.pack(
+                self.spi, lo
             )
-            return b"".join((hdr, iv, sealed))
+            sealed = self.aead_encrypt(
+                _NONCE.pack(self.aead_salt, seq), payload + trailer(len(payload), 4, nh), aad
+            )
+            return b"".join((prefix, hdr, sealed))
+        hdr = ESP_HEADER.pack(self.spi, seq & _M32)
         body = hdr + self._cipher.encrypt(  # type: ignore[union-attr]
             payload + trailer(len(payload), self._block, nh), self._rng
         )
         if self._hmac is None:
-            return body
+            return prefix + body
         if self.esn:
-            return body + self._hmac.compute(body, _I.pack(seq >> 32))
-        return body + self._hmac.compute(body)
+            return b"".join((prefix, body, self._hmac.compute(body, _I.pack(seq >> 32))))
+        return b"".join((prefix, body, self._hmac.compute(body)))
 
     def seal_with(self, seq: int, iv: bytes, payload: bytes, nh: int) -> bytes:
         """Seal with a caller-chosen sequence number and IV (known-answer tests only: reusing

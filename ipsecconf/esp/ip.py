@@ -194,7 +194,7 @@ class OuterHeader:
     """A per-SA template for tunnel-mode outer headers: only length, DSCP/ECN, DF and the
     IPv4 identification change per packet, so the checksum is finished incrementally."""
 
-    __slots__ = ("_base", "_dst", "_proto", "_src", "_ttl", "version")
+    __slots__ = ("atomic_cache", "_base", "_dst", "_proto", "_src", "_ttl", "version")
 
     def __init__(self, src: bytes, dst: bytes, proto: int, ttl: int = 64) -> None:
         if len(src) != len(dst) or len(src) not in (4, 16):
@@ -204,9 +204,23 @@ class OuterHeader:
         # Sum of the constant IPv4 words: TTL/protocol and both addresses.
         words = struct.unpack("!4H", src + dst) if self.version == 4 else ()
         self._base = ((ttl << 8) | proto) + sum(words)
+        self.atomic_cache: dict[int, bytes] = {}
 
     def build(self, payload_len: int, tos: int, ident: int, df: bool) -> bytes:
-        """The outer header for a payload of ``payload_len`` bytes."""
+        """The outer header for a payload of ``payload_len`` bytes.  An IPv4 header with DF
+        set is an atomic datagram whose identification may be zero (RFC 6864 section 4.1),
+        so those headers are cached per (length, TOS)."""
+        if df and self.version == 4:
+            key = (payload_len << 8) | tos
+            hdr = self.atomic_cache.get(key)
+            if hdr is None:
+                if len(self.atomic_cache) > 4096:
+                    self.atomic_cache.clear()
+                hdr = self.atomic_cache[key] = self._build(payload_len, tos, 0, True)
+            return hdr
+        return self._build(payload_len, tos, ident, df)
+
+    def _build(self, payload_len: int, tos: int, ident: int, df: bool) -> bytes:
         if self.version == 6:
             return _IPV6.pack(
                 (6 << 28) | (tos << 20), payload_len, self._proto, self._ttl, self._src, self._dst

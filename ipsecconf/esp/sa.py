@@ -21,6 +21,7 @@ from ipsecconf.crypto.transforms import Rng
 from ipsecconf.esp import ip
 from ipsecconf.esp.ah import AhContext
 from ipsecconf.esp.context import EspContext
+from ipsecconf.esp.fastpath import Encapsulate, EncapsulateBatch, aead_tunnel_v4
 from ipsecconf.esp.errors import DecodeError, DropReason, EspError, SaConfigError, SaStateError
 from ipsecconf.esp.packet import push_udp_header
 from ipsecconf.esp.replay import DEFAULT_WINDOW
@@ -29,6 +30,7 @@ from ipsecconf.model.algorithms import INTEGRITIES, Cipher, Integrity
 from ipsecconf.model.selectors import Selector
 
 _NO_LIMIT = float("inf")
+_NO_LIMIT_INT = 1 << 65
 
 
 class Mode(enum.StrEnum):
@@ -224,8 +226,10 @@ class SecurityAssociation:
                 replay_window=config.replay_window,
             )
         self._encap = config.encap
+        if isinstance(self.ctx, EspContext):
+            self.esp_context = self.ctx
         outer_proto = 51 if self._ah else (ip.PROTO_UDP if self._encap else ip.PROTO_ESP)
-        self._outer = ip.OuterHeader(self._src, self._dst, outer_proto)
+        self.outer_header = ip.OuterHeader(self._src, self._dst, outer_proto)
         self._ident = 0
         self._selectors: list[CompiledSelector] = [
             c for s in config.selectors for c in compile_selector(s)
@@ -234,14 +238,28 @@ class SecurityAssociation:
         self._soft_fired = False
         self._seq_soft = (0xFFFFFFFFFFFFFFFF if config.esn else 0xFFFFFFFF) - (1 << 16)
         self._marks(lt.soft_bytes, lt.soft_packets, lt.soft_seconds)
+        self.encapsulate: Encapsulate = self.encapsulate_general
+        """Protect one clear IP packet at time ``now``; returns the packet to send."""
+        self.encapsulate_batch: EncapsulateBatch = self._batch_general
+        """Protect a burst of packets sharing one ``now``; raises on the first failure."""
+        if not self._tunnel:
+            self._out = self._transport_out
+        elif self._ah or self._encap is not None:
+            self._out = self._tunnel_out
+        else:
+            self._out = self._esp_tunnel_out
+            if config.cipher is not None and config.cipher.aead and self.outer_header.version == 4:
+                self.encapsulate, self.encapsulate_batch = aead_tunnel_v4(
+                    self, self.encapsulate_general
+                )
 
     # -- lifetimes -----------------------------------------------------------------
     def _marks(self, nbytes: int, packets: int, seconds: float) -> None:
         lt = self.config.lifetimes
-        self._bytes_mark = nbytes or lt.hard_bytes or _NO_LIMIT
-        self._packets_mark = packets or lt.hard_packets or _NO_LIMIT
+        self.bytes_mark = nbytes or lt.hard_bytes or _NO_LIMIT
+        self.packets_mark = min(packets or lt.hard_packets or _NO_LIMIT, self._seq_soft)
         secs = seconds or lt.hard_seconds
-        self._time_mark = self.created + secs if secs else _NO_LIMIT
+        self.time_mark = self.created + secs if secs else _NO_LIMIT
 
     def _check(self, now: float) -> None:
         c, lt = self.counters, self.config.lifetimes
@@ -257,6 +275,10 @@ class SecurityAssociation:
         for kind, value, soft, _hard in hits:
             if soft and value >= soft and not self._soft_fired:
                 self._soft(kind)
+        if self.ctx.seq >= self._seq_soft and not self._soft_fired:
+            self._soft(LimitKind.SEQUENCE)
+        if self._soft_fired:
+            self._seq_soft = _NO_LIMIT_INT
         self._marks(0, 0, 0)
 
     def _soft(self, kind: LimitKind) -> None:
@@ -282,43 +304,72 @@ class SecurityAssociation:
 
     def expire(self, now: float) -> None:
         """Apply time-based lifetimes without traffic (called periodically by the SAD)."""
-        if self.state in (SaState.MATURE, SaState.DYING) and now >= self._time_mark:
+        if self.state in (SaState.MATURE, SaState.DYING) and now >= self.time_mark:
             self._check(now)
 
     def _account(self, nbytes: int, now: float) -> None:
         c = self.counters
         c.packets += 1
         c.bytes += nbytes
-        if c.bytes >= self._bytes_mark or c.packets >= self._packets_mark or now >= self._time_mark:
+        if c.bytes >= self.bytes_mark or c.packets >= self.packets_mark or now >= self.time_mark:
             self._check(now)
 
     def _usable(self, now: float) -> None:
         if self.state is SaState.DEAD:
             raise SaStateError(DropReason.SA_EXPIRED, "SA is dead")
-        if now >= self._time_mark:
+        if now >= self.time_mark:
             self._check(now)
             if self.state is SaState.DEAD:
                 raise SaStateError(DropReason.SA_EXPIRED, "SA reached its hard lifetime")
 
     # -- outbound ------------------------------------------------------------------
-    def encapsulate(self, packet: bytes, now: float) -> bytes:
-        """Protect one clear IP packet; returns the packet to send."""
-        if self.state is not SaState.MATURE and self.state is not SaState.DYING:
+    def encapsulate_general(self, packet: bytes, now: float) -> bytes:
+        """Protect one clear IP packet; returns the packet to send (every case)."""
+        state = self.state
+        if state is not SaState.MATURE and state is not SaState.DYING:
             raise SaStateError(
-                DropReason.SA_EXPIRED if self.state is SaState.DEAD else DropReason.SA_NOT_MATURE
+                DropReason.SA_EXPIRED if state is SaState.DEAD else DropReason.SA_NOT_MATURE
             )
-        if now >= self._time_mark:
+        if now >= self.time_mark:
             self._usable(now)
         try:
-            out = self._tunnel_out(packet) if self._tunnel else self._transport_out(packet)
+            out = self._out(packet)
         except SaStateError as exc:
             if exc.reason is DropReason.SEQUENCE_EXHAUSTED:
                 self.kill(now, LimitKind.SEQUENCE)
             raise
-        if self.ctx.seq >= self._seq_soft and not self._soft_fired:
-            self._soft(LimitKind.SEQUENCE)
-        self._account(len(packet), now)
+        # _account inlined: this runs once per packet.
+        c = self.counters
+        c.packets += 1
+        c.bytes += len(packet)
+        if c.bytes >= self.bytes_mark or c.packets >= self.packets_mark:
+            self._check(now)
         return out
+
+    def _batch_general(self, packets: list[bytes], now: float) -> list[bytes]:
+        enc = self.encapsulate_general
+        return [enc(p, now) for p in packets]
+
+    def check_lifetimes(self, now: float) -> None:
+        """Apply lifetimes now (after a mark was crossed)."""
+        self._check(now)
+
+    def _esp_tunnel_out(self, packet: bytes) -> bytes:
+        # The fast path: ESP tunnel mode without UDP encapsulation.
+        v = packet[0] >> 4 if packet else 0
+        self._ident = ident = (self._ident + 1) & 0xFFFF
+        ctx = self.esp_context
+        if v == 4:
+            outer = self.outer_header.build(
+                ctx.esp_length(len(packet)), packet[1], ident, bool(packet[6] & 0x40)
+            )
+            return ctx.seal(packet, ip.PROTO_IPV4, outer)
+        if v == 6:
+            outer = self.outer_header.build(
+                ctx.esp_length(len(packet)), ip.traffic_class(packet), ident, False
+            )
+            return ctx.seal(packet, ip.PROTO_IPV6, outer)
+        raise DecodeError(DropReason.MALFORMED, "not an IP packet")
 
     def _tunnel_out(self, packet: bytes) -> bytes:
         v = packet[0] >> 4 if packet else 0
@@ -332,17 +383,15 @@ class SecurityAssociation:
         if self._ah:
             ctx = self.ctx
             assert isinstance(ctx, AhContext)
-            outer = self._outer.build(ctx.length(self._outer.version) + len(packet), tos, ident, df)
+            outer = self.outer_header.build(ctx.length(self.outer_header.version) + len(packet), tos, ident, df)
             return ctx.protect(outer, nh, packet)
-        esp = self.ctx.seal(packet, nh)  # type: ignore[union-attr]
-        if self._encap is not None:
-            esp = self._udp(esp)
-        return self._outer.build(len(esp), tos, ident, df) + esp
+        esp = self._udp(self.esp_context.seal(packet, nh))
+        return self.outer_header.build(len(esp), tos, ident, df) + esp
 
     def _udp(self, esp: bytes) -> bytes:
         e = self._encap
         assert e is not None
-        if self._outer.version == 4:
+        if self.outer_header.version == 4:
             return push_udp_header(e.sport, e.dport, len(esp)) + esp
         seg = push_udp_header(e.sport, e.dport, len(esp)) + esp
         csum = ip.udp_checksum_v6(self._src, self._dst, seg)
@@ -357,7 +406,7 @@ class SecurityAssociation:
             assert isinstance(ctx, AhContext)
             hdr = ip.rewrite_header(header, info, 51, ctx.length(info.version) + len(payload))
             return ctx.protect(hdr, nh, payload)
-        esp = self.ctx.seal(payload, nh)  # type: ignore[union-attr]
+        esp = self.esp_context.seal(payload, nh)
         if self._encap is not None:
             esp = self._udp(esp)
             return ip.rewrite_header(header, info, ip.PROTO_UDP, len(esp)) + esp
@@ -371,7 +420,7 @@ class SecurityAssociation:
             raise SaStateError(
                 DropReason.SA_EXPIRED if self.state is SaState.DEAD else DropReason.SA_NOT_MATURE
             )
-        if now >= self._time_mark:
+        if now >= self.time_mark:
             self._usable(now)
         off = info.l4 + 8 if info.proto == ip.PROTO_UDP else info.l4
         end = info.length
