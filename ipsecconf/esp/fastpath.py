@@ -51,6 +51,7 @@ def aead_tunnel_v4(
     nonce = struct.Struct("!4sQ").pack
     join = b"".join
     mature = SaState.MATURE
+    seq_soft = sa.seq_soft
 
     def encapsulate(packet: bytes, now: float) -> bytes:
         if (
@@ -81,7 +82,11 @@ def aead_tunnel_v4(
         out = join((hdr, hdr_iv(spi, lo, seq), sealed))
         counters.packets += 1
         counters.bytes += n
-        if counters.bytes >= sa.bytes_mark or counters.packets >= sa.packets_mark:
+        if (
+            counters.bytes >= sa.bytes_mark
+            or counters.packets >= sa.packets_mark
+            or seq >= seq_soft
+        ):
             sa.check_lifetimes(now)
         return out
 
@@ -109,7 +114,7 @@ def aead_tunnel_v4(
                 if (
                     sent + 1 >= pmark
                     or total + n >= bmark
-                    or seq >= seq_max
+                    or seq + 1 >= seq_soft
                     or n < 20
                     or packet[0] != 0x45
                     or not packet[6] & 0x40

@@ -30,7 +30,6 @@ from ipsecconf.model.algorithms import INTEGRITIES, Cipher, Integrity
 from ipsecconf.model.selectors import Selector
 
 _NO_LIMIT = float("inf")
-_NO_LIMIT_INT = 1 << 65
 
 
 class Mode(enum.StrEnum):
@@ -236,7 +235,8 @@ class SecurityAssociation:
         ]
         lt = config.lifetimes
         self._soft_fired = False
-        self._seq_soft = (0xFFFFFFFFFFFFFFFF if config.esn else 0xFFFFFFFF) - (1 << 16)
+        self.seq_soft = (0xFFFFFFFFFFFFFFFF if config.esn else 0xFFFFFFFF) - (1 << 16)
+        """Sequence number at which a rekey (soft expiry) is requested."""
         self._marks(lt.soft_bytes, lt.soft_packets, lt.soft_seconds)
         self.encapsulate: Encapsulate = self.encapsulate_general
         """Protect one clear IP packet at time ``now``; returns the packet to send."""
@@ -257,7 +257,7 @@ class SecurityAssociation:
     def _marks(self, nbytes: int, packets: int, seconds: float) -> None:
         lt = self.config.lifetimes
         self.bytes_mark = nbytes or lt.hard_bytes or _NO_LIMIT
-        self.packets_mark = min(packets or lt.hard_packets or _NO_LIMIT, self._seq_soft)
+        self.packets_mark = packets or lt.hard_packets or _NO_LIMIT
         secs = seconds or lt.hard_seconds
         self.time_mark = self.created + secs if secs else _NO_LIMIT
 
@@ -275,10 +275,8 @@ class SecurityAssociation:
         for kind, value, soft, _hard in hits:
             if soft and value >= soft and not self._soft_fired:
                 self._soft(kind)
-        if self.ctx.seq >= self._seq_soft and not self._soft_fired:
+        if self.ctx.seq >= self.seq_soft and not self._soft_fired:
             self._soft(LimitKind.SEQUENCE)
-        if self._soft_fired:
-            self._seq_soft = _NO_LIMIT_INT
         self._marks(0, 0, 0)
 
     def _soft(self, kind: LimitKind) -> None:
@@ -342,7 +340,11 @@ class SecurityAssociation:
         c = self.counters
         c.packets += 1
         c.bytes += len(packet)
-        if c.bytes >= self.bytes_mark or c.packets >= self.packets_mark:
+        if (
+            c.bytes >= self.bytes_mark
+            or c.packets >= self.packets_mark
+            or (self.ctx.seq >= self.seq_soft and not self._soft_fired)
+        ):
             self._check(now)
         return out
 
@@ -357,29 +359,36 @@ class SecurityAssociation:
     def _esp_tunnel_out(self, packet: bytes) -> bytes:
         # The fast path: ESP tunnel mode without UDP encapsulation.
         v = packet[0] >> 4 if packet else 0
-        self._ident = ident = (self._ident + 1) & 0xFFFF
         ctx = self.esp_context
-        if v == 4:
+        if v == 4 and len(packet) >= 20:
+            df = bool(packet[6] & 0x40)
             outer = self.outer_header.build(
-                ctx.esp_length(len(packet)), packet[1], ident, bool(packet[6] & 0x40)
+                ctx.esp_length(len(packet)), packet[1], self._next_ident(df), df
             )
             return ctx.seal(packet, ip.PROTO_IPV4, outer)
-        if v == 6:
+        if v == 6 and len(packet) >= 40:
             outer = self.outer_header.build(
-                ctx.esp_length(len(packet)), ip.traffic_class(packet), ident, False
+                ctx.esp_length(len(packet)), ip.traffic_class(packet), self._next_ident(False), False
             )
             return ctx.seal(packet, ip.PROTO_IPV6, outer)
         raise DecodeError(DropReason.MALFORMED, "not an IP packet")
 
+    def _next_ident(self, df: bool) -> int:
+        # Atomic datagrams (DF set) carry identification 0 (RFC 6864 section 4.1).
+        if df:
+            return 0
+        self._ident = ident = (self._ident + 1) & 0xFFFF
+        return ident
+
     def _tunnel_out(self, packet: bytes) -> bytes:
         v = packet[0] >> 4 if packet else 0
-        if v == 4:
+        if v == 4 and len(packet) >= 20:
             nh, df, tos = ip.PROTO_IPV4, bool(packet[6] & 0x40), packet[1]
-        elif v == 6:
+        elif v == 6 and len(packet) >= 40:
             nh, df, tos = ip.PROTO_IPV6, False, ip.traffic_class(packet)
         else:
             raise DecodeError(DropReason.MALFORMED, "not an IP packet")
-        self._ident = ident = (self._ident + 1) & 0xFFFF
+        ident = self._next_ident(df)
         if self._ah:
             ctx = self.ctx
             assert isinstance(ctx, AhContext)
