@@ -3,8 +3,6 @@ states and key hiding."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -198,18 +196,3 @@ def test_tunnel_mode_refuses_a_non_ip_inner_next_header() -> None:
     with pytest.raises(EspError) as exc:
         inn.decapsulate(wire, ip.parse(wire), 0.0)
     assert exc.value.reason is DropReason.DUMMY_PACKET
-
-
-def test_burst_and_single_fast_paths_equal_the_general_path() -> None:
-    for suite in ESP_SUITES[:3]:
-        for esn in (False, True):
-            a, _ = sa_pair(suite, "tunnel", 4, esn=esn)
-            b, _ = sa_pair(suite, "tunnel", 4, esn=esn, enc_key=a.config.enc_key)
-            c, _ = sa_pair(suite, "tunnel", 4, esn=esn, enc_key=a.config.enc_key)
-            pkts = [
-                packet_for("tunnel", 4, os.urandom(n), df=n % 2 == 0) for n in range(0, 90, 7)
-            ] + [packet_for("tunnel", 6, b"v6 inner")]
-            general = [a.encapsulate_general(p, 0.0) for p in pkts]
-            assert [b.encapsulate(p, 0.0) for p in pkts] == general
-            assert c.encapsulate_batch(pkts, 0.0) == general
-            assert a.counters.as_dict() == b.counters.as_dict() == c.counters.as_dict()
