@@ -194,7 +194,7 @@ class OuterHeader:
     """A per-SA template for tunnel-mode outer headers: only length, DSCP/ECN, DF and the
     IPv4 identification change per packet, so the checksum is finished incrementally."""
 
-    __slots__ = ("atomic_cache", "_base", "_dst", "_proto", "_src", "_ttl", "version")
+    __slots__ = ("_base", "_dst", "_proto", "_src", "_ttl", "atomic_cache", "caching", "version")
 
     def __init__(self, src: bytes, dst: bytes, proto: int, ttl: int = 64) -> None:
         if len(src) != len(dst) or len(src) not in (4, 16):
@@ -205,6 +205,8 @@ class OuterHeader:
         words = struct.unpack("!4H", src + dst) if self.version == 4 else ()
         self._base = ((ttl << 8) | proto) + sum(words)
         self.atomic_cache: dict[int, bytes] = {}
+        self.caching = True
+        """Cache atomic IPv4 headers; the benchmark turns this off ("caches off")."""
 
     def build(self, payload_len: int, tos: int, ident: int, df: bool) -> bytes:
         """The outer header for a payload of ``payload_len`` bytes.  An IPv4 header with DF
@@ -214,9 +216,11 @@ class OuterHeader:
             key = (payload_len << 8) | tos
             hdr = self.atomic_cache.get(key)
             if hdr is None:
-                if len(self.atomic_cache) > 4096:
-                    self.atomic_cache.clear()
-                hdr = self.atomic_cache[key] = self._build(payload_len, tos, 0, True)
+                hdr = self._build(payload_len, tos, 0, True)
+                if self.caching:
+                    if len(self.atomic_cache) > 4096:
+                        self.atomic_cache.clear()
+                    self.atomic_cache[key] = hdr
             return hdr
         return self._build(payload_len, tos, ident, df)
 
