@@ -24,7 +24,7 @@ class BufferWriteError(ValueError):
 class Buffer:
     """A read cursor over ``data`` or a growing write buffer when ``data`` is omitted."""
 
-    __slots__ = ("_data", "_pos", "_out")
+    __slots__ = ("_data", "_out", "_pos")
 
     def __init__(self, data: bytes | bytearray | memoryview | None = None) -> None:
         self._data = memoryview(bytes(data) if isinstance(data, bytearray) else data or b"")

@@ -10,6 +10,7 @@ in :mod:`ipsecconf.crypto.transforms`, the IKE SK payload in :mod:`ipsecconf.cry
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ipsecconf.model import algorithms as alg
@@ -77,9 +78,7 @@ def _build() -> list[Transform]:
             Transform(TransformType.PRF, int(p.prf_id), None, p.name, p, False, False, True)
         )
     for g in alg.DH_GROUPS.values():
-        rows.append(
-            Transform(TransformType.DH, int(g.dh_id), None, g.name, g, True, True, True)
-        )
+        rows.append(Transform(TransformType.DH, int(g.dh_id), None, g.name, g, True, True, True))
     return rows
 
 
@@ -88,7 +87,7 @@ _BY_ID: dict[tuple[TransformType, int, int | None], Transform] = {
     (t.type, t.iana_id, t.key_bits): t for t in TRANSFORMS
 }
 _BY_NAME: dict[tuple[TransformType, str], Transform] = {(t.type, t.name): t for t in TRANSFORMS}
-_WORD_LOOKUP = {
+_WORD_LOOKUP: dict[TransformType, Callable[[str], Algorithm]] = {
     TransformType.ENCR: alg.cipher,
     TransformType.INTEG: alg.integrity,
     TransformType.PRF: alg.prf,
@@ -129,8 +128,10 @@ def esp_cipher(ident: str | int, key_bits: int | None = None) -> alg.Cipher:
 
 def esp_integrity(ident: str | int) -> alg.Integrity:
     """An ESP/AH integrity algorithm by word or IANA id."""
-    row = by_id(TransformType.INTEG, ident) if isinstance(ident, int) else by_name(
-        TransformType.INTEG, ident
+    row = (
+        by_id(TransformType.INTEG, ident)
+        if isinstance(ident, int)
+        else by_name(TransformType.INTEG, ident)
     )
     assert isinstance(row.algorithm, alg.Integrity)
     return row.algorithm

@@ -68,17 +68,17 @@ class EspAead:
         )
         # The hot path calls the library directly with a full 12-byte nonce built in one
         # struct.pack(salt, seq): one Python call less per packet than seal().
-        self.encrypt_nonce: Callable[[bytes, Buf, Buf], bytes] = self._aead.encrypt  # type: ignore[assignment]
+        self.encrypt_nonce: Callable[[bytes, Buf, Buf], bytes] = self._aead.encrypt
         self.salt = self._salt
 
     def seal(self, iv: bytes, plaintext: Buf, aad: Buf) -> bytes:
         """``ciphertext || ICV`` of ``plaintext`` under nonce ``salt || iv``."""
-        return self._aead.encrypt(self._salt + iv, plaintext, aad)  # type: ignore[arg-type]
+        return self._aead.encrypt(self._salt + iv, plaintext, aad)
 
     def open(self, iv: Buf, ciphertext: Buf, aad: Buf) -> bytes:
         """The plaintext; raises :class:`AuthenticationFailed` when the ICV does not verify."""
         try:
-            return self._aead.decrypt(self._salt + bytes(iv), ciphertext, aad)  # type: ignore[arg-type]
+            return self._aead.decrypt(self._salt + bytes(iv), ciphertext, aad)
         except InvalidTag:
             raise AuthenticationFailed("ICV check failed") from None
 

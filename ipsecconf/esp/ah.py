@@ -99,7 +99,7 @@ def zero_mutable(header: bytes | memoryview) -> bytearray:
 class AhContext:
     """Integrity state of one AH SA in one direction."""
 
-    __slots__ = ("_hmac", "esn", "icv_bytes", "replay", "seq", "spi", "_seq_max")
+    __slots__ = ("_hmac", "_seq_max", "esn", "icv_bytes", "replay", "seq", "spi")
 
     def __init__(
         self,
@@ -148,7 +148,7 @@ class AhContext:
         view = memoryview(packet)
         if end - offset < 12:
             raise DecodeError(DropReason.TRUNCATED, "shorter than an AH header")
-        nh, plen, _, spi, seq_low = AH_FIXED.unpack_from(view, offset)
+        nh, plen, _, _spi, seq_low = AH_FIXED.unpack_from(view, offset)
         total = (plen + 2) * 4
         version = view[0] >> 4
         if total < 12 + self.icv_bytes or total % (8 if version == 6 else 4):

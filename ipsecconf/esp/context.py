@@ -45,7 +45,6 @@ class EspContext:
 
     __slots__ = (
         "_aead",
-        "aead_encrypt",
         "_block",
         "_cbc",
         "_cipher",
@@ -53,11 +52,12 @@ class EspContext:
         "_icv",
         "_iv",
         "_rng",
+        "aead_encrypt",
         "aead_salt",
-        "seq_max",
         "esn",
         "replay",
         "seq",
+        "seq_max",
         "spi",
     )
 
@@ -127,8 +127,10 @@ class EspContext:
         if self._aead:
             lo = seq & _M32
             hdr = _HDR_IV.pack(self.spi, lo, seq)
-            aad = _AAD_ESN.pack(self.spi, seq >> 32, lo) if self.esn else ESP_HEADER.pack(
-                self.spi, lo
+            aad = (
+                _AAD_ESN.pack(self.spi, seq >> 32, lo)
+                if self.esn
+                else ESP_HEADER.pack(self.spi, lo)
             )
             sealed = self.aead_encrypt(
                 _NONCE.pack(self.aead_salt, seq), payload + trailer(len(payload), 4, nh), aad
@@ -183,9 +185,7 @@ class EspContext:
             raise ReplayError(reason, f"sequence number {seq_low} rejected ({reason.value})")
         end = offset + n
         if self._aead:
-            aad = (
-                _AAD_ESN.pack(spi, seq >> 32, seq_low) if self.esn else view[offset : offset + 8]
-            )
+            aad = _AAD_ESN.pack(spi, seq >> 32, seq_low) if self.esn else view[offset : offset + 8]
             try:
                 plain = self._cipher.open(  # type: ignore[union-attr]
                     view[offset + 8 : offset + 16], view[offset + 16 : end], aad
@@ -220,5 +220,3 @@ class EspContext:
 
     def __repr__(self) -> str:
         return f"EspContext(spi=0x{self.spi:08x}, {self._cipher!r}, {self._hmac!r}, seq={self.seq})"
-
-

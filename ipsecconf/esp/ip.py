@@ -175,9 +175,7 @@ def ipv4_header(
 ) -> bytes:
     """A 20-byte IPv4 header with a correct checksum."""
     hdr = bytearray(
-        _IPV4.pack(
-            0x45, tos, 20 + payload_len, ident, 0x4000 if df else 0, ttl, proto, 0, src, dst
-        )
+        _IPV4.pack(0x45, tos, 20 + payload_len, ident, 0x4000 if df else 0, ttl, proto, 0, src, dst)
     )
     struct.pack_into("!H", hdr, 10, internet_checksum(hdr))
     return bytes(hdr)
@@ -235,7 +233,16 @@ class OuterHeader:
         s = (s & 0xFFFF) + (s >> 16)
         s = (s & 0xFFFF) + (s >> 16)
         return _IPV4.pack(
-            0x45, tos, total, ident, flags, self._ttl, self._proto, ~s & 0xFFFF, self._src, self._dst
+            0x45,
+            tos,
+            total,
+            ident,
+            flags,
+            self._ttl,
+            self._proto,
+            ~s & 0xFFFF,
+            self._src,
+            self._dst,
         )
 
 

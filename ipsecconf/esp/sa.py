@@ -21,8 +21,8 @@ from ipsecconf.crypto.transforms import Rng
 from ipsecconf.esp import ip
 from ipsecconf.esp.ah import AhContext
 from ipsecconf.esp.context import EspContext
-from ipsecconf.esp.fastpath import Encapsulate, EncapsulateBatch, aead_tunnel_v4
 from ipsecconf.esp.errors import DecodeError, DropReason, EspError, SaConfigError, SaStateError
+from ipsecconf.esp.fastpath import Encapsulate, EncapsulateBatch, aead_tunnel_v4
 from ipsecconf.esp.packet import push_udp_header
 from ipsecconf.esp.replay import DEFAULT_WINDOW
 from ipsecconf.esp.spd import CompiledSelector, Direction, compile_selector
@@ -287,9 +287,7 @@ class SecurityAssociation:
 
     def _emit(self, kind: SaEventKind, limit: LimitKind) -> None:
         c = self.config
-        self.events.append(
-            SaEvent(kind, limit, c.spi, c.dst, c.protocol, c.reqid, c.direction)
-        )
+        self.events.append(SaEvent(kind, limit, c.spi, c.dst, c.protocol, c.reqid, c.direction))
 
     def kill(self, now: float, limit: LimitKind | None = None) -> None:
         """Make the SA Dead (hard lifetime, exhaustion or deletion); idempotent."""
@@ -317,7 +315,7 @@ class SecurityAssociation:
             raise SaStateError(DropReason.SA_EXPIRED, "SA is dead")
         if now >= self.time_mark:
             self._check(now)
-            if self.state is SaState.DEAD:
+            if self.dead_since is not None:  # _check() killed it
                 raise SaStateError(DropReason.SA_EXPIRED, "SA reached its hard lifetime")
 
     # -- outbound ------------------------------------------------------------------
@@ -368,7 +366,10 @@ class SecurityAssociation:
             return ctx.seal(packet, ip.PROTO_IPV4, outer)
         if v == 6 and len(packet) >= 40:
             outer = self.outer_header.build(
-                ctx.esp_length(len(packet)), ip.traffic_class(packet), self._next_ident(False), False
+                ctx.esp_length(len(packet)),
+                ip.traffic_class(packet),
+                self._next_ident(False),
+                False,
             )
             return ctx.seal(packet, ip.PROTO_IPV6, outer)
         raise DecodeError(DropReason.MALFORMED, "not an IP packet")
@@ -392,7 +393,9 @@ class SecurityAssociation:
         if self._ah:
             ctx = self.ctx
             assert isinstance(ctx, AhContext)
-            outer = self.outer_header.build(ctx.length(self.outer_header.version) + len(packet), tos, ident, df)
+            outer = self.outer_header.build(
+                ctx.length(self.outer_header.version) + len(packet), tos, ident, df
+            )
             return ctx.protect(outer, nh, packet)
         esp = self._udp(self.esp_context.seal(packet, nh))
         return self.outer_header.build(len(esp), tos, ident, df) + esp

@@ -95,7 +95,7 @@ class SaTable:
         *,
         new_src: str | None = None,
         new_dst: str | None = None,
-        encap: UdpEncap | None | bool = False,
+        encap: UdpEncap | bool | None = False,
     ) -> SecurityAssociation:
         """Change hosts or UDP encapsulation in place (everything else is a replace).
         ``encap=False`` keeps the current encapsulation; ``None`` removes it."""
@@ -150,11 +150,11 @@ class SaTable:
         """The SA to protect a flow with: newest Mature covering it, else Dying."""
         dying = None
         for sa in self._out.get(reqid, ()):
-            if sa.state is SaState.MATURE or sa.state is SaState.DYING:
-                if sa.allows(version, src, dst, proto, sport, dport):
-                    if sa.state is SaState.MATURE:
-                        return sa
-                    dying = dying or sa
+            live = sa.state is SaState.MATURE or sa.state is SaState.DYING
+            if live and sa.allows(version, src, dst, proto, sport, dport):
+                if sa.state is SaState.MATURE:
+                    return sa
+                dying = dying or sa
         return dying
 
     def pending(self, reqid: int) -> bool:

@@ -215,9 +215,7 @@ class PolicyTable:
                 bucket = g.table.setdefault(key, [])
                 if not bucket or bucket[-1] != entry:
                     bucket.append(entry)
-        self._index = {
-            k: sorted(v.values(), key=lambda g: g.min_order) for k, v in index.items()
-        }
+        self._index = {k: sorted(v.values(), key=lambda g: g.min_order) for k, v in index.items()}
         self._dirty = False
 
     # -- lookups -------------------------------------------------------------------

@@ -258,7 +258,9 @@ INTEGRITY_ALIASES: dict[str, str] = {
     "sha2_512": "sha512",
 }
 
-CIPHERS_BY_ID: dict[tuple[EncrId, int], Cipher] = {(c.encr_id, c.key_bits): c for c in CIPHERS.values()}
+CIPHERS_BY_ID: dict[tuple[EncrId, int], Cipher] = {
+    (c.encr_id, c.key_bits): c for c in CIPHERS.values()
+}
 INTEGRITIES_BY_ID: dict[IntegId, Integrity] = {i.integ_id: i for i in INTEGRITIES.values()}
 PRFS_BY_ID: dict[PrfId, Prf] = {p.prf_id: p for p in PRFS.values()}
 DH_BY_ID: dict[DhId, DhGroup] = {g.dh_id: g for g in DH_GROUPS.values()}

@@ -16,8 +16,17 @@ def test_every_transform_round_trips_by_id_and_by_name() -> None:
 
 
 def test_design_md_algorithm_list_is_complete() -> None:
-    esp = {"null", "des", "3des", "aes128", "aes192", "aes256", "aes128gcm", "aes256gcm",
-           "chacha20poly1305"}
+    esp = {
+        "null",
+        "des",
+        "3des",
+        "aes128",
+        "aes192",
+        "aes256",
+        "aes128gcm",
+        "aes256gcm",
+        "chacha20poly1305",
+    }
     assert {t.name for t in registry.TRANSFORMS if t.type is TransformType.ENCR} == esp
     integ = {"none", "md5", "sha1", "sha256", "sha384", "sha512"}
     assert {t.name for t in registry.TRANSFORMS if t.type is TransformType.INTEG} == integ

@@ -34,8 +34,14 @@ def packed(addr: str) -> bytes:
 
 
 def clear_packet(
-    version: int, src: str, dst: str, payload: bytes, proto: int = 17, sport: int = 40000,
-    dport: int = 5001, df: bool = False,
+    version: int,
+    src: str,
+    dst: str,
+    payload: bytes,
+    proto: int = 17,
+    sport: int = 40000,
+    dport: int = 5001,
+    df: bool = False,
 ) -> bytes:
     """An IPv4/IPv6 packet with a UDP-like header (ports) and ``payload``."""
     l4 = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload

@@ -15,9 +15,8 @@ from ipsecconf.model.algorithms import integrity
 from .helpers import packed, sa_pair
 
 scapy_ipsec = pytest.importorskip("scapy.layers.ipsec", reason="scapy is not installed")
-from scapy.layers.inet import IP, UDP, IPOption_RR, IPOption_Router_Alert  # noqa: E402
-from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop  # noqa: E402
-from scapy.layers.inet6 import HBHOptUnknown, PadN  # noqa: E402
+from scapy.layers.inet import IP, UDP, IPOption_Router_Alert, IPOption_RR  # noqa: E402
+from scapy.layers.inet6 import HBHOptUnknown, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, PadN  # noqa: E402  # noqa: E402
 from scapy.packet import raw  # noqa: E402
 
 
@@ -28,10 +27,18 @@ def test_ah_length_alignment() -> None:
 
 
 def test_ipv4_mutable_fields_and_options_zeroed_like_scapy() -> None:
-    pkt = IP(
-        src="198.51.100.1", dst="203.0.113.2", tos=0xB8, ttl=17, flags="DF",
-        options=[IPOption_Router_Alert(), IPOption_RR(routers=["198.51.100.9"])],
-    ) / scapy_ipsec.AH(spi=1, seq=1, icv=b"\x00" * 12) / UDP()
+    pkt = (
+        IP(
+            src="198.51.100.1",
+            dst="203.0.113.2",
+            tos=0xB8,
+            ttl=17,
+            flags="DF",
+            options=[IPOption_Router_Alert(), IPOption_RR(routers=["198.51.100.9"])],
+        )
+        / scapy_ipsec.AH(spi=1, seq=1, icv=b"\x00" * 12)
+        / UDP()
+    )
     wire = raw(pkt)
     ihl = (wire[0] & 0x0F) * 4
     ours = bytes(zero_mutable(wire[:ihl]))
@@ -77,7 +84,13 @@ def test_ah_protects_addresses_and_payload_but_not_ttl() -> None:
 def test_ah_rejects_lengths_that_do_not_fit_the_icv() -> None:
     ctx = AhContext(0x1234, integrity("sha256"), os.urandom(32))
     hdr = ip.ipv4_header(packed("198.51.100.10"), packed("203.0.113.20"), 51, 24 + 4)
-    bad = hdr + bytes([17, 4, 0, 0]) + (0x1234).to_bytes(4, "big") + (1).to_bytes(4, "big") + bytes(16)
+    bad = (
+        hdr
+        + bytes([17, 4, 0, 0])
+        + (0x1234).to_bytes(4, "big")
+        + (1).to_bytes(4, "big")
+        + bytes(16)
+    )
     with pytest.raises(EspError) as exc:
         ctx.verify(bad, 20, len(bad))
     assert exc.value.reason is DropReason.MALFORMED

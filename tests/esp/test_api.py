@@ -14,10 +14,22 @@ from .helpers import clear_packet
 
 def test_documented_example() -> None:
     key = os.urandom(20)
-    out = api.make_sa(spi=0x1001, src="198.51.100.1", dst="203.0.113.1",
-                      encryption="aes128gcm", enc_key=key, rng=os.urandom)
-    inn = api.make_sa(spi=0x1001, src="198.51.100.1", dst="203.0.113.1",
-                      encryption="aes128gcm", enc_key=key, direction="in")
+    out = api.make_sa(
+        spi=0x1001,
+        src="198.51.100.1",
+        dst="203.0.113.1",
+        encryption="aes128gcm",
+        enc_key=key,
+        rng=os.urandom,
+    )
+    inn = api.make_sa(
+        spi=0x1001,
+        src="198.51.100.1",
+        dst="203.0.113.1",
+        encryption="aes128gcm",
+        enc_key=key,
+        direction="in",
+    )
     clear = clear_packet(4, "198.51.100.50", "203.0.113.60", b"payload")
     wire = api.encapsulate(out, clear)
     assert api.decapsulate(inn, wire) == clear
@@ -27,8 +39,15 @@ def test_documented_example() -> None:
 
 
 def test_cbc_needs_an_rng_and_esp_needs_a_cipher() -> None:
-    sa = api.make_sa(spi=0x1002, src="198.51.100.1", dst="203.0.113.1", encryption="aes128",
-                     authentication="sha256", enc_key=bytes(16), integ_key=bytes(32))
+    sa = api.make_sa(
+        spi=0x1002,
+        src="198.51.100.1",
+        dst="203.0.113.1",
+        encryption="aes128",
+        authentication="sha256",
+        enc_key=bytes(16),
+        integ_key=bytes(32),
+    )
     with pytest.raises(SaConfigError):
         api.encapsulate(sa, clear_packet(4, "198.51.100.50", "203.0.113.60", b"x"))
     with pytest.raises(SaConfigError):

@@ -25,7 +25,9 @@ from scapy.packet import raw  # noqa: E402
 
 @given(st.binary(max_size=60), st.integers(0, 255), st.booleans())
 def test_ipv4_header_checksum_matches_scapy(payload: bytes, tos: int, df: bool) -> None:
-    hdr = ip.ipv4_header(packed("198.51.100.1"), packed("203.0.113.2"), 17, len(payload), tos=tos, df=df, ident=7)
+    hdr = ip.ipv4_header(
+        packed("198.51.100.1"), packed("203.0.113.2"), 17, len(payload), tos=tos, df=df, ident=7
+    )
     assert hdr == _scapy_rechecksum(hdr + payload)
 
 
@@ -37,22 +39,46 @@ def _scapy_rechecksum(packet: bytes) -> bytes:
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.sampled_from([4, 6]), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.integers(0, 63), st.binary(max_size=40))
+@given(
+    st.sampled_from([4, 6]),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 63),
+    st.binary(max_size=40),
+)
 def test_outer_header_template_equals_a_fresh_header(version, plen, ident, tos, _):
-    src, dst = (packed("198.51.100.1"), packed("203.0.113.2")) if version == 4 else (packed("2001:db8::1"), packed("2001:db8::2"))
+    src, dst = (
+        (packed("198.51.100.1"), packed("203.0.113.2"))
+        if version == 4
+        else (packed("2001:db8::1"), packed("2001:db8::2"))
+    )
     t = ip.OuterHeader(src, dst, 50)
     plen = min(plen, 0xFFFF - 20)
     if version == 4:
-        assert t.build(plen, tos, ident, False) == ip.ipv4_header(src, dst, 50, plen, tos=tos, ident=ident)
-        assert t.build(plen, tos, ident, True) == ip.ipv4_header(src, dst, 50, plen, tos=tos, df=True)
+        assert t.build(plen, tos, ident, False) == ip.ipv4_header(
+            src, dst, 50, plen, tos=tos, ident=ident
+        )
+        assert t.build(plen, tos, ident, True) == ip.ipv4_header(
+            src, dst, 50, plen, tos=tos, df=True
+        )
     else:
         assert t.build(plen, tos, ident, False) == ip.ipv6_header(src, dst, 50, plen, tc=tos)
 
 
 def test_parse_ports_and_split_ipv4() -> None:
-    pkt = raw(IP(src="198.51.100.1", dst="203.0.113.2", options=b"\x01\x01\x01\x00") / TCP(sport=1234, dport=443))
+    pkt = raw(
+        IP(src="198.51.100.1", dst="203.0.113.2", options=b"\x01\x01\x01\x00")
+        / TCP(sport=1234, dport=443)
+    )
     info = ip.parse(pkt)
-    assert (info.version, info.proto, info.sport, info.dport, info.split, info.nh_offset) == (4, 6, 1234, 443, 24, 9)
+    assert (info.version, info.proto, info.sport, info.dport, info.split, info.nh_offset) == (
+        4,
+        6,
+        1234,
+        443,
+        24,
+        9,
+    )
     frag = raw(IP(src="198.51.100.1", dst="203.0.113.2", frag=10) / UDP(sport=1, dport=2))
     assert ip.parse(frag).sport == ip.OPAQUE_PORT
 
@@ -63,12 +89,21 @@ def test_parse_ipv6_extension_headers_split_like_scapy() -> None:
         (base / UDP(sport=1, dport=2), 40, 17),
         (base / IPv6ExtHdrHopByHop() / UDP(sport=1, dport=2), 48, 17),
         (base / IPv6ExtHdrDestOpt() / UDP(sport=1, dport=2), 48, 17),
-        (base / IPv6ExtHdrRouting(addresses=["2001:db8::9"]) / IPv6ExtHdrDestOpt() / UDP(sport=1, dport=2), 64, 17),
+        (
+            base
+            / IPv6ExtHdrRouting(addresses=["2001:db8::9"])
+            / IPv6ExtHdrDestOpt()
+            / UDP(sport=1, dport=2),
+            64,
+            17,
+        ),
         (base / IPv6ExtHdrFragment(offset=0) / UDP(sport=1, dport=2), 40, 17),
     ]
     for pkt, split, proto in cases:
         info = ip.parse(raw(pkt))
-        assert (info.split, info.proto, info.sport, info.dport) == (split, proto, 1, 2), pkt.summary()
+        assert (info.split, info.proto, info.sport, info.dport) == (split, proto, 1, 2), (
+            pkt.summary()
+        )
     later_fragment = raw(base / IPv6ExtHdrFragment(offset=8) / UDP(sport=1, dport=2))
     assert ip.parse(later_fragment).sport == ip.OPAQUE_PORT
 

@@ -43,7 +43,7 @@ def test_nat_t_classification_rfc3948() -> None:
     assert classify_udp4500(b"\x00\x00\x10\x01\x00\x00\x00\x01data") is UdpKind.ESP
     with pytest.raises(DecodeError):
         classify_udp4500(b"\x12\x34")
-    assert push_udp_header(4500, 4501, 10) == bytes.fromhex("11941195" "0012" "0000")
+    assert push_udp_header(4500, 4501, 10) == bytes.fromhex("1194119500120000")
     assert pull_esp_header(bytes.fromhex("0000100100000002")) == (0x1001, 2)
     with pytest.raises(DecodeError):
         pull_esp_header(b"\x00" * 7)

@@ -15,7 +15,7 @@ from ipsecconf.esp.processor import Acquire, Deliver, Drop, IkeDatagram, Process
 from ipsecconf.esp.sa import Mode, Protocol, SaConfig, UdpEncap
 from ipsecconf.esp.sad import SaTable
 from ipsecconf.esp.spd import Action, Direction, Level, Policy, PolicyTable
-from ipsecconf.model.algorithms import cipher, integrity
+from ipsecconf.model.algorithms import cipher
 from ipsecconf.model.selectors import Endpoint, Selector
 
 from .helpers import clear_packet, packed
@@ -34,26 +34,72 @@ def _node(
     """A node with a mirrored protect pair for local<->remote and a bypass for ICMP."""
     spd = PolicyTable(
         [
-            Policy(name="p.out", direction=Direction.OUT, action=Action.PROTECT,
-                   selectors=(_sel(local, remote, 17),), reqid=1, level=level),
-            Policy(name="p.in", direction=Direction.IN, action=Action.PROTECT,
-                   selectors=(_sel(remote, local, 17),), reqid=1, level=level),
-            Policy(name="icmp", direction=Direction.OUT, action=Action.BYPASS,
-                   selectors=(_sel(local, remote, 1),), priority=1),
-            Policy(name="nope", direction=Direction.OUT, action=Action.DISCARD,
-                   selectors=(_sel(local, "203.0.113.99", 0),), priority=1),
+            Policy(
+                name="p.out",
+                direction=Direction.OUT,
+                action=Action.PROTECT,
+                selectors=(_sel(local, remote, 17),),
+                reqid=1,
+                level=level,
+            ),
+            Policy(
+                name="p.in",
+                direction=Direction.IN,
+                action=Action.PROTECT,
+                selectors=(_sel(remote, local, 17),),
+                reqid=1,
+                level=level,
+            ),
+            Policy(
+                name="icmp",
+                direction=Direction.OUT,
+                action=Action.BYPASS,
+                selectors=(_sel(local, remote, 1),),
+                priority=1,
+            ),
+            Policy(
+                name="nope",
+                direction=Direction.OUT,
+                action=Action.DISCARD,
+                selectors=(_sel(local, "203.0.113.99", 0),),
+                priority=1,
+            ),
         ]
     )
     return Processor(SaTable(os.urandom), spd)
 
 
 def _install(node: Processor, local: str, remote: str, spi_out: int, spi_in: int, **kw) -> None:
-    common = dict(protocol=Protocol.ESP, mode=Mode.TRANSPORT, cipher=cipher("aes128gcm"),
-                  enc_key=KEY, reqid=1, **kw)
-    node.sad.add(SaConfig(spi=spi_out, direction=Direction.OUT, src=local, dst=remote,
-                          selectors=(_sel(local, remote, 17),), **common), 0.0)
-    node.sad.add(SaConfig(spi=spi_in, direction=Direction.IN, src=remote, dst=local,
-                          selectors=(_sel(remote, local, 17),), **common), 0.0)
+    common = dict(
+        protocol=Protocol.ESP,
+        mode=Mode.TRANSPORT,
+        cipher=cipher("aes128gcm"),
+        enc_key=KEY,
+        reqid=1,
+        **kw,
+    )
+    node.sad.add(
+        SaConfig(
+            spi=spi_out,
+            direction=Direction.OUT,
+            src=local,
+            dst=remote,
+            selectors=(_sel(local, remote, 17),),
+            **common,
+        ),
+        0.0,
+    )
+    node.sad.add(
+        SaConfig(
+            spi=spi_in,
+            direction=Direction.IN,
+            src=remote,
+            dst=local,
+            selectors=(_sel(remote, local, 17),),
+            **common,
+        ),
+        0.0,
+    )
 
 
 def _pair(**kw):
@@ -122,7 +168,9 @@ def test_restrict_drops_clear_inbound_permit_allows_after_failure() -> None:
 
 def test_decapsulated_packet_outside_the_sa_selectors_is_dropped() -> None:
     a, b = _pair()
-    sa_out = a.sad.outbound(1, 4, int.from_bytes(packed(A), "big"), int.from_bytes(packed(B), "big"), 17, 1, 2)
+    sa_out = a.sad.outbound(
+        1, 4, int.from_bytes(packed(A), "big"), int.from_bytes(packed(B), "big"), 17, 1, 2
+    )
     assert sa_out is not None
     tcp = clear_packet(4, A, B, b"tcp is not in the selectors", proto=6)
     wire = sa_out.encapsulate(tcp, 0.0)
@@ -147,7 +195,7 @@ def test_nat_t_esp_ike_and_keepalive_on_port_4500() -> None:
 
 
 def test_unknown_spi_and_larval_sa() -> None:
-    a, b = _pair()
+    a, _ = _pair()
     sent = a.outbound(clear_packet(4, A, B, b"x"), 0.0)
     c = _node(B, A)
     assert c.inbound(sent.packet, 0.0).reason is DropReason.UNKNOWN_SPI  # type: ignore[union-attr]

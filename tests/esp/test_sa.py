@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from ipsecconf.esp import ip
 from ipsecconf.esp.errors import DropReason, EspError, SaConfigError
 from ipsecconf.esp.sa import (
-    LimitKind,
     Lifetimes,
+    LimitKind,
     SaConfig,
     SaEventKind,
     SaState,
@@ -21,9 +21,7 @@ from ipsecconf.model.algorithms import cipher, integrity
 
 from .helpers import ALL_SUITES, ESP_SUITES, packet_for, sa_pair
 
-SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 suites = st.sampled_from(ALL_SUITES)
 modes = st.sampled_from(["tunnel", "transport"])
 versions = st.sampled_from([4, 6])
@@ -84,9 +82,9 @@ def test_replayed_and_too_old_sequence_numbers_are_rejected(suite, version, esn,
         except EspError as exc:
             # With ESN, a number left of the window is read as belonging to the next 2**32
             # block (RFC 4303 Appendix A.2.2), so the ICV check is what rejects it.
-            allowed = {DropReason.TOO_OLD, DropReason.INTEGRITY_FAILED} if esn else {
-                DropReason.TOO_OLD
-            }
+            allowed = (
+                {DropReason.TOO_OLD, DropReason.INTEGRITY_FAILED} if esn else {DropReason.TOO_OLD}
+            )
             assert exc.reason in allowed
             assert seq <= top - 32
             continue
@@ -110,9 +108,7 @@ def test_lifetimes_raise_soft_then_hard_events_once() -> None:
     for _ in range(3):
         out.encapsulate(pkt, 1.0)
     assert out.state is SaState.DYING
-    assert [(e.kind, e.limit) for e in out.events] == [
-        (SaEventKind.SOFT_EXPIRE, LimitKind.PACKETS)
-    ]
+    assert [(e.kind, e.limit) for e in out.events] == [(SaEventKind.SOFT_EXPIRE, LimitKind.PACKETS)]
     out.encapsulate(pkt, 2.0)
     out.encapsulate(pkt, 2.0)
     assert out.state is SaState.DEAD
@@ -178,7 +174,13 @@ def test_config_validation() -> None:
     from ipsecconf.esp.sa import Protocol, UdpEncap
 
     with pytest.raises(SaConfigError):
-        SaConfig(**base, protocol=Protocol.AH, integrity=integrity("sha1"), integ_key=bytes(20), encap=UdpEncap())  # type: ignore[arg-type]
+        SaConfig(
+            **base,
+            protocol=Protocol.AH,
+            integrity=integrity("sha1"),
+            integ_key=bytes(20),
+            encap=UdpEncap(),
+        )  # type: ignore[arg-type]
     with pytest.raises(SaConfigError):
         SaConfig(**base)  # type: ignore[arg-type]
 

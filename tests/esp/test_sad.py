@@ -18,8 +18,17 @@ A, B = "198.51.100.10", "203.0.113.20"
 
 def _cfg(spi: int, direction: Direction = Direction.OUT, **kw) -> SaConfig:
     src, dst = (A, B) if direction is Direction.OUT else (B, A)
-    return SaConfig(spi=spi, direction=direction, src=src, dst=dst, mode=Mode.TUNNEL,
-                    cipher=cipher("aes128gcm"), enc_key=os.urandom(20), reqid=7, **kw)
+    return SaConfig(
+        spi=spi,
+        direction=direction,
+        src=src,
+        dst=dst,
+        mode=Mode.TUNNEL,
+        cipher=cipher("aes128gcm"),
+        enc_key=os.urandom(20),
+        reqid=7,
+        **kw,
+    )
 
 
 def test_reserve_add_delete_and_dead_visibility() -> None:
@@ -59,7 +68,10 @@ def test_outbound_respects_populated_selectors() -> None:
     sad = SaTable(os.urandom)
     host = Selector(Endpoint.parse("198.51.100.10"), Endpoint.parse("203.0.113.20"), 0)
     sa = sad.add(_cfg(0x5001, selectors=(host,)), 0.0)
-    a, b = int.from_bytes(bytes([198, 51, 100, 10]), "big"), int.from_bytes(bytes([203, 0, 113, 20]), "big")
+    a, b = (
+        int.from_bytes(bytes([198, 51, 100, 10]), "big"),
+        int.from_bytes(bytes([203, 0, 113, 20]), "big"),
+    )
     assert sad.outbound(7, 4, a, b, 6, 1, 2) is sa
     assert sad.outbound(7, 4, a, b + 1, 6, 1, 2) is None
 

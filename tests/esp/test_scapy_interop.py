@@ -99,19 +99,25 @@ def _parse(wire: bytes, version: int):
 
 @pytest.mark.parametrize(
     ("suite", "mode", "version", "esn", "udp"),
-    list(itertools.product(ESP_SUITES, ("tunnel", "transport"), (4, 6), (False, True), (False, True))),
+    list(
+        itertools.product(ESP_SUITES, ("tunnel", "transport"), (4, 6), (False, True), (False, True))
+    ),
     ids=lambda v: v[0] + "/" + v[1] if isinstance(v, tuple) else str(v),
 )
 def test_esp_interop(suite, mode, version, esn, udp) -> None:
     ours_c, ours_i, sc_c, sc_a, ek, ik = suite
     enc_key, integ_key = os.urandom(ek), os.urandom(ik)
     common = dict(encryption=ours_c, authentication=ours_i, enc_key=enc_key, integ_key=integ_key)
-    sc_kw = dict(crypt_algo=sc_c, crypt_key=enc_key or None, auth_algo=sc_a, auth_key=integ_key or None)
+    sc_kw = dict(
+        crypt_algo=sc_c, crypt_key=enc_key or None, auth_algo=sc_a, auth_key=integ_key or None
+    )
     clear = _clear(version, mode)
 
     # ours -> scapy
     wire = api.encapsulate(_ours("out", "esp", mode, version, esn, udp, **common), clear)
-    assert raw(_scapy(ESP, mode, version, esn, udp, **sc_kw).decrypt(_parse(wire, version))) == clear
+    assert (
+        raw(_scapy(ESP, mode, version, esn, udp, **sc_kw).decrypt(_parse(wire, version))) == clear
+    )
 
     # scapy -> ours
     sc_out = _scapy(ESP, mode, version, esn, udp, **sc_kw)
@@ -134,7 +140,11 @@ def test_ah_interop(suite, mode, version, esn) -> None:
     sc = _scapy(AH, mode, version, esn, False, auth_algo=sc_a, auth_key=key)
     assert raw(sc.decrypt(_parse(wire, version))) == clear
 
-    theirs = raw(_scapy(AH, mode, version, esn, False, auth_algo=sc_a, auth_key=key).encrypt(_parse(clear, version)))
+    theirs = raw(
+        _scapy(AH, mode, version, esn, False, auth_algo=sc_a, auth_key=key).encrypt(
+            _parse(clear, version)
+        )
+    )
     inbound = _ours("in", "ah", mode, version, esn, False, authentication=ours_i, integ_key=key)
     assert api.decapsulate(inbound, theirs) == clear
 
@@ -142,9 +152,30 @@ def test_ah_interop(suite, mode, version, esn) -> None:
 def test_scapy_rejects_our_packet_with_a_flipped_icv_bit() -> None:
     """The oracle is not vacuous: scapy refuses a packet whose ICV we damaged."""
     key = os.urandom(32)
-    out = _ours("out", "esp", "tunnel", 4, False, False, encryption="aes128", authentication="sha256", enc_key=os.urandom(16), integ_key=key)
+    out = _ours(
+        "out",
+        "esp",
+        "tunnel",
+        4,
+        False,
+        False,
+        encryption="aes128",
+        authentication="sha256",
+        enc_key=os.urandom(16),
+        integ_key=key,
+    )
     wire = bytearray(api.encapsulate(out, _clear(4, "tunnel")))
     wire[-1] ^= 0x01
-    sc = _scapy(ESP, "tunnel", 4, False, False, crypt_algo="AES-CBC", crypt_key=out.config.enc_key, auth_algo="SHA2-256-128", auth_key=key)
+    sc = _scapy(
+        ESP,
+        "tunnel",
+        4,
+        False,
+        False,
+        crypt_algo="AES-CBC",
+        crypt_key=out.config.enc_key,
+        auth_algo="SHA2-256-128",
+        auth_key=key,
+    )
     with pytest.raises(scapy_ipsec.IPSecIntegrityError):
         sc.decrypt(IP(bytes(wire)))

@@ -22,7 +22,9 @@ V6_BASES = ["2001:db8::", "2001:db8:0:1::", "2001:db8:ffff::"]
 def networks(draw: st.DrawFn, version: int):
     base = draw(st.sampled_from(V4_BASES if version == 4 else V6_BASES))
     bits = 32 if version == 4 else 128
-    plen = draw(st.sampled_from([0, 8, 16, 24, 25, 28, 32] if version == 4 else [0, 32, 48, 64, 120, 128]))
+    plen = draw(
+        st.sampled_from([0, 8, 16, 24, 25, 28, 32] if version == 4 else [0, 32, 48, 64, 120, 128])
+    )
     host = draw(st.integers(0, 255))
     addr = int(ipaddress.ip_address(base)) + host
     net = ipaddress.ip_network((addr >> (bits - plen) << (bits - plen), plen))
@@ -114,22 +116,41 @@ def test_indexed_lookup_equals_first_match_scan(policies, flows) -> None:
 
 def _sel(src: str, dst: str, proto: int = 0, sport=ANY_PORT, dport=ANY_PORT) -> Selector:
     return Selector(
-        Endpoint(Endpoint.parse(src).network, sport), Endpoint(Endpoint.parse(dst).network, dport), proto
+        Endpoint(Endpoint.parse(src).network, sport),
+        Endpoint(Endpoint.parse(dst).network, dport),
+        proto,
     )
 
 
 def test_order_priority_then_specificity_then_name() -> None:
-    wide = Policy(name="a-wide", direction=Direction.OUT, action=Action.BYPASS,
-                  selectors=(_sel("198.51.100.0/24", "203.0.113.0/24"),))
-    narrow = Policy(name="z-narrow", direction=Direction.OUT, action=Action.PROTECT,
-                    selectors=(_sel("198.51.100.7", "203.0.113.0/24"),))
-    tie = Policy(name="b-tie", direction=Direction.OUT, action=Action.DISCARD,
-                 selectors=(_sel("198.51.100.7", "203.0.113.0/24"),))
+    wide = Policy(
+        name="a-wide",
+        direction=Direction.OUT,
+        action=Action.BYPASS,
+        selectors=(_sel("198.51.100.0/24", "203.0.113.0/24"),),
+    )
+    narrow = Policy(
+        name="z-narrow",
+        direction=Direction.OUT,
+        action=Action.PROTECT,
+        selectors=(_sel("198.51.100.7", "203.0.113.0/24"),),
+    )
+    tie = Policy(
+        name="b-tie",
+        direction=Direction.OUT,
+        action=Action.DISCARD,
+        selectors=(_sel("198.51.100.7", "203.0.113.0/24"),),
+    )
     table = PolicyTable([wide, narrow, tie])
     got = table.lookup_addresses(Direction.OUT, "198.51.100.7", "203.0.113.9", 6, 1, 2)
     assert got is tie  # same specificity as z-narrow, name breaks the tie
-    pinned = Policy(name="zz", direction=Direction.OUT, action=Action.BYPASS, priority=10,
-                    selectors=(_sel("0.0.0.0/0", "0.0.0.0/0"),))
+    pinned = Policy(
+        name="zz",
+        direction=Direction.OUT,
+        action=Action.BYPASS,
+        priority=10,
+        selectors=(_sel("0.0.0.0/0", "0.0.0.0/0"),),
+    )
     table.add(pinned)
     assert table.lookup_addresses(Direction.OUT, "198.51.100.7", "203.0.113.9") is pinned
     assert [p.name for p in table] == ["zz", "b-tie", "z-narrow", "a-wide"]
@@ -139,16 +160,23 @@ def test_order_priority_then_specificity_then_name() -> None:
 
 
 def test_ports_opaque_and_protocol_rules() -> None:
-    web = Policy(name="web", direction=Direction.OUT, action=Action.PROTECT,
-                 selectors=(_sel("any", "203.0.113.0/24", 6, dport=(443, 443)),))
+    web = Policy(
+        name="web",
+        direction=Direction.OUT,
+        action=Action.PROTECT,
+        selectors=(_sel("any", "203.0.113.0/24", 6, dport=(443, 443)),),
+    )
     table = PolicyTable([web])
     assert table.lookup_addresses(Direction.OUT, "198.51.100.1", "203.0.113.5", 6, 999, 443) is web
-    assert table.lookup_addresses(Direction.OUT, "198.51.100.1", "203.0.113.5", 17, 999, 443) is None
+    assert (
+        table.lookup_addresses(Direction.OUT, "198.51.100.1", "203.0.113.5", 17, 999, 443) is None
+    )
     # A non-initial fragment has opaque ports: only ANY port ranges match it.
     assert table.lookup_addresses(Direction.OUT, "198.51.100.1", "203.0.113.5", 6, -1, -1) is None
     # any/any selectors match both IP families.
-    everything = Policy(name="all", direction=Direction.OUT, action=Action.DISCARD,
-                        selectors=(_sel("any", "any"),))
+    everything = Policy(
+        name="all", direction=Direction.OUT, action=Action.DISCARD, selectors=(_sel("any", "any"),)
+    )
     table.add(everything)
     assert table.lookup_addresses(Direction.OUT, "2001:db8::1", "2001:db8::2") is everything
 
