@@ -45,13 +45,9 @@ def test_bench_spd_figures() -> None:
     assert rep["policies_big"]["hits"] > 0
 
 
-def test_run_prints_json(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(bench, "SIZES", (64,))
-    monkeypatch.setattr(bench, "ESP_SUITES", (("aes128gcm", "none"),))
-    monkeypatch.setattr(bench.bench_esp, "__defaults__", ((64,), (("aes128gcm", "none"),)))
-    args = _parser().parse_args(["bench", "esp", "--json", "--seconds", "0.002"])
+def test_run_prints_json_and_text(capsys: pytest.CaptureFixture[str]) -> None:
+    opts = ["--seconds", "0.002", "--size", "64", "--suite", "aes128gcm"]
+    args = _parser().parse_args(["bench", "esp", "--json", *opts])
     assert args.func(args) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["esp"][0]["suite"] == "aes128gcm" and doc["esp"][0]["size"] == 64
