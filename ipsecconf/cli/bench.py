@@ -281,7 +281,6 @@ def run(args: argparse.Namespace) -> int:
                 f"  {s['sizes'][label]:>7,} policies: {v['ns_per_lookup']:>6} ns/lookup, "
                 f"{v['hits']:,} hits, index built in {v['index_build_s']} s"
             )
-        print(
-            f"  ratio {s['sizes']['policies_big']:,} / {s['sizes']['policies_small']:,}: {s['ratio']}"
-        )
+        big, small = s["sizes"]["policies_big"], s["sizes"]["policies_small"]
+        print(f"  ratio {big:,} / {small:,} policies: {s['ratio']}")
     return 0
