@@ -89,9 +89,11 @@ class EspAead:
 class EspCbc:
     """A CBC block cipher with chained, reused contexts (see the module docstring)."""
 
-    __slots__ = ("_algo", "_dec", "_enc", "block", "cipher")
+    __slots__ = ("_algo", "_dec", "_enc", "_pool", "_pool_pos", "block", "cipher")
 
     aead: Final = False
+    POOL_BLOCKS: Final = 64
+    """Random blocks drawn from the RNG per call: one ``rng()`` call per 64 packets."""
 
     def __init__(self, cipher: Cipher, key: bytes) -> None:
         _check_key(cipher, key)
@@ -110,12 +112,22 @@ class EspCbc:
         # (encrypt) or the packet's own IV (decrypt), and its output is the IV or dropped.
         self._enc = _Cipher(self._algo, modes.CBC(zero)).encryptor()
         self._dec = _Cipher(self._algo, modes.CBC(zero)).decryptor()
+        self._pool = b""
+        self._pool_pos = 0
 
-    def encrypt(self, plaintext: Buf, rng: Rng) -> bytes:
-        """``IV || ciphertext`` with a fresh unpredictable IV; input must be block-aligned."""
-        if len(plaintext) % self.block:
+    def encrypt(self, plaintext: Buf, rng: Rng, tail: bytes = b"") -> bytes:
+        """``IV || ciphertext`` of ``plaintext || tail`` with a fresh unpredictable IV; the
+        input must be block-aligned.  Each packet consumes one fresh random block, never
+        reused; they are drawn from ``rng`` 64 at a time (one call instead of 64)."""
+        b = self.block
+        if (len(plaintext) + len(tail)) % b:
             raise CryptoError(f"{self.cipher.title}: data is not a multiple of the block size")
-        return self._enc.update(rng(self.block) + plaintext)
+        i = self._pool_pos
+        if i >= len(self._pool):
+            self._pool = rng(b * self.POOL_BLOCKS)
+            i = 0
+        self._pool_pos = i + b
+        return self._enc.update(b"".join((self._pool[i : i + b], plaintext, tail)))
 
     def decrypt(self, iv_and_ciphertext: Buf) -> bytes:
         """The plaintext of ``IV || ciphertext`` (the IV block's own output is dropped)."""
@@ -146,9 +158,9 @@ class EspNull:
         _check_key(cipher, key)
         self.cipher = cipher
 
-    def encrypt(self, plaintext: Buf, rng: Rng) -> bytes:
+    def encrypt(self, plaintext: Buf, rng: Rng, tail: bytes = b"") -> bytes:
         """The plaintext itself."""
-        return bytes(plaintext)
+        return bytes(plaintext) + tail
 
     def decrypt(self, iv_and_ciphertext: Buf) -> bytes:
         """The data itself."""
@@ -173,6 +185,12 @@ class Hmac:
         self.integrity = integrity
         self.icv_bytes = integrity.icv_bytes
         self._ctx = _chmac.HMAC(key, _HASHES[integrity.hash_name]())
+
+    def compute1(self, data: Buf) -> bytes:
+        """The truncated ICV over ``data`` (the one-part hot path)."""
+        ctx = self._ctx.copy()
+        ctx.update(data)
+        return ctx.finalize()[: self.icv_bytes]
 
     def compute(self, *parts: Buf) -> bytes:
         """The truncated ICV over the concatenation of ``parts``."""

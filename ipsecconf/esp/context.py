@@ -137,14 +137,13 @@ class EspContext:
             )
             return b"".join((prefix, hdr, sealed))
         hdr = ESP_HEADER.pack(self.spi, seq & _M32)
-        body = hdr + self._cipher.encrypt(  # type: ignore[union-attr]
-            payload + trailer(len(payload), self._block, nh), self._rng
+        ct = self._cipher.encrypt(  # type: ignore[union-attr]
+            payload, self._rng, trailer(len(payload), self._block, nh)
         )
         if self._hmac is None:
-            return prefix + body
-        if self.esn:
-            return b"".join((prefix, body, self._hmac.compute(body, _I.pack(seq >> 32))))
-        return b"".join((prefix, body, self._hmac.compute(body)))
+            return b"".join((prefix, hdr, ct))
+        tail = (_I.pack(seq >> 32),) if self.esn else ()
+        return b"".join((prefix, hdr, ct, self._hmac.compute(hdr, ct, *tail)))
 
     def seal_with(self, seq: int, iv: bytes, payload: bytes, nh: int) -> bytes:
         """Seal with a caller-chosen sequence number and IV (known-answer tests only: reusing

@@ -15,6 +15,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ipsecconf.esp.ip import IPV4_PACK
 from ipsecconf.esp.packet import PAD
 
 if TYPE_CHECKING:
@@ -40,9 +41,11 @@ def aead_tunnel_v4(
     esn = ctx.esn
     seq_max = ctx.seq_max
     counters = sa.counters
-    outer = sa.outer_header
-    cache = outer.atomic_cache
-    build = outer.build
+    # The outer IPv4 header of an atomic datagram (DF, identification 0, RFC 6864 4.1)
+    # varies only in TOS and length: its checksum is a constant plus those two, modulo
+    # 0xFFFF, packed in one call.  No header cache is needed.
+    csum_base, ttl, proto, src, dst = sa.outer_header.atomic_v4()
+    pack_v4 = IPV4_PACK
     # Padding to 4 bytes, pad length, next header 4 (IPv4), indexed by the pad length.
     trailers = tuple(PAD[p] + bytes((p, 4)) for p in range(4))
     hdr_iv = struct.Struct("!IIQ").pack
@@ -71,9 +74,10 @@ def aead_tunnel_v4(
         lo = seq & _M32
         esp_len = 34 + n + pad  # header 8, IV 8, trailer 2 + pad, ICV 16
         tos = packet[1]
-        hdr = cache.get((esp_len << 8) | tos)
-        if hdr is None:
-            hdr = build(esp_len, tos, 0, True)
+        c = csum_base + tos + esp_len
+        hdr = pack_v4(
+            0x45, tos, 20 + esp_len, 0, 0x4000, ttl, proto, (0xFFFF - c % 0xFFFF) % 0xFFFF, src, dst
+        )
         sealed = enc(
             nonce(salt, seq),
             packet + trailers[pad],
@@ -127,9 +131,19 @@ def aead_tunnel_v4(
                 lo = seq & _M32
                 esp_len = 34 + n + pad
                 tos = packet[1]
-                hdr = cache.get((esp_len << 8) | tos)
-                if hdr is None:
-                    hdr = build(esp_len, tos, 0, True)
+                c = csum_base + tos + esp_len
+                hdr = pack_v4(
+                    0x45,
+                    tos,
+                    20 + esp_len,
+                    0,
+                    0x4000,
+                    ttl,
+                    proto,
+                    (0xFFFF - c % 0xFFFF) % 0xFFFF,
+                    src,
+                    dst,
+                )
                 sealed = enc(
                     nonce(salt, seq),
                     packet + trailers[pad],

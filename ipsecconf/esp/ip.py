@@ -229,9 +229,9 @@ class OuterHeader:
             )
         total = 20 + payload_len
         flags = 0x4000 if df else 0
-        s = self._base + (0x4500 | tos) + total + ident + flags
-        s = (s & 0xFFFF) + (s >> 16)
-        s = (s & 0xFFFF) + (s >> 16)
+        # The ones'-complement sum is the plain sum modulo 0xFFFF (see internet_checksum);
+        # the outer "% 0xFFFF" maps a sum of 0xFFFF to the checksum 0, as folding does.
+        s = self._base + 0x4500 + tos + total + ident + flags
         return _IPV4.pack(
             0x45,
             tos,
@@ -240,10 +240,19 @@ class OuterHeader:
             flags,
             self._ttl,
             self._proto,
-            ~s & 0xFFFF,
+            (0xFFFF - s % 0xFFFF) % 0xFFFF,
             self._src,
             self._dst,
         )
+
+    def atomic_v4(self) -> tuple[int, int, int, bytes, bytes]:
+        """Constants for an inlined IPv4 atomic (DF, identification 0) header: the checksum
+        base for ``base + tos + payload_len``, TTL, protocol, source and destination."""
+        return self._base + 0x4500 + 20 + 0x4000, self._ttl, self._proto, self._src, self._dst
+
+
+IPV4_PACK = _IPV4.pack
+"""``struct.pack`` of an IPv4 header without options (for the fast path)."""
 
 
 def traffic_class(packet: bytes | memoryview) -> int:
