@@ -8,16 +8,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ipsecconf.esp import ip
-from ipsecconf.esp.errors import DropReason, EspError, SaConfigError
+from ipsecconf.esp.errors import DropReason, EspError
 from ipsecconf.esp.sa import (
     Lifetimes,
     LimitKind,
-    SaConfig,
     SaEventKind,
     SaState,
 )
-from ipsecconf.esp.spd import Direction
-from ipsecconf.model.algorithms import cipher, integrity
 
 from .helpers import ALL_SUITES, ESP_SUITES, packet_for, sa_pair
 
@@ -159,30 +156,6 @@ def test_reprs_and_messages_never_show_keys() -> None:
     for text in (repr(out), repr(out.config), repr(out.ctx), str(out.config)):
         assert out.config.enc_key.hex() not in text and out.config.integ_key.hex() not in text
         assert repr(out.config.enc_key) not in text
-
-
-def test_config_validation() -> None:
-    base = dict(spi=0x1000, direction=Direction.IN, src="198.51.100.1", dst="203.0.113.1")
-    c = cipher("aes128gcm")
-    with pytest.raises(SaConfigError):
-        SaConfig(**base, cipher=c, enc_key=bytes(20), replay_window=0)  # type: ignore[arg-type]
-    SaConfig(**base, cipher=c, enc_key=bytes(20), replay_window=0, manual=True)  # type: ignore[arg-type]
-    with pytest.raises(SaConfigError):
-        SaConfig(**{**base, "spi": 7}, cipher=c, enc_key=bytes(20))  # type: ignore[arg-type]
-    with pytest.raises(SaConfigError):
-        SaConfig(**{**base, "dst": "2001:db8::1"}, cipher=c, enc_key=bytes(20))  # type: ignore[arg-type]
-    from ipsecconf.esp.sa import Protocol, UdpEncap
-
-    with pytest.raises(SaConfigError):
-        SaConfig(
-            **base,
-            protocol=Protocol.AH,
-            integrity=integrity("sha1"),
-            integ_key=bytes(20),
-            encap=UdpEncap(),
-        )  # type: ignore[arg-type]
-    with pytest.raises(SaConfigError):
-        SaConfig(**base)  # type: ignore[arg-type]
 
 
 def test_tunnel_mode_refuses_a_non_ip_inner_next_header() -> None:
