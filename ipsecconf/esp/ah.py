@@ -62,7 +62,7 @@ def zero_mutable(header: bytes | memoryview) -> bytearray:
             if opt & 0x1F == 1:  # NOP
                 i += 1
                 continue
-            if i + 1 >= ihl or hdr[i + 1] < 2:
+            if i + 1 >= ihl or hdr[i + 1] < 2 or i + hdr[i + 1] > ihl:
                 raise DecodeError(DropReason.MALFORMED, "bad IPv4 option length")
             olen = hdr[i + 1]
             if opt & 0x1F not in IMMUTABLE_IPV4_OPTIONS:

@@ -18,7 +18,7 @@ from ipsecconf.esp.spd import Action, Direction, Level, Policy, PolicyTable
 from ipsecconf.model.algorithms import cipher
 from ipsecconf.model.selectors import Endpoint, Selector
 
-from .helpers import clear_packet, packed
+from .helpers import clear_packet, packed, packet_for, sa_pair
 
 A, B = "198.51.100.10", "203.0.113.20"
 KEY = bytes(range(20))
@@ -204,8 +204,17 @@ def test_unknown_spi_and_larval_sa() -> None:
 
 
 def _protected_wire() -> tuple[Processor, list[bytes]]:
+    """A receiver with SAs of several kinds, and genuine packets for each."""
     a, b = _pair()
     wires = [a.outbound(clear_packet(4, A, B, bytes(n)), 0.0).packet for n in (0, 9, 40)]  # type: ignore[union-attr]
+    for suite, mode, version, udp in (
+        (("ah", None, "sha256"), "transport", 6, False),
+        (("esp", "aes128", "sha1"), "tunnel", 6, True),
+        (("ah", None, "sha1"), "tunnel", 4, False),
+    ):
+        out, inn = sa_pair(suite, mode, version, udp=udp, spi=0x7000 + len(wires))
+        b.sad.add(inn.config, 0.0)
+        wires.append(out.encapsulate(packet_for(mode, version, b"fuzz me"), 0.0))
     return b, wires
 
 
@@ -232,3 +241,9 @@ def test_malformed_or_truncated_input_gives_a_typed_drop_never_an_exception(data
         assert isinstance(result, (Drop, Deliver, Send, Acquire, IkeDatagram))
         if isinstance(result, Drop):
             assert isinstance(result.reason, DropReason)
+
+
+def test_fuzz_corpus_packets_are_genuine() -> None:
+    """The fuzz test starts from packets the receiver really accepts."""
+    b, wires = _protected_wire()
+    assert all(isinstance(b.inbound(w, 0.0), Deliver) for w in wires)

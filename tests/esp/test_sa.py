@@ -171,3 +171,31 @@ def test_tunnel_mode_refuses_a_non_ip_inner_next_header() -> None:
     with pytest.raises(EspError) as exc:
         inn.decapsulate(wire, ip.parse(wire), 0.0)
     assert exc.value.reason is DropReason.DUMMY_PACKET
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(suites, modes, versions, st.booleans(), st.booleans(), st.data())
+def test_malformed_or_truncated_packets_raise_only_typed_errors(
+    suite, mode, version, esn, udp, data
+) -> None:
+    """Every suite x mode x IP version: a truncated or mangled packet is refused with an
+    EspError (whose typed reason the processor turns into a Drop), nothing else."""
+    out, inn = sa_pair(suite, mode, version, esn=esn, udp=udp)
+    wire = bytearray(
+        out.encapsulate(packet_for(mode, version, data.draw(st.binary(max_size=40))), 0.0)
+    )
+    how = data.draw(st.sampled_from(["truncate", "mangle", "length"]))
+    if how == "truncate":
+        wire = wire[: data.draw(st.integers(0, len(wire) - 1))]
+    elif how == "mangle":
+        for _ in range(data.draw(st.integers(1, 6))):
+            wire[data.draw(st.integers(0, len(wire) - 1))] = data.draw(st.integers(0, 255))
+    else:
+        at = 2 if version == 4 else 4
+        wire[at : at + 2] = data.draw(st.integers(0, 0xFFFF)).to_bytes(2, "big")
+    pkt = bytes(wire)
+    try:
+        info = ip.parse(pkt)
+        inn.decapsulate(pkt, info, 0.0)
+    except EspError as exc:
+        assert isinstance(exc.reason, DropReason)
