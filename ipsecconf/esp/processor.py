@@ -1,0 +1,228 @@
+"""The dataplane processor: packets and ``now`` in, result values out (strongSwan
+``ipsec_processor.c`` without threads or callbacks).
+
+Outbound (:meth:`Processor.outbound`, a clear packet from the TUN device): the SPD decides;
+bypass gives :class:`Send` of the packet as is, discard a :class:`Drop`, protect the packet
+encapsulated by the policy's SA, or :class:`Acquire` when no usable SA exists (``pending``
+when a negotiation already runs).  With level permit, a flow whose negotiation failed is
+sent in clear.
+
+Inbound (:meth:`Processor.inbound`, a packet from the wire): ESP (protocol 50, or UDP 4500
+per RFC 3948) and AH are looked up by (SPI, destination, protocol), verified, decapsulated
+and checked against the SA's selectors; IKE behind the non-ESP marker comes back as
+:class:`IkeDatagram`; clear packets are checked against inbound protect policies.
+
+Nothing raises for a peer's packet: every failure becomes ``Drop(reason)`` and is counted
+globally (per reason) and on the SA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ipsecconf.esp import ip
+from ipsecconf.esp.errors import DecodeError, DropReason, EspError
+from ipsecconf.esp.packet import ESP_HEADER, NATT_PORT, UdpKind, classify_udp4500
+from ipsecconf.esp.sa import Counters, SecurityAssociation
+from ipsecconf.esp.sad import LarvalSa, SaTable
+from ipsecconf.esp.spd import Action, Direction, Level, Policy, PolicyTable
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A packet to put on the wire (protected, or clear when ``spi`` is ``None``)."""
+
+    packet: bytes
+    spi: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """A clear packet for the local stack (written to the TUN device)."""
+
+    packet: bytes
+    spi: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """A dropped packet and why."""
+
+    reason: DropReason
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Acquire:
+    """Protect policy without a usable SA: negotiate (unless ``pending``), queue or drop."""
+
+    policy: str
+    reqid: int
+    src: bytes
+    dst: bytes
+    proto: int
+    sport: int
+    dport: int
+    packet: bytes = field(repr=False)
+    pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IkeDatagram:
+    """An IKE message that arrived on UDP 4500 behind the non-ESP marker (marker removed)."""
+
+    payload: bytes
+    src: bytes
+    dst: bytes
+    sport: int
+
+
+Result = Send | Deliver | Drop | Acquire | IkeDatagram
+
+
+class Processor:
+    """Outbound and inbound packet processing over one SAD and SPD."""
+
+    def __init__(self, sad: SaTable, spd: PolicyTable) -> None:
+        self.sad = sad
+        self.spd = spd
+        self.counters = Counters()
+        """Global counters (protected packets and bytes, drops by kind)."""
+        self.drops: dict[DropReason, int] = dict.fromkeys(DropReason, 0)
+        """Drops per reason."""
+        self._failed: set[tuple[str, bytes]] = set()
+
+    def negotiation_failed(self, policy: str, peer: bytes, failed: bool = True) -> None:
+        """Record (or clear) a failed negotiation for a permit-level policy and peer."""
+        if failed:
+            self._failed.add((policy, peer))
+        else:
+            self._failed.discard((policy, peer))
+
+    def _drop(
+        self, reason: DropReason, detail: str = "", sa: SecurityAssociation | None = None
+    ) -> Drop:
+        self.drops[reason] += 1
+        self.counters.count_drop(reason)
+        if sa is not None:
+            sa.counters.count_drop(reason)
+        return Drop(reason, detail)
+
+    # -- outbound ------------------------------------------------------------------
+    def outbound(self, packet: bytes, now: float) -> Result:
+        """Process one clear packet leaving the host."""
+        try:
+            info = ip.parse(packet)
+        except DecodeError as exc:
+            return self._drop(exc.reason, str(exc))
+        src = int.from_bytes(info.src, "big")
+        dst = int.from_bytes(info.dst, "big")
+        v, proto, sp, dp = info.version, info.proto, info.sport, info.dport
+        policy = self.spd.lookup(Direction.OUT, v, src, dst, proto, sp, dp)
+        action = policy.action if policy is not None else self.spd.default_action
+        if action is Action.BYPASS:
+            return Send(packet)
+        if action is Action.DISCARD or policy is None:
+            return self._drop(DropReason.POLICY_DISCARD)
+        sa = self.sad.outbound(policy.reqid, v, src, dst, proto, sp, dp)
+        if sa is None:
+            if policy.level is Level.PERMIT and (policy.name, info.dst) in self._failed:
+                return Send(packet)
+            return Acquire(
+                policy.name,
+                policy.reqid,
+                info.src,
+                info.dst,
+                proto,
+                sp,
+                dp,
+                packet,
+                self.sad.pending(policy.reqid),
+            )
+        try:
+            out = sa.encapsulate(packet, now)
+        except EspError as exc:
+            return self._drop(exc.reason, str(exc), sa)
+        c = self.counters
+        c.packets += 1
+        c.bytes += len(packet)
+        return Send(out, sa.config.spi)
+
+    def outbound_batch(self, packets: Iterable[bytes], now: float) -> list[Result]:
+        """:meth:`outbound` for a burst of packets, results in order."""
+        out = self.outbound
+        return [out(p, now) for p in packets]
+
+    # -- inbound -------------------------------------------------------------------
+    def inbound(self, packet: bytes, now: float) -> Result:
+        """Process one packet received from the network."""
+        try:
+            info = ip.parse(packet)
+            proto = info.proto
+            if proto == ip.PROTO_UDP and info.dport == NATT_PORT:
+                payload = memoryview(packet)[info.l4 + 8 : info.length]
+                kind = classify_udp4500(payload)
+                if kind is UdpKind.IKE:
+                    return IkeDatagram(bytes(payload[4:]), info.src, info.dst, info.sport)
+                if kind is UdpKind.KEEPALIVE:
+                    return self._drop(DropReason.NAT_KEEPALIVE)
+                spi = ESP_HEADER.unpack_from(packet, info.l4 + 8)[0]
+                key = (spi, info.dst, ip.PROTO_ESP)
+            elif proto == ip.PROTO_ESP or proto == ip.PROTO_AH:
+                if info.version == 4 and (packet[6] & 0x3F or packet[7]):
+                    return self._drop(DropReason.UNSUPPORTED, "fragmented IPsec packet")
+                at = info.l4 + (4 if proto == ip.PROTO_AH else 0)
+                if info.length < at + 4:
+                    return self._drop(DropReason.TRUNCATED, "no room for an SPI")
+                spi = ESP_HEADER.unpack_from(packet, at)[0]
+                key = (spi, info.dst, proto)
+            else:
+                return self._clear_inbound(packet, info)
+        except DecodeError as exc:
+            return self._drop(exc.reason, str(exc))
+        sa = self.sad.get(key)
+        if sa is None or isinstance(sa, LarvalSa):
+            return self._drop(DropReason.UNKNOWN_SPI, f"SPI 0x{key[0]:08x}")
+        try:
+            inner = sa.decapsulate(packet, info, now)
+            i = ip.parse(inner)
+        except EspError as exc:
+            return self._drop(exc.reason, str(exc), sa)
+        if not sa.allows(
+            i.version,
+            int.from_bytes(i.src, "big"),
+            int.from_bytes(i.dst, "big"),
+            i.proto,
+            i.sport,
+            i.dport,
+        ):
+            return self._drop(DropReason.POLICY_MISMATCH, "outside the SA's selectors", sa)
+        c = self.counters
+        c.packets += 1
+        c.bytes += len(inner)
+        return Deliver(inner, key[0])
+
+    def _clear_inbound(self, packet: bytes, info: ip.IpInfo) -> Result:
+        policy: Policy | None = self.spd.lookup(
+            Direction.IN,
+            info.version,
+            int.from_bytes(info.src, "big"),
+            int.from_bytes(info.dst, "big"),
+            info.proto,
+            info.sport,
+            info.dport,
+        )
+        action = policy.action if policy is not None else self.spd.default_action
+        if action is Action.BYPASS:
+            return Deliver(packet)
+        if action is Action.PROTECT and policy is not None:
+            if policy.level is Level.PERMIT and (policy.name, info.src) in self._failed:
+                return Deliver(packet)
+            return self._drop(DropReason.CLEAR_PROTECTED, f"policy {policy.name}")
+        return self._drop(DropReason.POLICY_DISCARD)
+
+    def inbound_batch(self, packets: Iterable[bytes], now: float) -> list[Result]:
+        """:meth:`inbound` for a burst of packets, results in order."""
+        inb = self.inbound
+        return [inb(p, now) for p in packets]
