@@ -45,7 +45,7 @@ class Authenticator(Protocol):
 class PskAuthenticator:
     """AUTH method 2, Shared Key Message Integrity Code."""
 
-    __slots__ = ("method", "_prf", "_key")
+    __slots__ = ("_key", "_prf", "method")
 
     def __init__(self, algorithm: Prf, psk: bytes) -> None:
         self.method = AuthMethod.SHARED_KEY_MIC

@@ -187,8 +187,10 @@ class ChildConfig:
     @property
     def protocol(self) -> ProtocolId:
         """ESP or AH, from the proposals."""
-        return ProtocolId.AH if self.proposals and self.proposals[0].protocol == "ah" else (
-            ProtocolId.ESP
+        return (
+            ProtocolId.AH
+            if self.proposals and self.proposals[0].protocol == "ah"
+            else (ProtocolId.ESP)
         )
 
     def __post_init__(self) -> None:

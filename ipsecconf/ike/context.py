@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ipsecconf.crypto.dh import KeyExchangeFactory
-from ipsecconf.ike.config import IkeConfig, Identity, IPAddress, TriggerPacket
+from ipsecconf.ike.config import Identity, IkeConfig, IPAddress, TriggerPacket
 from ipsecconf.ike.constants import NATT_PORT
 from ipsecconf.ike.events import IkeEvent
 from ipsecconf.ike.keymat import IkeKeys

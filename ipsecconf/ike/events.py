@@ -131,5 +131,10 @@ class IkeSaDeleted:
 
 
 IkeEvent = (
-    IkeSaEstablished | ChildSaEstablished | ChildSaFailed | ChildSaDeleted | IkeSaFailed | IkeSaDeleted
+    IkeSaEstablished
+    | ChildSaEstablished
+    | ChildSaFailed
+    | ChildSaDeleted
+    | IkeSaFailed
+    | IkeSaDeleted
 )

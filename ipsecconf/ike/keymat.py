@@ -2,8 +2,9 @@
 
 Pure functions over :mod:`ipsecconf.crypto.prf` (strongSwan's keymat_v2):
 
-* RFC 7296 2.14: ``SKEYSEED = prf(Ni | Nr, g^ir)`` and
-  ``{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)``;
+* RFC 7296 2.14: ``SKEYSEED = prf(Ni | Nr, g^ir)``, and then
+  ``{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr}``
+  ``= prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)``;
   with an AEAD cipher SK_ai/SK_ar are empty and SK_e* carry the salt (RFC 5282 section 7).
 * RFC 7296 2.17: ``KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr)``, taken in the order
   encryption key then integrity key for the initiator-to-responder SA, then the same for

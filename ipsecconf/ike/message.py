@@ -103,7 +103,7 @@ class Message:
 class SkCrypto:
     """The SK payload transforms of one IKE SA: our outbound keys and the peer's inbound."""
 
-    __slots__ = ("cipher", "integrity", "_enc_out", "_enc_in", "_mac_out", "_mac_in", "_rng")
+    __slots__ = ("_enc_in", "_enc_out", "_mac_in", "_mac_out", "_rng", "cipher", "integrity")
 
     def __init__(
         self,

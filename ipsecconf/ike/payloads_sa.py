@@ -105,7 +105,7 @@ def _pull_proposal(buf: Buffer) -> tuple[bool, WireProposal]:
 
 def pull_sa(buf: Buffer) -> SaPayload:
     """Parse an SA payload body."""
-    proposals = []
+    proposals: list[WireProposal] = []
     more = True
     while more:
         if len(proposals) >= MAX_PROPOSALS:
@@ -129,10 +129,9 @@ def push_sa(buf: Buffer, sa: SaPayload) -> None:
         for tindex, transform in enumerate(proposal.transforms):
             attrs = b""
             if transform.key_length is not None:
-                attrs = (
-                    (_TV_FLAG | ATTR_KEY_LENGTH).to_bytes(2, "big")
-                    + transform.key_length.to_bytes(2, "big")
-                )
+                attrs = (_TV_FLAG | ATTR_KEY_LENGTH).to_bytes(
+                    2, "big"
+                ) + transform.key_length.to_bytes(2, "big")
             body.push_uint8(0 if tindex == len(proposal.transforms) - 1 else 3)
             body.push_uint8(0)
             body.push_uint16(8 + len(attrs))

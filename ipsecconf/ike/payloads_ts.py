@@ -40,9 +40,14 @@ class TsEntry:
             if self.start_addr == self.end_addr
             else f"{self.start_addr}-{self.end_addr}"
         )
-        ports = "" if (self.start_port, self.end_port) == (0, 65535) else (
-            f"[{self.start_port}]" if self.start_port == self.end_port
-            else f"[{self.start_port}-{self.end_port}]"
+        ports = (
+            ""
+            if (self.start_port, self.end_port) == (0, 65535)
+            else (
+                f"[{self.start_port}]"
+                if self.start_port == self.end_port
+                else f"[{self.start_port}-{self.end_port}]"
+            )
         )
         proto = f"/{self.ip_protocol}" if self.ip_protocol else ""
         return f"{addr}{ports}{proto}"

@@ -134,6 +134,8 @@ def _accepts(mine: Proposal, ttype: int, value: object) -> bool:
     return False
 
 
+_KNOWN_TYPES = frozenset(int(t) for t in TransformType)
+
 _REQUIRED = {
     "ike": (TransformType.ENCR, TransformType.PRF, TransformType.DH),
     "esp": (TransformType.ENCR,),
@@ -145,7 +147,7 @@ def _match(offer: WireProposal, mine: Proposal, with_dh: bool) -> dict[int, obje
     chosen: dict[int, object] = {}
     chosen_raw: set[int] = set()
     for t in offer.transforms:
-        if t.type not in iter(TransformType):
+        if t.type not in _KNOWN_TYPES:
             return None  # unknown transform type: reject the proposal (RFC 7296 3.3.6)
         present = t.type in chosen_raw
         chosen_raw.add(t.type)

@@ -281,7 +281,9 @@ class IkeSa:
             raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "initiator SPI is not ours")
         if header.exchange == ExchangeType.IKE_SA_INIT:
             if not header.is_response and header.spi_r != bytes(8):
-                raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "IKE_SA_INIT with a responder SPI")
+                raise RemoteProtocolError(
+                    DropReason.UNKNOWN_SPI, "IKE_SA_INIT with a responder SPI"
+                )
             return
         if header.spi_r != ctx.spi_r or ctx.spi_r == bytes(8):
             raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "responder SPI is not ours")

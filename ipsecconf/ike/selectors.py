@@ -18,7 +18,7 @@ from ipsecconf.ike.config import ChildConfig, TriggerPacket
 from ipsecconf.ike.payloads_ts import IPAddress, TsEntry
 from ipsecconf.model.selectors import Endpoint, Selector
 
-_FULL = {
+_FULL: dict[int, tuple[IPAddress, IPAddress]] = {
     4: (ipaddress.IPv4Address(0), ipaddress.IPv4Address(2**32 - 1)),
     6: (ipaddress.IPv6Address(0), ipaddress.IPv6Address(2**128 - 1)),
 }
@@ -33,9 +33,9 @@ def _entries(endpoint: Endpoint, protocol: int, family: int | None) -> list[TsEn
     return [TsEntry(*_FULL[f], protocol, lo_port, hi_port) for f in families]
 
 
-def proposed(child: ChildConfig, trigger: TriggerPacket | None = None) -> tuple[
-    list[TsEntry], list[TsEntry]
-]:
+def proposed(
+    child: ChildConfig, trigger: TriggerPacket | None = None
+) -> tuple[list[TsEntry], list[TsEntry]]:
     """The (local, remote) TS lists an initiator sends for ``child``."""
     local: list[TsEntry] = []
     remote: list[TsEntry] = []
@@ -69,8 +69,8 @@ def intersect(a: TsEntry, b: TsEntry) -> TsEntry | None:
         return None
     if a.ip_protocol and b.ip_protocol and a.ip_protocol != b.ip_protocol:
         return None
-    start: IPAddress = max(a.start_addr, b.start_addr)  # type: ignore[type-var]
-    end: IPAddress = min(a.end_addr, b.end_addr)  # type: ignore[type-var]
+    start: IPAddress = max(a.start_addr, b.start_addr)
+    end: IPAddress = min(a.end_addr, b.end_addr)
     if start > end:  # type: ignore[operator]
         return None
     lo = max(a.start_port, b.start_port)
@@ -139,4 +139,4 @@ def to_selectors(local: list[TsEntry], remote: list[TsEntry]) -> list[Selector]:
 
 
 def _prefixes(entry: TsEntry) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return list(ipaddress.summarize_address_range(entry.start_addr, entry.end_addr))  # type: ignore[arg-type]
+    return list(ipaddress.summarize_address_range(entry.start_addr, entry.end_addr))

@@ -210,9 +210,7 @@ class TaskManager:
 
     def _answer(self, header: Header, request: bytes, payloads: list[Payload]) -> bytes:
         init = header.exchange == ExchangeType.IKE_SA_INIT
-        error_only = init and any(
-            isinstance(p, NotifyPayload) and p.type < 16384 for p in payloads
-        )
+        error_only = init and any(isinstance(p, NotifyPayload) and p.type < 16384 for p in payloads)
         message = Message(
             exchange=header.exchange,
             message_id=header.message_id,
@@ -229,4 +227,3 @@ class TaskManager:
         self.peer_mid = header.message_id + 1
         self._send(response)
         return response
-

@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ipsecconf.ike.config import ChildConfig, IkeConfig, Identity, Mode, PskTable
+from ipsecconf.ike.config import ChildConfig, Identity, IkeConfig, Mode, PskTable
 from ipsecconf.ike.events import IkeEvent
 from ipsecconf.ike.sa import Datagram, IkeSa
 from ipsecconf.model.proposals import Proposal, child_proposals, parse
@@ -40,8 +40,13 @@ def host_child(
     """A child protecting traffic between ``local`` and ``remote``."""
     return ChildConfig(
         name=name,
-        selectors=(Selector(Endpoint.parse(local), Endpoint.parse(remote).__class__(
-            Endpoint.parse(remote).network, ports), protocol),),
+        selectors=(
+            Selector(
+                Endpoint.parse(local),
+                Endpoint.parse(remote).__class__(Endpoint.parse(remote).network, ports),
+                protocol,
+            ),
+        ),
         proposals=tuple(esp or child_proposals("esp", "auto", "auto")),
         mode=mode,
     )
@@ -150,9 +155,7 @@ class Pair:
         self._collect()
 
 
-def make_pair(
-    config_i: IkeConfig, config_r: IkeConfig, *, seed: int = 1, **wire: float
-) -> Pair:
+def make_pair(config_i: IkeConfig, config_r: IkeConfig, *, seed: int = 1, **wire: float) -> Pair:
     """A connected pair (initiator already started)."""
     init = IkeSa(config_i, initiator=True, rng=seeded_rng(seed))
     resp = IkeSa(config_r, initiator=False, rng=seeded_rng(seed + 1000))

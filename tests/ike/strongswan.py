@@ -78,10 +78,25 @@ class Lab:
         for ns in (self.ns_ss, self.ns_me):
             _run("ip", "netns", "add", ns)
             self._created.append(ns)
-        _run("ip", "link", "add", self.veth_ss, "netns", self.ns_ss, "type", "veth",
-             "peer", "name", self.veth_me, "netns", self.ns_me)
-        for ns, dev, addr in ((self.ns_ss, self.veth_ss, SS_ADDR), (self.ns_me, self.veth_me,
-                                                                    ME_ADDR)):
+        _run(
+            "ip",
+            "link",
+            "add",
+            self.veth_ss,
+            "netns",
+            self.ns_ss,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            self.veth_me,
+            "netns",
+            self.ns_me,
+        )
+        for ns, dev, addr in (
+            (self.ns_ss, self.veth_ss, SS_ADDR),
+            (self.ns_me, self.veth_me, ME_ADDR),
+        ):
             _run("ip", "-n", ns, "link", "set", "lo", "up")
             _run("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
             _run("ip", "-n", ns, "link", "set", dev, "up")
@@ -91,9 +106,19 @@ class Lab:
         self.conf.write_text(self._strongswan_conf())
         env = {**os.environ, "STRONGSWAN_CONF": str(self.conf)}
         self.charon = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns_ss, "sh", "-c",
-             f"mount --bind {self.run_dir} /run && exec {CHARON}"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.ns_ss,
+                "sh",
+                "-c",
+                f"mount --bind {self.run_dir} /run && exec {CHARON}",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         socket_path = self.dir / "charon.vici"
         deadline = time.monotonic() + 15
@@ -163,7 +188,11 @@ charon {{
         env = {**os.environ, "STRONGSWAN_CONF": str(self.conf)}
         return subprocess.run(
             ["ip", "netns", "exec", self.ns_ss, "swanctl", *args, "--uri", self.uri],
-            check=check, capture_output=True, text=True, timeout=30, env=env,
+            check=check,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
         )
 
     def load(self, name: str, ike: str, esp: str) -> None:
@@ -208,8 +237,9 @@ secrets {{
     def terminate_all(self) -> None:
         """Close every IKE SA strongSwan holds (between cases)."""
         for ike_id in re.findall(r"uniqueid=(\d+)", self.swanctl("--list-sas", "--raw").stdout):
-            self.swanctl("--terminate", "--ike-id", ike_id, "--force", "--timeout", "5",
-                         check=False)
+            self.swanctl(
+                "--terminate", "--ike-id", ike_id, "--force", "--timeout", "5", check=False
+            )
 
     def list_sas(self) -> list[dict[str, Any]]:
         """``swanctl --list-sas --raw`` as dicts: IKE SA fields plus ``children``."""
@@ -221,9 +251,20 @@ secrets {{
         """Start the UDP driver of our core inside the ``me`` namespace."""
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns_me, sys.executable, "-m", "tests.ike.udp_driver",
-             json.dumps(spec)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.ns_me,
+                sys.executable,
+                "-m",
+                "tests.ike.udp_driver",
+                json.dumps(spec),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert proc.stdout is not None
         first = proc.stdout.readline()  # {"ready": true} once the sockets are bound

@@ -93,8 +93,9 @@ def test_psk_exchange_with_strongswan(lab: Lab, role: str, suite: str, group: st
     lab.load(name, ss_ike.format(ss_dh=group.replace("x25519", "curve25519")), ss_esp)
     driver = lab.start_driver(_spec(role, ike.format(dh=group), esp))
     if role == "responder":
-        initiated = lab.swanctl("--initiate", "--ike", name, "--child", "net", "--timeout", "20",
-                                check=False)
+        initiated = lab.swanctl(
+            "--initiate", "--ike", name, "--child", "net", "--timeout", "20", check=False
+        )
         assert initiated.returncode == 0, initiated.stdout + initiated.stderr + lab.log_text()
     result = finish_driver(driver)
     events = result["events"]

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from ipsecconf.ike.config import ChildConfig, IkeConfig, Identity, Mode, PskTable
+from ipsecconf.ike.config import ChildConfig, Identity, IkeConfig, Mode, PskTable
 from ipsecconf.ike.events import (
     ChildSaEstablished,
     ChildSaFailed,
@@ -37,7 +37,8 @@ def build_config(spec: dict[str, Any]) -> IkeConfig:
             Selector(Endpoint.parse(spec["local_ts"]), Endpoint.parse(spec["remote_ts"]), 0),
         ),
         proposals=tuple(
-            [parse(p, "esp") for p in spec["esp"]] if spec.get("esp")
+            [parse(p, "esp") for p in spec["esp"]]
+            if spec.get("esp")
             else child_proposals("esp", "auto", "auto")
         ),
         mode=Mode(spec.get("mode", "tunnel")),
@@ -84,8 +85,12 @@ def describe(event: object) -> dict[str, Any]:
             "remote_ts": [str(t) for t in event.remote_ts],
         }
     if isinstance(event, IkeSaFailed | ChildSaFailed):
-        return {"type": "failed", "reason": event.reason.value, "detail": event.detail,
-                "notify": event.notify}
+        return {
+            "type": "failed",
+            "reason": event.reason.value,
+            "detail": event.detail,
+            "notify": event.notify,
+        }
     return {"type": type(event).__name__}
 
 

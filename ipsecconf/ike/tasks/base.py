@@ -24,7 +24,6 @@ from ipsecconf.ike.errors import LocalProtocolError
 from ipsecconf.ike.message import Message
 from ipsecconf.ike.payloads import NotifyPayload, Payload
 
-
 T = TypeVar("T")
 
 

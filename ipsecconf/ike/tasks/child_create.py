@@ -117,8 +117,14 @@ class ChildCreateInitiator(Task):
         ]
         return payloads
 
-    def _fail(self, ctx: SaContext, reason: FailureReason, detail: str,
-              notify: int | None = None, by_peer: bool = False) -> Status:
+    def _fail(
+        self,
+        ctx: SaContext,
+        reason: FailureReason,
+        detail: str,
+        notify: int | None = None,
+        by_peer: bool = False,
+    ) -> Status:
         ctx.push(ChildSaFailed(self.child.name, reason, detail, notify, by_peer))
         return Status.SUCCESS  # the child is done; the IKE SA stays (2.21.3)
 
@@ -129,29 +135,43 @@ class ChildCreateInitiator(Task):
         sa = one(message, SaPayload)
         if error is not None and sa is None:
             reason = _CHILD_ERRORS.get(error.type, FailureReason.PEER_ERROR)  # type: ignore[call-overload]
-            return self._fail(ctx, reason, f"the peer refused child {self.child.name!r}",
-                              error.type, True)
+            return self._fail(
+                ctx, reason, f"the peer refused child {self.child.name!r}", error.type, True
+            )
         tsi, tsr = _ts(message, True), _ts(message, False)
         if sa is None or tsi is None or tsr is None:
-            return self._fail(ctx, FailureReason.PROTOCOL_ERROR,
-                              "the peer answered without SA, TSi and TSr", None, True)
+            return self._fail(
+                ctx,
+                FailureReason.PROTOCOL_ERROR,
+                "the peer answered without SA, TSi and TSr",
+                None,
+                True,
+            )
         chosen = check_answer(sa, self.child.proposals)
         if chosen is None or len(sa.proposals[0].spi) != 4:
-            return self._fail(ctx, FailureReason.NO_PROPOSAL_CHOSEN,
-                              "the peer chose a child proposal we did not offer")
+            return self._fail(
+                ctx,
+                FailureReason.NO_PROPOSAL_CHOSEN,
+                "the peer chose a child proposal we did not offer",
+            )
         if not all(covered(t, self.local) for t in tsi) or not all(
             covered(t, self.remote) for t in tsr
         ):
-            return self._fail(ctx, FailureReason.TS_UNACCEPTABLE,
-                              "the peer widened the traffic selectors")
+            return self._fail(
+                ctx, FailureReason.TS_UNACCEPTABLE, "the peer widened the traffic selectors"
+            )
         transport = has_notify(message, NotifyType.USE_TRANSPORT_MODE)
         if transport != (self.child.mode is Mode.TRANSPORT):
-            return self._fail(ctx, FailureReason.MODE_MISMATCH,
-                              f"the peer wants {'transport' if transport else 'tunnel'} mode")
+            return self._fail(
+                ctx,
+                FailureReason.MODE_MISMATCH,
+                f"the peer wants {'transport' if transport else 'tunnel'} mode",
+            )
         algorithms = child_algorithms(ProtocolId(sa.proposals[0].protocol), chosen)
         spi_out = int.from_bytes(sa.proposals[0].spi, "big")
-        ctx.push(_established(ctx, self.child, algorithms, self.spi_in, spi_out, tsi, tsr,
-                              transport))
+        ctx.push(
+            _established(ctx, self.child, algorithms, self.spi_in, spi_out, tsi, tsr, transport)
+        )
         return Status.SUCCESS
 
 
@@ -179,8 +199,11 @@ class ChildCreateResponder(Task):
             return Status.SUCCESS
         if tsi is None or tsr is None:
             self.error = NotifyType.TS_UNACCEPTABLE
-            ctx.push(ChildSaFailed("", FailureReason.TS_UNACCEPTABLE,
-                                   "child request without TSi/TSr", self.error))
+            ctx.push(
+                ChildSaFailed(
+                    "", FailureReason.TS_UNACCEPTABLE, "child request without TSi/TSr", self.error
+                )
+            )
             return Status.SUCCESS
         self.transport = has_notify(message, NotifyType.USE_TRANSPORT_MODE)
         ts_fit = False
@@ -201,8 +224,11 @@ class ChildCreateResponder(Task):
             offer = next(p for p in sa.proposals if p.number == self.answer.number)
             algorithms = child_algorithms(ProtocolId(self.answer.protocol), chosen)
             spi_out = int.from_bytes(offer.spi, "big")
-            ctx.push(_established(ctx, child, algorithms, spi_in, spi_out, self.tsr, self.tsi,
-                                  self.transport))
+            ctx.push(
+                _established(
+                    ctx, child, algorithms, spi_in, spi_out, self.tsr, self.tsi, self.transport
+                )
+            )
             return Status.SUCCESS
         if ts_fit:
             self.error = NotifyType.NO_PROPOSAL_CHOSEN

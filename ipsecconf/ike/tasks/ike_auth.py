@@ -23,9 +23,7 @@ from ipsecconf.ike.tasks.base import Status, Task, first_error, has_notify, one
 def authenticator_for(ctx: SaContext, remote_id: Identity | None) -> Authenticator | None:
     """The authenticator for this peer: PSK when the lookup knows a key, else ``None``."""
     assert ctx.algorithms is not None
-    key = ctx.config.psk(
-        PskQuery(ctx.remote_address, remote_id, ctx.config.effective_local_id)
-    )
+    key = ctx.config.psk(PskQuery(ctx.remote_address, remote_id, ctx.config.effective_local_id))
     if key is None:
         return None
     return PskAuthenticator(ctx.algorithms.prf, key)
@@ -34,9 +32,7 @@ def authenticator_for(ctx: SaContext, remote_id: Identity | None) -> Authenticat
 def _octets(ctx: SaContext, of_initiator: bool, identity: IdPayload) -> bytes:
     assert ctx.algorithms is not None and ctx.keys is not None
     if of_initiator:
-        return signed_octets(
-            ctx.algorithms.prf, ctx.init_request, ctx.nr, ctx.keys.sk_pi, identity
-        )
+        return signed_octets(ctx.algorithms.prf, ctx.init_request, ctx.nr, ctx.keys.sk_pi, identity)
     return signed_octets(ctx.algorithms.prf, ctx.init_response, ctx.ni, ctx.keys.sk_pr, identity)
 
 
@@ -84,38 +80,52 @@ class IkeAuthInitiator(Task):
         payloads.append(self.auth.sign(_octets(ctx, True, idi)))
         return payloads
 
-    def _fail(self, ctx: SaContext, reason: FailureReason, detail: str, notify: int | None,
-              by_peer: bool) -> Status:
+    def _fail(
+        self, ctx: SaContext, reason: FailureReason, detail: str, notify: int | None, by_peer: bool
+    ) -> Status:
         ctx.state = IkeState.FAILED
         ctx.push(IkeSaFailed(reason, detail, notify, by_peer))
         return Status.FAILED
 
     def process_response(self, ctx: SaContext, message: Message) -> Status:
-        idr = next((p for p in message.payloads if isinstance(p, IdPayload) and not p.initiator),
-                   None)
+        idr = next(
+            (p for p in message.payloads if isinstance(p, IdPayload) and not p.initiator), None
+        )
         auth = one(message, AuthPayload)
         error = first_error(message)
         if idr is None or auth is None:
             if error is not None and error.type == NotifyType.AUTHENTICATION_FAILED:
                 return self._fail(
-                    ctx, FailureReason.AUTHENTICATION_FAILED,
-                    "the peer refused our authentication", error.type, True,
+                    ctx,
+                    FailureReason.AUTHENTICATION_FAILED,
+                    "the peer refused our authentication",
+                    error.type,
+                    True,
                 )
             return self._fail(
-                ctx, FailureReason.PEER_ERROR if error else FailureReason.PROTOCOL_ERROR,
-                "IKE_AUTH response without IDr and AUTH", error.type if error else None, True,
+                ctx,
+                FailureReason.PEER_ERROR if error else FailureReason.PROTOCOL_ERROR,
+                "IKE_AUTH response without IDr and AUTH",
+                error.type if error else None,
+                True,
             )
         remote = Identity.from_payload(idr)
         if ctx.config.remote_id is not None and not ctx.config.remote_id.matches(remote):
             return self._fail(
-                ctx, FailureReason.AUTHENTICATION_FAILED,
-                f"the peer is {remote}, not {ctx.config.remote_id}", None, False,
+                ctx,
+                FailureReason.AUTHENTICATION_FAILED,
+                f"the peer is {remote}, not {ctx.config.remote_id}",
+                None,
+                False,
             )
         verifier = authenticator_for(ctx, remote) or self.auth
         if verifier is None or not verifier.verify(auth, _octets(ctx, False, idr)):
             return self._fail(
-                ctx, FailureReason.AUTHENTICATION_FAILED,
-                "the peer's AUTH payload does not verify", None, False,
+                ctx,
+                FailureReason.AUTHENTICATION_FAILED,
+                "the peer's AUTH payload does not verify",
+                None,
+                False,
             )
         ctx.remote_id = remote
         ctx.state = IkeState.ESTABLISHED

@@ -66,9 +66,7 @@ def process_natd(ctx: SaContext, message: Message, spi_r: bytes) -> None:
         ctx.natd_supported = False
         return
     ctx.natd_supported = True
-    ctx.nat_local = (
-        ctx.natd_hash(ctx.spi_i, spi_r, ctx.local_address, ctx.local_port) not in dests
-    )
+    ctx.nat_local = ctx.natd_hash(ctx.spi_i, spi_r, ctx.local_address, ctx.local_port) not in dests
     ctx.nat_remote = (
         ctx.natd_hash(ctx.spi_i, spi_r, ctx.remote_address, ctx.remote_port) not in sources
     )
@@ -78,8 +76,14 @@ def derive(ctx: SaContext, algorithms: IkeAlgorithms, shared: bytes) -> None:
     """SKEYSEED, SK_* and the SK payload transforms of this SA (RFC 7296 2.14)."""
     seed = skeyseed(algorithms.prf, ctx.ni, ctx.nr, shared)
     keys = ike_keys(
-        algorithms.prf, algorithms.cipher, algorithms.integrity, seed, ctx.ni, ctx.nr,
-        ctx.spi_i, ctx.spi_r,
+        algorithms.prf,
+        algorithms.cipher,
+        algorithms.integrity,
+        seed,
+        ctx.ni,
+        ctx.nr,
+        ctx.spi_i,
+        ctx.spi_r,
     )
     ctx.algorithms = algorithms
     ctx.keys = keys
@@ -127,8 +131,9 @@ class IkeInitInitiator(Task):
         ]
         return payloads
 
-    def _fail(self, ctx: SaContext, reason: FailureReason, detail: str, notify: int | None,
-              by_peer: bool) -> Status:
+    def _fail(
+        self, ctx: SaContext, reason: FailureReason, detail: str, notify: int | None, by_peer: bool
+    ) -> Status:
         ctx.state = IkeState.FAILED
         ctx.push(IkeSaFailed(reason, detail, notify, by_peer))
         return Status.FAILED
@@ -144,33 +149,45 @@ class IkeInitInitiator(Task):
             if error.type == NotifyType.INVALID_KE_PAYLOAD and len(error.data) == 2:
                 wanted = int.from_bytes(error.data, "big")
                 offered = {g.dh_id: g for p in ctx.config.proposals for g in p.dh_groups}
-                if wanted in offered and wanted != self.group.dh_id and (
-                    self.retries < MAX_RETRIES
+                if (
+                    wanted in offered
+                    and wanted != self.group.dh_id
+                    and (self.retries < MAX_RETRIES)
                 ):
                     self.retries += 1
                     self.group = offered[wanted]  # type: ignore[index]
                     return Status.NEED_MORE
             reason = _PEER_FAILURES.get(error.type, FailureReason.PEER_ERROR)  # type: ignore[call-overload]
-            return self._fail(ctx, reason, f"peer refused IKE_SA_INIT", error.type, True)
+            return self._fail(ctx, reason, "peer refused IKE_SA_INIT", error.type, True)
         sa = one(message, SaPayload)
         ke = one(message, KePayload)
         nonce = one(message, NoncePayload)
         if sa is None or ke is None or nonce is None:
             return self._fail(
-                ctx, FailureReason.PROTOCOL_ERROR, "IKE_SA_INIT response lacks SA, KE or Nonce",
-                None, True,
+                ctx,
+                FailureReason.PROTOCOL_ERROR,
+                "IKE_SA_INIT response lacks SA, KE or Nonce",
+                None,
+                True,
             )
         chosen = check_answer(sa, ctx.config.proposals)
         if chosen is None:
             return self._fail(
-                ctx, FailureReason.NO_PROPOSAL_CHOSEN,
-                "the responder chose a proposal we did not offer", None, True,
+                ctx,
+                FailureReason.NO_PROPOSAL_CHOSEN,
+                "the responder chose a proposal we did not offer",
+                None,
+                True,
             )
         algorithms = ike_algorithms(chosen)
         assert self.ke is not None
         if algorithms.dh != self.group or ke.group != self.group.dh_id:
             return self._fail(
-                ctx, FailureReason.INVALID_KE, "the responder's KE is not in our group", None, True,
+                ctx,
+                FailureReason.INVALID_KE,
+                "the responder's KE is not in our group",
+                None,
+                True,
             )
         try:
             shared = self.ke.shared_secret(ke.data)
