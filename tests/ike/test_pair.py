@@ -152,7 +152,7 @@ def test_forced_encapsulation_moves_to_4500_with_the_marker() -> None:
         sent += [(d.data, d.local_port) for d in out_r]
         pair._deliver(out_r, pair.initiator, str(ADDR_R))
     pair._collect()
-    ike_i, child_i, ike_r, child_r = established(pair)
+    _, child_i, ike_r, child_r = established(pair)
     assert [port for _, port in sent] == [500, 500, 4500, 4500]
     assert all(data.startswith(NON_ESP_MARKER) for data, port in sent if port == 4500)
     assert child_i.udp_encap and child_r.udp_encap
