@@ -5,7 +5,8 @@ we answer the peer's requests in order.  Our request is retransmitted after
 ``timeout * base**n`` seconds (strongSwan's 4 s and 1.8) until ``tries`` retransmissions
 have gone unanswered; then the SA fails with ``peer-not-responding``.  A request whose ID
 is the last one we answered is a retransmission: the cached response goes out again
-unchanged (2.1).  An IKE_SA_INIT request that differs from the cached one while no SA
+unchanged (2.1), provided it is byte for byte the request we answered (a peer
+retransmits the same datagram).  An IKE_SA_INIT request that differs from the cached one while no SA
 exists yet is a new attempt (after INVALID_KE_PAYLOAD or COOKIE) and is processed.
 
 The manager knows nothing of payload contents: the tasks do.  It needs from the SA a
@@ -163,9 +164,15 @@ class TaskManager:
         before the answer is built: the SA follows the peer's address there (2.23)."""
         init = header.exchange == ExchangeType.IKE_SA_INIT
         if header.message_id + 1 == self.peer_mid and self._cached_response:
-            if not init or data == self._cached_request or self.ctx.state is not IkeState.CREATED:
+            if data == self._cached_request:
                 self._send(self._cached_response)
                 raise RemoteProtocolError(DropReason.RETRANSMIT, "retransmitted request")
+            if not (init and self.ctx.state is IkeState.CREATED):
+                # Peers retransmit byte for byte; anything else reusing the ID is forged
+                # or corrupted, and answering it would only amplify.
+                raise RemoteProtocolError(
+                    DropReason.INVALID_MESSAGE_ID, "request ID already answered, content differs"
+                )
             self.peer_mid -= 1  # a new IKE_SA_INIT attempt after our error answer
         if header.message_id != self.peer_mid:
             raise RemoteProtocolError(
