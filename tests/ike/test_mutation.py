@@ -86,8 +86,9 @@ def feed(sa: IkeSa, data: bytes, source: str) -> bool:
     return False
 
 
-def storm(make: Callable[[], IkeSa], data: bytes, source: str, rnd: random.Random,
-          fresh: bool) -> tuple[int, int]:
+def storm(
+    make: Callable[[], IkeSa], data: bytes, source: str, rnd: random.Random, fresh: bool
+) -> tuple[int, int]:
     refused = accepted = 0
     sa = make()
     for bad in mutations(data, rnd, PER_MESSAGE):
