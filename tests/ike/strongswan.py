@@ -144,6 +144,9 @@ class Lab:
         self._created.clear()
 
     def _strongswan_conf(self) -> str:
+        # Level 4 makes charon log SKEYSEED, SK_* and child keys: only in this throw-away
+        # namespace, so that the test can compare them with the keys our core derived.
+        ike_level = chd_level = 4
         return f"""
 charon {{
     load_modular = no
@@ -163,7 +166,8 @@ charon {{
         testlog {{
             path = {self.log}
             default = 1
-            ike = 2
+            ike = {ike_level}
+            chd = {chd_level}
             cfg = 2
             enc = 1
             flush_line = yes
@@ -177,6 +181,10 @@ charon {{
     }}
 }}
 """
+
+    def log_size(self) -> int:
+        """The log's current length, to read only what a test case adds."""
+        return len(self.log_text()) if self.log.exists() else 0
 
     def log_text(self) -> str:
         """charon's log so far (for failure messages)."""
@@ -316,3 +324,32 @@ def parse_raw_sas(raw: str) -> list[dict[str, Any]]:
                 ike["name"] = name
                 sas.append(ike)
     return sas
+
+
+_DUMP_HEAD = re.compile(r"\] (.+?) => (\d+) bytes @ ")
+_DUMP_LINE = re.compile(r"\]\s+\d+: ((?:[0-9A-F]{2} ?){1,16})")
+
+
+def logged_secrets(log: str) -> dict[str, bytes]:
+    """The values charon dumped at log level 4, by label (the last dump of each label):
+    ``shared Diffie Hellman secret``, ``SKEYSEED``, ``Sk_d secret`` ... ``Sk_pr secret``,
+    the child's ``seed`` (Ni | Nr) and ``encryption initiator key`` and the like."""
+    found: dict[str, bytes] = {}
+    lines = log.splitlines()
+    index = 0
+    while index < len(lines):
+        head = _DUMP_HEAD.search(lines[index])
+        index += 1
+        if head is None:
+            continue
+        label, size = head.group(1).strip(), int(head.group(2))
+        data = bytearray()
+        while len(data) < size and index < len(lines):
+            row = _DUMP_LINE.search(lines[index])
+            if row is None:
+                break
+            data += bytes.fromhex(row.group(1).replace(" ", ""))
+            index += 1
+        if len(data) == size:
+            found[label] = bytes(data)
+    return found

@@ -27,8 +27,10 @@ from tests.ike.strongswan import (
     SS_ADDR,
     Lab,
     finish_driver,
+    logged_secrets,
     missing_requirements,
 )
+from tests.ike.udp_driver import fingerprint
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
 
@@ -91,6 +93,7 @@ def test_psk_exchange_with_strongswan(lab: Lab, role: str, suite: str, group: st
     name = f"c{role[0]}{suite}{group}"
     lab.terminate_all()
     lab.load(name, ss_ike.format(ss_dh=group.replace("x25519", "curve25519")), ss_esp)
+    mark = lab.log_size()
     driver = lab.start_driver(_spec(role, ike.format(dh=group), esp))
     if role == "responder":
         initiated = lab.swanctl(
@@ -135,3 +138,15 @@ def test_psk_exchange_with_strongswan(lab: Lab, role: str, suite: str, group: st
     assert child_event["udp_encap"] is True and child_event["mode"] == "tunnel"
     assert child_event["esn"] is False
     assert result["drops"] == {}, result["drops"]
+
+    # charon logged its keys (level 4): ours must be the same, byte for byte.
+    logged = logged_secrets(lab.log_text()[mark:])
+    for name in ("sk_d", "sk_ai", "sk_ar", "sk_ei", "sk_er", "sk_pi", "sk_pr"):
+        label = f"Sk_{name[3:]} secret"
+        assert fingerprint(logged.get(label, b"")) == ike_event["keys"][name], label
+    sent, received = ("out", "in") if role == "initiator" else ("in", "out")
+    keys = child_event["keys"]
+    assert fingerprint(logged["encryption initiator key"]) == keys[f"encr_{sent}"]
+    assert fingerprint(logged["encryption responder key"]) == keys[f"encr_{received}"]
+    assert fingerprint(logged.get("integrity initiator key", b"")) == keys[f"integ_{sent}"]
+    assert fingerprint(logged.get("integrity responder key", b"")) == keys[f"integ_{received}"]

@@ -8,6 +8,7 @@ is bounded by the spec's ``timeout``.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -55,6 +56,11 @@ def build_config(spec: dict[str, Any]) -> IkeConfig:
     )
 
 
+def fingerprint(key: bytes) -> str:
+    """A short SHA-256 fingerprint, so that keys can be compared without printing them."""
+    return hashlib.sha256(key).hexdigest()[:32]
+
+
 def describe(event: object) -> dict[str, Any]:
     """A JSON-able summary of an event, without keys."""
     if isinstance(event, IkeSaEstablished):
@@ -83,6 +89,12 @@ def describe(event: object) -> dict[str, Any]:
             "udp_encap": event.udp_encap,
             "local_ts": [str(t) for t in event.local_ts],
             "remote_ts": [str(t) for t in event.remote_ts],
+            "keys": {
+                "encr_in": fingerprint(event.encr_key_in),
+                "encr_out": fingerprint(event.encr_key_out),
+                "integ_in": fingerprint(event.integ_key_in),
+                "integ_out": fingerprint(event.integ_key_out),
+            },
         }
     if isinstance(event, IkeSaFailed | ChildSaFailed):
         return {
@@ -118,6 +130,14 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
                 socks[d.local_port].sendto(d.data, d.remote)
             while (event := sa.next_event()) is not None:
                 events.append(describe(event))
+                if isinstance(event, IkeSaEstablished):
+                    # Test-only peek at the SK_* keys, to compare with charon's level-4 log.
+                    keys = sa._ctx.keys
+                    assert keys is not None
+                    events[-1]["keys"] = {
+                        name: fingerprint(getattr(keys, name))
+                        for name in ("sk_d", "sk_ai", "sk_ar", "sk_ei", "sk_er", "sk_pi", "sk_pr")
+                    }
                 if events[-1]["type"] in ("child", "failed") and done_at is None:
                     done_at = now + float(spec.get("linger", 1.0))
         if done_at is not None and now >= done_at:
