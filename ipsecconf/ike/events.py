@@ -56,7 +56,9 @@ class IkeSaEstablished:
     nat_local: bool
     """This side is behind a NAT (its NAT_DETECTION_DESTINATION_IP did not match)."""
     nat_remote: bool
-    """The peer is behind a NAT, or pretends to be (forced encapsulation)."""
+    """The peer is behind a NAT, or pretends to be (its forced encapsulation)."""
+    udp_encap: bool
+    """IKE (from IKE_AUTH on) and ESP use UDP 4500: a NAT on either side, or forced."""
     initial_contact: bool
     """The peer sent INITIAL_CONTACT: the engine drops older SAs with it (RFC 7296 2.4)."""
 

@@ -7,8 +7,8 @@ import ipaddress
 import pytest
 
 from ipsecconf.ike.config import ChildConfig, Identity, IkeConfig, Mode, PskTable, RetransmitPolicy
-from ipsecconf.ike.constants import NotifyType
-from ipsecconf.ike.context import IkeState
+from ipsecconf.ike.constants import ExchangeType, NotifyType
+from ipsecconf.ike.context import IkeState, SaContext
 from ipsecconf.ike.errors import DropReason, LocalProtocolError
 from ipsecconf.ike.events import (
     ChildSaEstablished,
@@ -17,7 +17,10 @@ from ipsecconf.ike.events import (
     IkeSaEstablished,
     IkeSaFailed,
 )
+from ipsecconf.ike.message import Message
+from ipsecconf.ike.payloads import NotifyPayload, Payload
 from ipsecconf.ike.sa import IkeSa
+from ipsecconf.ike.tasks.base import Status, Task
 from ipsecconf.model.proposals import child_proposals, parse
 from ipsecconf.model.selectors import Endpoint, Selector
 from tests.ike.pair import ADDR_I, ADDR_R, configs, host_child, make_pair, mirror, seeded_rng
@@ -237,3 +240,28 @@ def test_local_misuse_raises_typed_errors() -> None:
     with pytest.raises(LocalProtocolError):
         IkeSa(ci, initiator=True, rng=seeded_rng(1)).connect(0.0, child="nope")
     assert host_child().name == "host"
+
+
+class _RefuseAuth(Task):
+    """What an initiator sends when the responder's AUTH does not verify (2.21.2)."""
+
+    exchange = ExchangeType.INFORMATIONAL
+
+    def build_request(self, ctx: SaContext) -> list[Payload]:
+        return [NotifyPayload(NotifyType.AUTHENTICATION_FAILED)]
+
+    def process_response(self, ctx: SaContext, message: Message) -> Status:
+        return Status.SUCCESS
+
+
+def test_responder_fails_when_the_initiator_refuses_its_auth_later() -> None:
+    pair = make_pair(*configs())
+    pair.run()
+    established(pair)
+    pair.initiator._manager.queue(_RefuseAuth())
+    pair.initiator._manager.initiate(pair.now)
+    pair.run()
+    failure = pair.events_r[-1]
+    assert isinstance(failure, IkeSaFailed)
+    assert failure.reason is FailureReason.AUTHENTICATION_FAILED and failure.by_peer
+    assert pair.responder.state is IkeState.FAILED

@@ -157,6 +157,7 @@ def test_forced_encapsulation_moves_to_4500_with_the_marker() -> None:
     assert all(data.startswith(NON_ESP_MARKER) for data, port in sent if port == 4500)
     assert child_i.udp_encap and child_r.udp_encap
     assert ike_r.nat_remote  # the initiator pretended to be behind a NAT
+    assert ike_r.udp_encap and pair.events_i[0].udp_encap  # type: ignore[union-attr]
     assert child_i.remote_port == 4500 and child_r.remote_port == 4500
 
 

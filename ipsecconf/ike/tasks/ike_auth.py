@@ -51,7 +51,8 @@ def established(ctx: SaContext) -> IkeSaEstablished:
         remote_address=ctx.remote_address,
         remote_port=ctx.remote_port,
         nat_local=ctx.nat_local,
-        nat_remote=ctx.nat_remote or ctx.config.force_encap,
+        nat_remote=ctx.nat_remote,
+        udp_encap=ctx.udp_encap,
         initial_contact=ctx.peer_initial_contact,
     )
 

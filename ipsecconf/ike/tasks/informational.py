@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ipsecconf.ike.constants import ExchangeType, NotifyType, ProtocolId
 from ipsecconf.ike.context import IkeState, SaContext
-from ipsecconf.ike.events import ChildSaDeleted, IkeSaDeleted
+from ipsecconf.ike.events import ChildSaDeleted, FailureReason, IkeSaDeleted, IkeSaFailed
 from ipsecconf.ike.message import Message
 from ipsecconf.ike.payloads import DeletePayload, NotifyPayload, Payload
 from ipsecconf.ike.tasks.base import Status, Task
@@ -27,6 +27,18 @@ class InformationalResponder(Task):
 
     def process_request(self, ctx: SaContext, message: Message) -> Status:
         for p in message.payloads:
+            if isinstance(p, NotifyPayload) and p.type == NotifyType.AUTHENTICATION_FAILED:
+                # The initiator refused our AUTH after we established (2.21.2).
+                ctx.state = IkeState.FAILED
+                ctx.push(
+                    IkeSaFailed(
+                        FailureReason.AUTHENTICATION_FAILED,
+                        "the peer refused our authentication",
+                        NotifyType.AUTHENTICATION_FAILED,
+                        by_peer=True,
+                    )
+                )
+                return Status.SUCCESS
             if not isinstance(p, DeletePayload):
                 continue
             if p.protocol == ProtocolId.IKE:
