@@ -49,7 +49,7 @@ class EncryptionContext(Protocol):
 
 
 class _Aead:
-    __slots__ = ("_aead", "_salt", "cipher")
+    __slots__ = ("cipher", "_aead", "_salt")
 
     def __init__(self, cipher: Cipher, key: bytes) -> None:
         self.cipher = cipher
@@ -69,7 +69,7 @@ class _Aead:
 
 
 class _Cbc:
-    __slots__ = ("_algo", "cipher")
+    __slots__ = ("cipher", "_algo")
 
     def __init__(self, cipher: Cipher, key: bytes) -> None:
         self.cipher = cipher
@@ -126,7 +126,7 @@ def encryption(cipher: Cipher, key: bytes) -> EncryptionContext:
 class IntegrityContext:
     """HMAC truncated to the algorithm's ICV length."""
 
-    __slots__ = ("_digest", "_key", "integrity")
+    __slots__ = ("integrity", "_key", "_digest")
 
     def __init__(self, integrity: Integrity, key: bytes) -> None:
         if integrity.icv_bytes == 0:
