@@ -1,0 +1,261 @@
+"""What the engine tells an IKE SA: plain dataclasses, no I/O, no secrets in reprs.
+
+An :class:`IkeConfig` describes one peer relationship: addresses and ports, identities,
+how to find the pre-shared key, the IKE proposals, and the children (each a mirrored
+policy pair of DESIGN.md: selectors in the ``out`` direction, ESP or AH proposals, mode).
+The engine fills these from the desired state; the seed's psk.txt (one ``address key``
+per line) becomes a :class:`PskTable`.
+
+Identities (RFC 7296 3.5): IPv4 and IPv6 addresses, FQDNs and RFC 822 addresses; a DN or
+key id received from a peer is kept as raw bytes so that the certificate issue can check
+it.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ipsecconf.ike.constants import IdType, ProtocolId
+from ipsecconf.ike.errors import LocalProtocolError
+from ipsecconf.ike.payloads import IdPayload
+from ipsecconf.model.proposals import Proposal, default_ike
+from ipsecconf.model.selectors import Selector
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Mode(enum.StrEnum):
+    """IPsec mode of a child SA."""
+
+    TUNNEL = "tunnel"
+    TRANSPORT = "transport"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An IKE identity: a type and its data (text for addresses, FQDN and email)."""
+
+    id_type: IdType
+    data: bytes
+
+    @classmethod
+    def address(cls, value: str | IPAddress) -> Identity:
+        """An ID_IPV4_ADDR or ID_IPV6_ADDR identity."""
+        addr = ipaddress.ip_address(value)
+        kind = IdType.IPV4_ADDR if addr.version == 4 else IdType.IPV6_ADDR
+        return cls(kind, addr.packed)
+
+    @classmethod
+    def fqdn(cls, name: str) -> Identity:
+        """An ID_FQDN identity (no trailing dot, ASCII)."""
+        return cls(IdType.FQDN, name.rstrip(".").encode("ascii"))
+
+    @classmethod
+    def rfc822(cls, mailbox: str) -> Identity:
+        """An ID_RFC822_ADDR identity."""
+        return cls(IdType.RFC822_ADDR, mailbox.encode("ascii"))
+
+    @classmethod
+    def parse(cls, text: str) -> Identity:
+        """strongSwan's shorthand: an address, ``user@host`` (RFC 822), else an FQDN
+        (a leading ``@`` forces FQDN)."""
+        if text.startswith("@"):
+            return cls.fqdn(text[1:])
+        try:
+            return cls.address(text)
+        except ValueError:
+            pass
+        if "@" in text:
+            return cls.rfc822(text)
+        return cls.fqdn(text)
+
+    @classmethod
+    def from_payload(cls, payload: IdPayload) -> Identity:
+        """The identity an IDi/IDr payload carries (unknown types kept raw)."""
+        try:
+            kind = IdType(payload.id_type)
+        except ValueError:
+            kind = IdType.KEY_ID
+        return cls(kind, payload.data)
+
+    def to_payload(self, initiator: bool) -> IdPayload:
+        """This identity as IDi (``initiator``) or IDr."""
+        return IdPayload(initiator, int(self.id_type), self.data)
+
+    def matches(self, other: Identity) -> bool:
+        """Same type and data (FQDN and email compared without case)."""
+        if self.id_type != other.id_type:
+            return False
+        if self.id_type in (IdType.FQDN, IdType.RFC822_ADDR):
+            return self.data.lower() == other.data.lower()
+        return self.data == other.data
+
+    def __str__(self) -> str:
+        if self.id_type in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
+            try:
+                return str(ipaddress.ip_address(self.data))
+            except ValueError:
+                return self.data.hex()
+        if self.id_type in (IdType.FQDN, IdType.RFC822_ADDR):
+            return self.data.decode("ascii", "replace")
+        return f"{self.id_type.name.lower()}:{self.data.hex()}"
+
+
+@dataclass(frozen=True, slots=True)
+class PskQuery:
+    """What a PSK lookup is asked: which peer (by address and, once known, identity)."""
+
+    remote_address: IPAddress
+    remote_id: Identity | None
+    local_id: Identity
+
+
+PskLookup = Callable[[PskQuery], bytes | None]
+"""Returns the pre-shared key for a peer, or ``None`` when there is none."""
+
+
+class PskTable:
+    """A PSK lookup by peer address or identity text (the seed's psk.txt semantics)."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: Mapping[str, bytes]) -> None:
+        self._keys = {self._norm(k): v for k, v in keys.items()}
+
+    @staticmethod
+    def _norm(key: str) -> str:
+        try:
+            return str(ipaddress.ip_address(key))
+        except ValueError:
+            return key.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> PskTable:
+        """Parse psk.txt: ``address key`` per line; ``#`` starts a comment line."""
+        keys: dict[str, bytes] = {}
+        for number, line in enumerate(text.splitlines(), 1):
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            parts = stripped.split(None, 1)
+            if len(parts) != 2:
+                raise LocalProtocolError(f"psk.txt line {number}: expected 'address key'")
+            keys[parts[0]] = parts[1].strip().encode("utf-8")
+        return cls(keys)
+
+    def __call__(self, query: PskQuery) -> bytes | None:
+        if query.remote_id is not None:
+            by_id = self._keys.get(self._norm(str(query.remote_id)))
+            if by_id is not None:
+                return by_id
+        return self._keys.get(str(query.remote_address))
+
+    def __repr__(self) -> str:
+        return f"PskTable({len(self._keys)} entries)"
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerPacket:
+    """The packet that started a negotiation, for populate-from-packet (RFC 4301 4.4.1)."""
+
+    source: IPAddress
+    destination: IPAddress
+    protocol: int = 0
+    source_port: int = 0
+    destination_port: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildConfig:
+    """One child SA: a mirrored policy pair (selectors in the ``out`` direction)."""
+
+    name: str
+    selectors: tuple[Selector, ...]
+    """Source = local side, destination = remote side; several become one TS payload."""
+    proposals: tuple[Proposal, ...]
+    """ESP or AH proposals (``ipsecconf.model.proposals.child_proposals``)."""
+    mode: Mode = Mode.TRANSPORT
+    populate_from_packet: bool = False
+    """Host policy over a range: one child SA per remote host, selectors from the packet."""
+
+    @property
+    def protocol(self) -> ProtocolId:
+        """ESP or AH, from the proposals."""
+        return (
+            ProtocolId.AH
+            if self.proposals and self.proposals[0].protocol == "ah"
+            else (ProtocolId.ESP)
+        )
+
+    def __post_init__(self) -> None:
+        if not self.selectors:
+            raise LocalProtocolError(f"child {self.name!r} has no selectors")
+        if not self.proposals:
+            raise LocalProtocolError(f"child {self.name!r} has no proposals")
+        if len({p.protocol for p in self.proposals}) != 1 or self.proposals[0].protocol not in (
+            "esp",
+            "ah",
+        ):
+            raise LocalProtocolError(f"child {self.name!r}: proposals must be all ESP or all AH")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetransmitPolicy:
+    """Retransmission schedule: ``timeout * base**n`` for try ``n`` (strongSwan's defaults)."""
+
+    timeout: float = 4.0
+    base: float = 1.8
+    tries: int = 5
+    jitter: float = 0.0
+    """Fraction (0..1) by which each wait may be shortened at random, from the injected rng."""
+
+
+def _default_ike() -> tuple[Proposal, ...]:
+    return tuple(default_ike())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IkeConfig:
+    """Everything one IKE SA needs to know about its peer."""
+
+    local_address: IPAddress
+    remote_address: IPAddress
+    psk: PskLookup = field(repr=False)
+    local_port: int = 500
+    remote_port: int = 500
+    local_id: Identity | None = None
+    """Our identity; ``None`` means our address."""
+    remote_id: Identity | None = None
+    """The identity the peer must prove; ``None`` accepts any identity the PSK lookup knows."""
+    proposals: tuple[Proposal, ...] = field(default_factory=_default_ike)
+    children: tuple[ChildConfig, ...] = ()
+    force_encap: bool = False
+    """Pretend a NAT is present so that IKE and ESP move to UDP 4500 (RFC 3948)."""
+    initial_contact: bool = True
+    """Send INITIAL_CONTACT in IKE_AUTH: the engine sets it for its first IKE SA with a peer."""
+    retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
+    nonce_bytes: int = 32
+
+    @property
+    def effective_local_id(self) -> Identity:
+        """Our identity, defaulting to our address."""
+        return self.local_id or Identity.address(self.local_address)
+
+    def __post_init__(self) -> None:
+        if not self.proposals or any(p.protocol != "ike" for p in self.proposals):
+            raise LocalProtocolError("IKE proposals must be non-empty and of protocol ike")
+        if not 16 <= self.nonce_bytes <= 256:
+            raise LocalProtocolError("nonce size must be 16..256 bytes (RFC 7296 2.10)")
+        if self.local_address.version != self.remote_address.version:
+            raise LocalProtocolError("local and remote addresses are of different families")
+
+
+def psk_table(entries: Iterable[tuple[str, bytes]]) -> PskTable:
+    """A :class:`PskTable` from (address or identity, key) pairs."""
+    return PskTable(dict(entries))

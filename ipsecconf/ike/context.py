@@ -1,0 +1,119 @@
+"""The state one IKE SA shares between its tasks (strongSwan's ike_sa_t internals).
+
+Tasks read and write this object; only :mod:`ipsecconf.ike.sa` exposes it to the
+engine, through a narrow API.  It holds keys, so it has no useful repr.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import ipaddress
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ipsecconf.crypto.dh import KeyExchangeFactory
+from ipsecconf.ike.config import Identity, IkeConfig, IPAddress, TriggerPacket
+from ipsecconf.ike.constants import NATT_PORT
+from ipsecconf.ike.events import IkeEvent
+from ipsecconf.ike.keymat import IkeKeys
+from ipsecconf.ike.message import SkCrypto
+from ipsecconf.ike.proposals import IkeAlgorithms
+
+Rng = Callable[[int], bytes]
+
+
+class IkeState(enum.Enum):
+    """Life cycle of an IKE SA (strongSwan's ike_sa_state_t, reduced to this issue)."""
+
+    CREATED = "created"
+    CONNECTING = "connecting"
+    ESTABLISHED = "established"
+    DELETING = "deleting"
+    DELETED = "deleted"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class ChildRecord:
+    """A negotiated child SA as the IKE SA remembers it (for delete and rekey later)."""
+
+    name: str
+    spi_in: int
+    spi_out: int
+    protocol: int
+
+
+class SaContext:
+    """Mutable state of one IKE SA."""
+
+    def __init__(
+        self,
+        config: IkeConfig,
+        initiator: bool,
+        rng: Rng,
+        ke_factory: KeyExchangeFactory,
+        spi_allocator: Callable[[], int],
+    ) -> None:
+        self.config = config
+        self.initiator = initiator
+        self.rng = rng
+        self.ke_factory = ke_factory
+        self.spi_allocator = spi_allocator
+        self.state = IkeState.CREATED
+        self.spi_i = b""
+        self.spi_r = bytes(8)
+        self.local_address: IPAddress = config.local_address
+        self.local_port = config.local_port
+        self.remote_address: IPAddress = config.remote_address
+        self.remote_port = config.remote_port
+        self.ni = b""
+        self.nr = b""
+        self.init_request = b""
+        """The IKE_SA_INIT request as sent (AUTH input of the initiator, 2.15)."""
+        self.init_response = b""
+        self.algorithms: IkeAlgorithms | None = None
+        self.keys: IkeKeys | None = None
+        self.crypto: SkCrypto | None = None
+        self.nat_local = False
+        self.nat_remote = False
+        self.natd_supported = False
+        self.remote_id: Identity | None = None
+        self.peer_initial_contact = False
+        self.children: list[ChildRecord] = []
+        self.trigger: TriggerPacket | None = None
+        self.events: deque[IkeEvent] = deque()
+
+    def __repr__(self) -> str:
+        return f"SaContext({'initiator' if self.initiator else 'responder'}, {self.state.value})"
+
+    # -- NAT traversal (RFC 7296 2.23) -------------------------------------------------
+    @staticmethod
+    def natd_hash(spi_i: bytes, spi_r: bytes, address: IPAddress, port: int) -> bytes:
+        """SHA-1(SPIi | SPIr | IP | Port), the NAT_DETECTION_*_IP data."""
+        return hashlib.sha1(spi_i + spi_r + address.packed + port.to_bytes(2, "big")).digest()
+
+    @property
+    def udp_encap(self) -> bool:
+        """ESP must go in UDP: a NAT was detected on either side, or it is forced."""
+        return self.nat_local or self.nat_remote or self.config.force_encap
+
+    def float_to_natt(self) -> None:
+        """Move IKE to port 4500 (RFC 7296 2.23) once NAT or forced encapsulation is known."""
+        if self.udp_encap and self.natd_supported:
+            self.local_port = NATT_PORT
+            if self.initiator:
+                self.remote_port = NATT_PORT
+
+    def update_remote(self, host: str, port: int) -> None:
+        """Follow the peer's address after an authenticated request (NAT mapping changes)."""
+        try:
+            self.remote_address = ipaddress.ip_address(host)
+        except ValueError:
+            return
+        self.remote_port = port
+
+    def push(self, event: IkeEvent) -> None:
+        """Queue an event for the engine."""
+        self.events.append(event)

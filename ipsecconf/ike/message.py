@@ -1,0 +1,253 @@
+"""IKE messages: the header, the payload chain, and sealing/opening the SK payload.
+
+RFC 7296 section 3.1 gives the header; section 3.14 the Encrypted payload for CBC
+ciphers with an HMAC checksum over the whole message; RFC 5282 the AEAD form, where the
+associated data is everything from the IKE header to the end of the SK payload's generic
+header and the nonce is ``salt | IV``.  The IV comes from the injected rng.
+
+A message is decoded in two steps so that the IKE SA can check the SPIs and message ID
+before it spends work on decryption: :func:`pull_header` then :func:`decode`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from ipsecconf.codec import Buffer
+from ipsecconf.crypto.suites import CryptoError, IntegrityContext, encryption
+from ipsecconf.ike.constants import ExchangeType, Flags, PayloadType
+from ipsecconf.ike.errors import DropReason, RemoteProtocolError
+from ipsecconf.ike.payloads import Payload, pull_chain, push_chain
+from ipsecconf.model.algorithms import Cipher, Integrity
+
+HEADER_BYTES = 28
+MAX_MESSAGE_BYTES = 65535
+"""An IKE message never exceeds one UDP datagram (fragmentation is RFC 7383)."""
+IKE_VERSION = 0x20
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The fixed IKE header."""
+
+    spi_i: bytes
+    spi_r: bytes
+    next_payload: int
+    version: int
+    exchange: int
+    flags: int
+    message_id: int
+    length: int
+
+    @property
+    def is_response(self) -> bool:
+        """The Response flag."""
+        return bool(self.flags & Flags.RESPONSE)
+
+    @property
+    def from_initiator(self) -> bool:
+        """The Initiator flag: sent by the original initiator of the IKE SA."""
+        return bool(self.flags & Flags.INITIATOR)
+
+
+def pull_header(data: bytes) -> Header:
+    """Parse and check the header; raises :class:`RemoteProtocolError` when unusable."""
+    if len(data) < HEADER_BYTES:
+        raise RemoteProtocolError(DropReason.TRUNCATED, f"{len(data)} bytes is no IKE header")
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise RemoteProtocolError(DropReason.TOO_LARGE, f"{len(data)}-byte message")
+    buf = Buffer(data[:HEADER_BYTES])
+    header = Header(
+        spi_i=buf.pull_bytes(8),
+        spi_r=buf.pull_bytes(8),
+        next_payload=buf.pull_uint8(),
+        version=buf.pull_uint8(),
+        exchange=buf.pull_uint8(),
+        flags=buf.pull_uint8(),
+        message_id=buf.pull_uint32(),
+        length=buf.pull_uint32(),
+    )
+    if header.version >> 4 != 2:
+        raise RemoteProtocolError(DropReason.BAD_VERSION, f"IKE version {header.version:#x}")
+    if header.length != len(data):
+        raise RemoteProtocolError(
+            DropReason.BAD_LENGTH, f"header says {header.length} bytes, datagram has {len(data)}"
+        )
+    if header.spi_i == bytes(8):
+        raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "initiator SPI is zero")
+    return header
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A decoded (or to-be-encoded) IKE message."""
+
+    exchange: int
+    message_id: int
+    spi_i: bytes
+    spi_r: bytes
+    from_initiator: bool
+    is_response: bool
+    payloads: list[Payload] = field(default_factory=list)
+    encrypted: bool = False
+    """True when ``payloads`` were (or are to be) carried inside an SK payload."""
+
+    def find(self, kind: type[T]) -> list[T]:
+        """All payloads of one class, in order."""
+        return [p for p in self.payloads if isinstance(p, kind)]
+
+
+class SkCrypto:
+    """The SK payload transforms of one IKE SA: our outbound keys and the peer's inbound."""
+
+    __slots__ = ("_enc_in", "_enc_out", "_mac_in", "_mac_out", "_rng", "cipher", "integrity")
+
+    def __init__(
+        self,
+        cipher: Cipher,
+        integrity: Integrity | None,
+        *,
+        encr_out: bytes,
+        encr_in: bytes,
+        integ_out: bytes,
+        integ_in: bytes,
+        rng: Callable[[int], bytes],
+    ) -> None:
+        self.cipher = cipher
+        self.integrity = integrity
+        self._enc_out = encryption(cipher, encr_out)
+        self._enc_in = encryption(cipher, encr_in)
+        self._mac_out = IntegrityContext(integrity, integ_out) if integrity else None
+        self._mac_in = IntegrityContext(integrity, integ_in) if integrity else None
+        self._rng = rng
+
+    def __repr__(self) -> str:
+        return f"SkCrypto({self.cipher.name}, {self.integrity.name if self.integrity else None})"
+
+    @property
+    def _icv_bytes(self) -> int:
+        return self.integrity.icv_bytes if self.integrity else 0
+
+    def seal(self, prefix: bytes, first_inner: int, inner: bytes) -> bytes:
+        """The SK payload (with generic header) for ``inner``; ``prefix`` is the header
+        plus any payloads before SK, with the final length already in the header."""
+        block = 1 if self.cipher.aead else self.cipher.block_bytes
+        pad = (-(len(inner) + 1)) % block
+        plaintext = inner + bytes(pad) + bytes((pad,))
+        iv = self._rng(self.cipher.iv_bytes)
+        tag = self.cipher.icv_bytes if self.cipher.aead else self._icv_bytes
+        sk_len = 4 + len(iv) + len(plaintext) + tag
+        sk_header = bytes((first_inner, 0)) + sk_len.to_bytes(2, "big")
+        if self.cipher.aead:
+            return sk_header + iv + self._enc_out.encrypt(iv, plaintext, prefix + sk_header)
+        body = sk_header + iv + self._enc_out.encrypt(iv, plaintext)
+        assert self._mac_out is not None
+        return body + self._mac_out.compute(prefix + body)
+
+    def sealed_length(self, inner_length: int) -> int:
+        """Bytes :meth:`seal` will produce for an inner chain of ``inner_length`` bytes."""
+        block = 1 if self.cipher.aead else self.cipher.block_bytes
+        padded = inner_length + 1 + (-(inner_length + 1)) % block
+        tag = self.cipher.icv_bytes if self.cipher.aead else self._icv_bytes
+        return 4 + self.cipher.iv_bytes + padded + tag
+
+    def open(self, data: bytes, body: bytes) -> bytes:
+        """The inner payload chain of a message whose last payload is SK with ``body``."""
+        sk_start = len(data) - len(body) - 4
+        iv_len = self.cipher.iv_bytes
+        try:
+            if self.cipher.aead:
+                if len(body) < iv_len + self.cipher.icv_bytes + 1:
+                    raise RemoteProtocolError(DropReason.INTEGRITY, "SK payload too short")
+                iv = body[:iv_len]
+                plaintext = self._enc_in.decrypt(iv, body[iv_len:], data[: sk_start + 4])
+            else:
+                icv = self._icv_bytes
+                if len(body) < iv_len + icv + self.cipher.block_bytes:
+                    raise RemoteProtocolError(DropReason.INTEGRITY, "SK payload too short")
+                assert self._mac_in is not None
+                if not self._mac_in.verify(data[:-icv], data[-icv:]):
+                    raise RemoteProtocolError(DropReason.INTEGRITY, "SK checksum mismatch")
+                ciphertext = body[iv_len:-icv]
+                if len(ciphertext) % self.cipher.block_bytes:
+                    raise RemoteProtocolError(DropReason.INTEGRITY, "SK data not block-aligned")
+                plaintext = self._enc_in.decrypt(body[:iv_len], ciphertext)
+        except CryptoError:
+            raise RemoteProtocolError(DropReason.INTEGRITY, "SK payload did not verify") from None
+        pad = plaintext[-1]
+        if pad + 1 > len(plaintext):
+            raise RemoteProtocolError(DropReason.INTEGRITY, "SK pad length exceeds the data")
+        return plaintext[: -(pad + 1)]
+
+
+def encode(message: Message, crypto: SkCrypto | None) -> bytes:
+    """Serialise ``message``; encrypted messages need ``crypto``."""
+    flags = Flags.NONE
+    if message.from_initiator:
+        flags |= Flags.INITIATOR
+    if message.is_response:
+        flags |= Flags.RESPONSE
+    if message.encrypted:
+        if crypto is None:
+            raise ValueError("an encrypted message needs SK keys")
+        first_inner, inner = push_chain(message.payloads)
+        length = HEADER_BYTES + crypto.sealed_length(len(inner))
+        header = _header(message, PayloadType.SK, int(flags), length)
+        return header + crypto.seal(header, first_inner, inner)
+    first, chain = push_chain(message.payloads)
+    return _header(message, first, int(flags), HEADER_BYTES + len(chain)) + chain
+
+
+def _header(message: Message, first: int, flags: int, length: int) -> bytes:
+    buf = Buffer()
+    buf.push_bytes(message.spi_i)
+    buf.push_bytes(message.spi_r)
+    buf.push_uint8(first)
+    buf.push_uint8(IKE_VERSION)
+    buf.push_uint8(message.exchange)
+    buf.push_uint8(flags)
+    buf.push_uint32(message.message_id)
+    buf.push_uint32(length)
+    return buf.data()
+
+
+def decode(data: bytes, header: Header, crypto: SkCrypto | None) -> Message:
+    """Decode the payloads of a datagram whose header passed :func:`pull_header`.
+
+    An exchange other than IKE_SA_INIT must be encrypted; without ``crypto`` (keys not
+    yet derived) such a message is refused.
+    """
+    payloads, sk = pull_chain(data[HEADER_BYTES:], header.next_payload)
+    encrypted = sk is not None
+    if header.exchange != ExchangeType.IKE_SA_INIT:
+        if sk is None or payloads:
+            raise RemoteProtocolError(
+                DropReason.MALFORMED, "protected exchange without a lone SK payload"
+            )
+        if crypto is None:
+            raise RemoteProtocolError(DropReason.STATE, "encrypted message before keys exist")
+        inner = crypto.open(data, sk.body)
+        try:
+            payloads, nested = pull_chain(inner, sk.first_inner)
+        except RemoteProtocolError as exc:
+            exc.authenticated = True
+            raise
+        if nested is not None:
+            error = RemoteProtocolError(DropReason.MALFORMED, "SK payload inside SK payload")
+            error.authenticated = True
+            raise error
+    elif sk is not None:
+        raise RemoteProtocolError(DropReason.MALFORMED, "IKE_SA_INIT with an SK payload")
+    return Message(
+        exchange=header.exchange,
+        message_id=header.message_id,
+        spi_i=header.spi_i,
+        spi_r=header.spi_r,
+        from_initiator=header.from_initiator,
+        is_response=header.is_response,
+        payloads=payloads,
+        encrypted=encrypted,
+    )

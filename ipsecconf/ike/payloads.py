@@ -1,0 +1,347 @@
+"""IKEv2 payloads and the payload chain (RFC 7296 section 3.2 onwards).
+
+Each payload is a frozen dataclass with a ``pull_*`` / ``push_*`` pair over one
+:class:`~ipsecconf.codec.Buffer` body (without the 4-byte generic header).  The chain
+functions add and check the generic headers:
+
+* a payload of a type this codec does not know is skipped unless its critical bit is set,
+  in which case the message is refused with UNSUPPORTED_CRITICAL_PAYLOAD carrying the
+  type (RFC 7296 section 2.5);
+* the Encrypted payload (SK) is always last; its body is returned raw for
+  :mod:`ipsecconf.ike.message` to open;
+* counts and sizes are limited (:data:`MAX_PAYLOADS`, and per-payload limits in the
+  SA/TS modules) so that a peer cannot make the core allocate without bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ipsecconf.codec import Buffer, BufferReadError
+from ipsecconf.ike.constants import NotifyType, PayloadType
+from ipsecconf.ike.errors import DropReason, RemoteProtocolError, malformed
+from ipsecconf.ike.payloads_sa import SaPayload, pull_sa, push_sa
+from ipsecconf.ike.payloads_ts import TsPayload, pull_ts, push_ts
+
+MAX_PAYLOADS = 64
+NONCE_MIN, NONCE_MAX = 16, 256
+
+
+@dataclass(frozen=True, slots=True)
+class KePayload:
+    """Key Exchange payload (3.4)."""
+
+    group: int
+    data: bytes = b""
+
+    def __repr__(self) -> str:
+        return f"KePayload(group={self.group}, {len(self.data)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
+class NoncePayload:
+    """Nonce payload (3.9): 16 to 256 bytes."""
+
+    nonce: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class IdPayload:
+    """IDi (``initiator=True``) or IDr (3.5)."""
+
+    initiator: bool
+    id_type: int
+    data: bytes
+
+    def rest(self) -> bytes:
+        """``RestOfIDPayload``: type, 3 reserved bytes and data (the AUTH input, 2.15)."""
+        return bytes((self.id_type, 0, 0, 0)) + self.data
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPayload:
+    """Authentication payload (3.8)."""
+
+    method: int
+    data: bytes = b""
+
+    def __repr__(self) -> str:
+        return f"AuthPayload(method={self.method}, {len(self.data)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyPayload:
+    """Notify payload (3.10): a type, optional protocol and SPI, and data."""
+
+    type: int
+    protocol: int = 0
+    spi: bytes = b""
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class DeletePayload:
+    """Delete payload (3.11): SPIs of one protocol (none for IKE)."""
+
+    protocol: int
+    spis: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VendorIdPayload:
+    """Vendor ID payload (3.12)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CertPayload:
+    """Certificate payload (3.6); used by the certificate issue."""
+
+    encoding: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CertReqPayload:
+    """Certificate Request payload (3.7)."""
+
+    encoding: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigAttribute:
+    """One configuration attribute (3.15.1)."""
+
+    type: int
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigPayload:
+    """Configuration payload (3.15)."""
+
+    cfg_type: int
+    attributes: tuple[ConfigAttribute, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EapPayload:
+    """EAP payload (3.16), kept as raw bytes."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SkPayload:
+    """The Encrypted payload before it is opened: first inner type and the raw body."""
+
+    first_inner: int
+    body: bytes
+
+
+Payload = (
+    SaPayload
+    | KePayload
+    | NoncePayload
+    | IdPayload
+    | AuthPayload
+    | NotifyPayload
+    | DeletePayload
+    | VendorIdPayload
+    | TsPayload
+    | CertPayload
+    | CertReqPayload
+    | ConfigPayload
+    | EapPayload
+)
+
+
+def _pull_body(ptype: int, body: Buffer) -> Payload:
+    if ptype == PayloadType.SA:
+        return pull_sa(body)
+    if ptype == PayloadType.KE:
+        group = body.pull_uint16()
+        body.pull_uint16()
+        return KePayload(group, body.pull_bytes(body.remaining()))
+    if ptype == PayloadType.NONCE:
+        nonce = body.pull_bytes(body.remaining())
+        if not NONCE_MIN <= len(nonce) <= NONCE_MAX:
+            raise malformed(f"nonce of {len(nonce)} bytes")
+        return NoncePayload(nonce)
+    if ptype in (PayloadType.IDI, PayloadType.IDR):
+        id_type = body.pull_uint8()
+        body.pull_bytes(3)
+        return IdPayload(ptype == PayloadType.IDI, id_type, body.pull_bytes(body.remaining()))
+    if ptype == PayloadType.AUTH:
+        method = body.pull_uint8()
+        body.pull_bytes(3)
+        return AuthPayload(method, body.pull_bytes(body.remaining()))
+    if ptype == PayloadType.NOTIFY:
+        protocol = body.pull_uint8()
+        spi_size = body.pull_uint8()
+        ntype = body.pull_uint16()
+        spi = body.pull_bytes(spi_size)
+        return NotifyPayload(ntype, protocol, spi, body.pull_bytes(body.remaining()))
+    if ptype == PayloadType.DELETE:
+        protocol = body.pull_uint8()
+        spi_size = body.pull_uint8()
+        count = body.pull_uint16()
+        if spi_size * count != body.remaining():
+            raise malformed("delete payload SPI count disagrees with its length")
+        return DeletePayload(protocol, tuple(body.pull_bytes(spi_size) for _ in range(count)))
+    if ptype == PayloadType.VENDOR_ID:
+        return VendorIdPayload(body.pull_bytes(body.remaining()))
+    if ptype in (PayloadType.TSI, PayloadType.TSR):
+        return pull_ts(body, ptype == PayloadType.TSI)
+    if ptype in (PayloadType.CERT, PayloadType.CERTREQ):
+        encoding = body.pull_uint8()
+        data = body.pull_bytes(body.remaining())
+        return (CertPayload if ptype == PayloadType.CERT else CertReqPayload)(encoding, data)
+    if ptype == PayloadType.CP:
+        cfg_type = body.pull_uint8()
+        body.pull_bytes(3)
+        attrs = []
+        while not body.eof():
+            atype = body.pull_uint16() & 0x7FFF
+            attrs.append(ConfigAttribute(atype, body.pull_bytes(body.pull_uint16())))
+        return ConfigPayload(cfg_type, tuple(attrs))
+    if ptype == PayloadType.EAP:
+        return EapPayload(body.pull_bytes(body.remaining()))
+    raise AssertionError(f"no parser for payload type {ptype}")  # pragma: no cover
+
+
+_KNOWN = frozenset(
+    t for t in PayloadType if t not in (PayloadType.NONE, PayloadType.SK, PayloadType.SKF)
+)
+
+
+def payload_type(payload: Payload) -> PayloadType:
+    """The Next Payload value that announces ``payload``."""
+    if isinstance(payload, IdPayload):
+        return PayloadType.IDI if payload.initiator else PayloadType.IDR
+    if isinstance(payload, TsPayload):
+        return PayloadType.TSI if payload.initiator else PayloadType.TSR
+    return _TYPES[type(payload)]
+
+
+_TYPES: dict[type, PayloadType] = {
+    SaPayload: PayloadType.SA,
+    KePayload: PayloadType.KE,
+    NoncePayload: PayloadType.NONCE,
+    AuthPayload: PayloadType.AUTH,
+    NotifyPayload: PayloadType.NOTIFY,
+    DeletePayload: PayloadType.DELETE,
+    VendorIdPayload: PayloadType.VENDOR_ID,
+    CertPayload: PayloadType.CERT,
+    CertReqPayload: PayloadType.CERTREQ,
+    ConfigPayload: PayloadType.CP,
+    EapPayload: PayloadType.EAP,
+}
+
+
+def push_body(buf: Buffer, payload: Payload) -> None:
+    """Serialise one payload body (no generic header)."""
+    if isinstance(payload, SaPayload):
+        push_sa(buf, payload)
+    elif isinstance(payload, KePayload):
+        buf.push_uint16(payload.group)
+        buf.push_uint16(0)
+        buf.push_bytes(payload.data)
+    elif isinstance(payload, NoncePayload):
+        buf.push_bytes(payload.nonce)
+    elif isinstance(payload, IdPayload):
+        buf.push_bytes(payload.rest())
+    elif isinstance(payload, AuthPayload):
+        buf.push_bytes(bytes((payload.method, 0, 0, 0)) + payload.data)
+    elif isinstance(payload, NotifyPayload):
+        buf.push_uint8(payload.protocol)
+        buf.push_uint8(len(payload.spi))
+        buf.push_uint16(payload.type)
+        buf.push_bytes(payload.spi + payload.data)
+    elif isinstance(payload, DeletePayload):
+        buf.push_uint8(payload.protocol)
+        buf.push_uint8(len(payload.spis[0]) if payload.spis else 0)
+        buf.push_uint16(len(payload.spis))
+        for spi in payload.spis:
+            buf.push_bytes(spi)
+    elif isinstance(payload, TsPayload):
+        push_ts(buf, payload)
+    elif isinstance(payload, CertPayload | CertReqPayload):
+        buf.push_uint8(payload.encoding)
+        buf.push_bytes(payload.data)
+    elif isinstance(payload, ConfigPayload):
+        buf.push_bytes(bytes((payload.cfg_type, 0, 0, 0)))
+        for attr in payload.attributes:
+            buf.push_uint16(attr.type)
+            buf.push_uint16(len(attr.value))
+            buf.push_bytes(attr.value)
+    else:  # VendorIdPayload, EapPayload
+        buf.push_bytes(payload.data)
+
+
+def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None]:
+    """Parse a payload chain starting with type ``first``; an SK payload ends it.
+
+    Raises :class:`RemoteProtocolError` for malformed data and for an unknown critical
+    payload (with UNSUPPORTED_CRITICAL_PAYLOAD and the type as notification data).
+    """
+    buf = Buffer(data)
+    payloads: list[Payload] = []
+    ptype = first
+    try:
+        while ptype != PayloadType.NONE:
+            if len(payloads) >= MAX_PAYLOADS:
+                raise RemoteProtocolError(DropReason.TOO_LARGE, "too many payloads")
+            start = buf.tell()
+            next_type = buf.pull_uint8()
+            critical = buf.pull_uint8() & 0x80
+            length = buf.pull_uint16()
+            if length < 4 or length - 4 > buf.remaining():
+                raise RemoteProtocolError(
+                    DropReason.BAD_LENGTH, f"payload {ptype} length {length} at offset {start}"
+                )
+            body = buf.pull_bytes(length - 4)
+            if ptype == PayloadType.SK:
+                if not buf.eof():
+                    raise malformed("data after the encrypted payload")
+                return payloads, SkPayload(next_type, body)
+            if ptype in _KNOWN:
+                inner = Buffer(body)
+                payloads.append(_pull_body(ptype, inner))
+                if not inner.eof():
+                    raise malformed(f"payload {ptype} has trailing data")
+            elif critical:
+                raise RemoteProtocolError(
+                    DropReason.UNSUPPORTED_CRITICAL,
+                    f"unknown critical payload type {ptype}",
+                    notify=NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD,
+                    notify_data=bytes((ptype & 0xFF,)),
+                )
+            ptype = next_type
+    except BufferReadError as exc:
+        raise RemoteProtocolError(DropReason.TRUNCATED, f"payload chain: {exc}") from None
+    if not buf.eof():
+        raise malformed("data after the last payload")
+    return payloads, None
+
+
+def push_chain(payloads: list[Payload], trailer: int = PayloadType.NONE) -> tuple[int, bytes]:
+    """Serialise ``payloads`` with generic headers; returns (first type, bytes).
+
+    ``trailer`` is the Next Payload of the last one (SK when an Encrypted payload follows).
+    """
+    if not payloads:
+        return trailer, b""
+    buf = Buffer()
+    for index, payload in enumerate(payloads):
+        body = Buffer()
+        push_body(body, payload)
+        raw = body.data()
+        nxt = payload_type(payloads[index + 1]) if index + 1 < len(payloads) else trailer
+        buf.push_uint8(nxt)
+        buf.push_uint8(0)
+        buf.push_uint16(4 + len(raw))
+        buf.push_bytes(raw)
+    return payload_type(payloads[0]), buf.data()

@@ -1,0 +1,109 @@
+"""Traffic selector payloads TSi/TSr (RFC 7296 section 3.13).
+
+A :class:`TsEntry` is one address range with a protocol and a port range, the wire form
+of a selector.  Conversions to and from :mod:`ipsecconf.model.selectors` and the narrowing
+arithmetic live in :mod:`ipsecconf.ike.selectors`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from ipsecconf.codec import Buffer
+from ipsecconf.ike.constants import TsType
+from ipsecconf.ike.errors import DropReason, RemoteProtocolError, malformed
+
+MAX_SELECTORS = 32
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class TsEntry:
+    """One traffic selector: inclusive address and port ranges and an IP protocol (0 = any)."""
+
+    start_addr: IPAddress
+    end_addr: IPAddress
+    ip_protocol: int = 0
+    start_port: int = 0
+    end_port: int = 65535
+
+    @property
+    def ts_type(self) -> TsType:
+        """IPv4 or IPv6 range."""
+        return TsType.IPV4_ADDR_RANGE if self.start_addr.version == 4 else TsType.IPV6_ADDR_RANGE
+
+    def __str__(self) -> str:
+        addr = (
+            str(self.start_addr)
+            if self.start_addr == self.end_addr
+            else f"{self.start_addr}-{self.end_addr}"
+        )
+        ports = (
+            ""
+            if (self.start_port, self.end_port) == (0, 65535)
+            else (
+                f"[{self.start_port}]"
+                if self.start_port == self.end_port
+                else f"[{self.start_port}-{self.end_port}]"
+            )
+        )
+        proto = f"/{self.ip_protocol}" if self.ip_protocol else ""
+        return f"{addr}{ports}{proto}"
+
+
+@dataclass(frozen=True, slots=True)
+class TsPayload:
+    """TSi (``initiator=True``) or TSr: one or more selectors, any of which may match."""
+
+    initiator: bool
+    selectors: tuple[TsEntry, ...]
+
+
+def pull_ts(buf: Buffer, initiator: bool) -> TsPayload:
+    """Parse a TS payload body; unknown selector types are malformed (RFC 7296 3.13.1)."""
+    count = buf.pull_uint8()
+    buf.pull_bytes(3)
+    if count == 0:
+        raise malformed("traffic selector payload with no selector")
+    if count > MAX_SELECTORS:
+        raise RemoteProtocolError(DropReason.TOO_LARGE, f"{count} traffic selectors")
+    entries = []
+    for _ in range(count):
+        ts_type = buf.pull_uint8()
+        protocol = buf.pull_uint8()
+        length = buf.pull_uint16()
+        if ts_type == TsType.IPV4_ADDR_RANGE:
+            size = 4
+        elif ts_type == TsType.IPV6_ADDR_RANGE:
+            size = 16
+        else:
+            raise malformed(f"unknown traffic selector type {ts_type}")
+        if length != 8 + 2 * size:
+            raise malformed(f"traffic selector length {length} for type {ts_type}")
+        start_port = buf.pull_uint16()
+        end_port = buf.pull_uint16()
+        start = ipaddress.ip_address(buf.pull_bytes(size))
+        end = ipaddress.ip_address(buf.pull_bytes(size))
+        if start > end or start_port > end_port:  # type: ignore[operator]
+            raise malformed("traffic selector range is reversed")
+        entries.append(TsEntry(start, end, protocol, start_port, end_port))
+    if not buf.eof():
+        raise malformed("data after the last traffic selector")
+    return TsPayload(initiator, tuple(entries))
+
+
+def push_ts(buf: Buffer, ts: TsPayload) -> None:
+    """Serialise a TS payload body."""
+    buf.push_uint8(len(ts.selectors))
+    buf.push_bytes(b"\0\0\0")
+    for entry in ts.selectors:
+        size = 4 if entry.start_addr.version == 4 else 16
+        buf.push_uint8(entry.ts_type)
+        buf.push_uint8(entry.ip_protocol)
+        buf.push_uint16(8 + 2 * size)
+        buf.push_uint16(entry.start_port)
+        buf.push_uint16(entry.end_port)
+        buf.push_bytes(entry.start_addr.packed)
+        buf.push_bytes(entry.end_addr.packed)

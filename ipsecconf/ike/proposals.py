@@ -1,0 +1,282 @@
+"""Proposals on the wire and their selection (RFC 7296 sections 2.7 and 3.3).
+
+The initiator sends its configured proposals in order, one wire proposal per configured
+one, so an explicit algorithm is proposed exactly and ``auto`` is its ordered list,
+strongest first, with AEAD and non-AEAD apart.  The responder takes the first initiator
+proposal that it shares, and inside it, for each transform type, the first of the
+initiator's transforms that its own configuration accepts: the initiator's order decides,
+which is the seed's "best algorithm based on the peer".
+
+Transforms with an unknown id or attribute are ignored; a proposal with a transform type
+we do not know is skipped (RFC 7296 3.3.6).  The initiator checks that the answer is one
+of its own proposals with exactly one transform of each type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ipsecconf.ike.constants import ProtocolId
+from ipsecconf.ike.payloads_sa import SaPayload, Transform, WireProposal
+from ipsecconf.model import algorithms as alg
+from ipsecconf.model.algorithms import TransformType
+from ipsecconf.model.proposals import Proposal
+
+
+@dataclass(frozen=True, slots=True)
+class IkeAlgorithms:
+    """The transforms of an IKE SA."""
+
+    cipher: alg.Cipher
+    integrity: alg.Integrity | None
+    prf: alg.Prf
+    dh: alg.DhGroup
+
+    def __str__(self) -> str:
+        words = [self.cipher.name]
+        if self.integrity is not None:
+            words.append(self.integrity.name)
+        return "-".join([*words, self.prf.name, self.dh.name])
+
+
+@dataclass(frozen=True, slots=True)
+class ChildAlgorithms:
+    """The transforms of a child SA."""
+
+    protocol: ProtocolId
+    cipher: alg.Cipher | None
+    integrity: alg.Integrity | None
+    esn: bool
+    dh: alg.DhGroup | None = None
+
+    def __str__(self) -> str:
+        words = [self.cipher.name] if self.cipher else []
+        if self.integrity is not None:
+            words.append(self.integrity.name)
+        if self.dh is not None:
+            words.append(self.dh.name)
+        words.append("esn" if self.esn else "noesn")
+        return "-".join(words)
+
+
+def _encr(cipher: alg.Cipher) -> Transform:
+    return Transform(TransformType.ENCR, cipher.encr_id, cipher.key_length_attribute)
+
+
+def _transforms(p: Proposal, protocol: str) -> list[Transform]:
+    out: list[Transform] = [_encr(c) for c in p.ciphers]
+    if protocol == "ike":
+        out += [Transform(TransformType.PRF, f.prf_id) for f in p.prfs]
+    out += [Transform(TransformType.INTEG, i.integ_id) for i in p.integrities if i.icv_bytes]
+    out += [Transform(TransformType.DH, g.dh_id) for g in p.dh_groups]
+    if protocol != "ike":
+        out += [Transform(TransformType.ESN, int(e)) for e in p.esn]
+    return out
+
+
+def to_wire(proposals: tuple[Proposal, ...] | list[Proposal], spi: bytes = b"") -> SaPayload:
+    """The SA payload offering ``proposals`` in order (``spi`` for ESP/AH)."""
+    out = []
+    for number, p in enumerate(proposals, 1):
+        protocol = {"ike": ProtocolId.IKE, "esp": ProtocolId.ESP, "ah": ProtocolId.AH}[p.protocol]
+        out.append(WireProposal(number, protocol, spi, tuple(_transforms(p, p.protocol))))
+    return SaPayload(tuple(out))
+
+
+def _cipher_of(t: Transform) -> alg.Cipher | None:
+    try:
+        encr = alg.EncrId(t.id)
+    except ValueError:
+        return None
+    for c in alg.CIPHERS.values():
+        if c.encr_id != encr:
+            continue
+        if c.key_length_attribute is None and t.key_length is None:
+            return c
+        if c.key_length_attribute is not None and t.key_length == c.key_bits:
+            return c
+    return None
+
+
+def _decode(t: Transform) -> object | None:
+    """The algorithm a transform names, or ``None`` when unknown or unusable."""
+    if t.unknown_attribute:
+        return None
+    try:
+        if t.type == TransformType.ENCR:
+            return _cipher_of(t)
+        if t.key_length is not None:
+            return None  # only ENCR takes a key length (RFC 7296 3.3.5)
+        if t.type == TransformType.PRF:
+            return alg.PRFS_BY_ID.get(alg.PrfId(t.id))
+        if t.type == TransformType.INTEG:
+            return alg.INTEGRITIES_BY_ID.get(alg.IntegId(t.id))
+        if t.type == TransformType.DH:
+            return alg.DH_BY_ID.get(alg.DhId(t.id))
+        if t.type == TransformType.ESN:
+            return bool(alg.EsnId(t.id))
+    except ValueError:
+        return None
+    return None
+
+
+def _accepts(mine: Proposal, ttype: int, value: object) -> bool:
+    if ttype == TransformType.ENCR:
+        return value in mine.ciphers
+    if ttype == TransformType.PRF:
+        return value in mine.prfs
+    if ttype == TransformType.INTEG:
+        return value in mine.integrities
+    if ttype == TransformType.DH:
+        return value in mine.dh_groups
+    if ttype == TransformType.ESN:
+        return value in mine.esn
+    return False
+
+
+_KNOWN_TYPES = frozenset(int(t) for t in TransformType)
+
+_REQUIRED = {
+    "ike": (TransformType.ENCR, TransformType.PRF, TransformType.DH),
+    "esp": (TransformType.ENCR,),
+    "ah": (TransformType.INTEG,),
+}
+
+
+def _match(offer: WireProposal, mine: Proposal, with_dh: bool) -> dict[int, object] | None:
+    chosen: dict[int, object] = {}
+    chosen_raw: set[int] = set()
+    for t in offer.transforms:
+        if t.type not in _KNOWN_TYPES:
+            return None  # unknown transform type: reject the proposal (RFC 7296 3.3.6)
+        present = t.type in chosen_raw
+        chosen_raw.add(t.type)
+        if present and t.type in chosen:
+            continue
+        value = _decode(t)
+        if value is None and t.type == TransformType.INTEG and t.id == 0:
+            value = alg.INTEGRITIES["none"]
+        if value is not None and _accepts_any(mine, t.type, value):
+            chosen[t.type] = value
+    for ttype in chosen_raw:
+        if ttype not in chosen:
+            return None  # a type was offered but none of its transforms is acceptable
+    for ttype in _REQUIRED[mine.protocol]:
+        if ttype not in chosen:
+            return None
+    cipher = chosen.get(TransformType.ENCR)
+    aead = isinstance(cipher, alg.Cipher) and cipher.aead
+    integ = chosen.get(TransformType.INTEG)
+    real_integ = isinstance(integ, alg.Integrity) and integ.icv_bytes > 0
+    if aead and real_integ:
+        return None
+    if not aead and not real_integ and (mine.protocol == "ike" or mine.protocol == "ah"):
+        return None
+    if mine.protocol == "esp" and not aead and not real_integ and mine.integrities:
+        return None
+    if not with_dh and TransformType.DH in chosen and mine.protocol == "ike":
+        return None
+    if mine.protocol != "ike" and TransformType.DH in chosen and not mine.dh_groups:
+        return None
+    return chosen
+
+
+def _accepts_any(mine: Proposal, ttype: int, value: object) -> bool:
+    if ttype == TransformType.INTEG and isinstance(value, alg.Integrity) and not value.icv_bytes:
+        return not mine.integrities or any(not i.icv_bytes for i in mine.integrities)
+    if ttype == TransformType.ESN and mine.protocol == "ike":
+        return False
+    if ttype == TransformType.DH and mine.protocol != "ike" and not mine.dh_groups:
+        return False
+    return _accepts(mine, ttype, value)
+
+
+def _response(offer: WireProposal, chosen: dict[int, object], spi: bytes) -> WireProposal:
+    picked: list[Transform] = []
+    for ttype in (
+        TransformType.ENCR,
+        TransformType.PRF,
+        TransformType.INTEG,
+        TransformType.DH,
+        TransformType.ESN,
+    ):
+        if ttype not in chosen:
+            continue
+        value = chosen[ttype]
+        for t in offer.transforms:
+            if t.type != ttype:
+                continue
+            decoded = _decode(t)
+            if decoded is None and ttype == TransformType.INTEG and t.id == 0:
+                decoded = alg.INTEGRITIES["none"]
+            if decoded == value:
+                picked.append(t)
+                break
+    return WireProposal(offer.number, offer.protocol, spi, tuple(picked))
+
+
+def select(
+    offered: SaPayload, mine: tuple[Proposal, ...] | list[Proposal], spi: bytes = b""
+) -> tuple[WireProposal, dict[int, object]] | None:
+    """The responder's choice: (answer proposal, chosen algorithms by type), or ``None``."""
+    for offer in offered.proposals:
+        for p in mine:
+            protocol = {"ike": ProtocolId.IKE, "esp": ProtocolId.ESP, "ah": ProtocolId.AH}[
+                p.protocol
+            ]
+            if offer.protocol != protocol:
+                continue
+            if p.protocol != "ike" and len(offer.spi) != 4:
+                continue
+            if p.protocol == "ike" and offer.spi not in (b"", bytes(8)) and len(offer.spi) != 8:
+                continue
+            chosen = _match(offer, p, with_dh=True)
+            if chosen is not None:
+                return _response(offer, chosen, spi), chosen
+    return None
+
+
+def check_answer(
+    answer: SaPayload, mine: tuple[Proposal, ...] | list[Proposal]
+) -> dict[int, object] | None:
+    """The initiator's check of the responder's SA: one proposal, one transform per type,
+    all from what we offered; the chosen algorithms, or ``None`` when it is invalid."""
+    if len(answer.proposals) != 1:
+        return None
+    ans = answer.proposals[0]
+    types = [t.type for t in ans.transforms]
+    if len(types) != len(set(types)):
+        return None
+    if not 1 <= ans.number <= len(mine):
+        return None
+    chosen = _match(ans, mine[ans.number - 1], with_dh=True)
+    if chosen is None or len(chosen) != len(types):
+        return None
+    return chosen
+
+
+def ike_algorithms(chosen: dict[int, object]) -> IkeAlgorithms:
+    """The chosen transforms of an IKE proposal as :class:`IkeAlgorithms`."""
+    integ = chosen.get(TransformType.INTEG)
+    cipher = chosen[TransformType.ENCR]
+    prf = chosen[TransformType.PRF]
+    dh = chosen[TransformType.DH]
+    assert isinstance(cipher, alg.Cipher) and isinstance(prf, alg.Prf)
+    assert isinstance(dh, alg.DhGroup)
+    real = integ if isinstance(integ, alg.Integrity) and integ.icv_bytes else None
+    return IkeAlgorithms(cipher, real, prf, dh)
+
+
+def child_algorithms(protocol: ProtocolId, chosen: dict[int, object]) -> ChildAlgorithms:
+    """The chosen transforms of an ESP/AH proposal as :class:`ChildAlgorithms`."""
+    cipher = chosen.get(TransformType.ENCR)
+    integ = chosen.get(TransformType.INTEG)
+    dh = chosen.get(TransformType.DH)
+    esn = chosen.get(TransformType.ESN, False)
+    return ChildAlgorithms(
+        protocol,
+        cipher if isinstance(cipher, alg.Cipher) else None,
+        integ if isinstance(integ, alg.Integrity) and integ.icv_bytes else None,
+        bool(esn),
+        dh if isinstance(dh, alg.DhGroup) else None,
+    )

@@ -1,0 +1,291 @@
+"""The public sans-IO IKE SA (aioquic's QuicConnection contract).
+
+The engine drives an :class:`IkeSa` with bytes and time and pulls what it produces::
+
+    sa = IkeSa(config, initiator=True, rng=os.urandom)
+    sa.connect(now)
+    for d in sa.datagrams_to_send(now): sock.sendto(d.data, d.remote)   # from d.local_port
+    sa.receive_datagram(data, (host, port), now)
+    timer = sa.get_timer(); ... sa.handle_timer(now)
+    while (event := sa.next_event()) is not None: ...
+
+Datagrams on port 4500 carry the non-ESP marker (RFC 3948 2.2): outgoing ones get it
+here, and an incoming datagram that starts with it is known to have arrived on 4500, so
+the engine passes UDP payloads as they are.  A one-byte 0xFF payload is a NAT-T keepalive.
+
+Nothing a peer sends escapes as an exception: every refused datagram is counted in
+:attr:`IkeSa.drops` under a :class:`~ipsecconf.ike.errors.DropReason`.  Misuse by the
+caller raises :class:`~ipsecconf.ike.errors.LocalProtocolError`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ipsecconf.crypto import dh
+from ipsecconf.crypto.dh import KeyExchangeFactory, Rng
+from ipsecconf.ike.config import IkeConfig, PskQuery, TriggerPacket
+from ipsecconf.ike.constants import NATT_PORT, NON_ESP_MARKER, ExchangeType
+from ipsecconf.ike.context import IkeState, SaContext
+from ipsecconf.ike.errors import DropReason, LocalProtocolError, RemoteProtocolError
+from ipsecconf.ike.events import IkeEvent
+from ipsecconf.ike.message import Header, pull_header
+from ipsecconf.ike.task_manager import TaskManager
+from ipsecconf.ike.tasks.base import Task
+from ipsecconf.ike.tasks.child_create import ChildCreateInitiator, ChildCreateResponder
+from ipsecconf.ike.tasks.ike_auth import IkeAuthInitiator, IkeAuthResponder
+from ipsecconf.ike.tasks.ike_init import IkeInitInitiator, IkeInitResponder
+from ipsecconf.ike.tasks.informational import (
+    IkeDelete,
+    InformationalResponder,
+    Liveness,
+    RefuseChildSa,
+)
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """One UDP payload to send from ``local_port`` to ``remote``."""
+
+    data: bytes
+    remote: Address
+    local_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    """What the engine needs to find the IKE SA of an incoming datagram."""
+
+    spi_i: bytes
+    spi_r: bytes
+    exchange: int
+    is_response: bool
+    from_initiator: bool
+    message_id: int
+
+    @property
+    def is_new_sa(self) -> bool:
+        """An IKE_SA_INIT request: a new responder SA may be created for it."""
+        return (
+            self.exchange == ExchangeType.IKE_SA_INIT
+            and not self.is_response
+            and self.spi_r == bytes(8)
+            and self.message_id == 0
+        )
+
+
+def route(data: bytes) -> RouteInfo | None:
+    """The SPIs and kind of an IKE datagram (with or without non-ESP marker), or ``None``."""
+    if data.startswith(NON_ESP_MARKER):
+        data = data[4:]
+    try:
+        header = pull_header(data)
+    except RemoteProtocolError:
+        return None
+    return RouteInfo(
+        header.spi_i,
+        header.spi_r,
+        header.exchange,
+        header.is_response,
+        header.from_initiator,
+        header.message_id,
+    )
+
+
+class IkeSa:
+    """One IKE SA, initiator or responder, with its child SAs' negotiation."""
+
+    def __init__(
+        self,
+        config: IkeConfig,
+        *,
+        initiator: bool,
+        rng: Rng,
+        ke_factory: KeyExchangeFactory | None = None,
+        spi_allocator: Callable[[], int] | None = None,
+    ) -> None:
+        """``rng`` supplies every random byte (SPIs, nonces, IVs, DH private values unless
+        ``ke_factory`` is given); ``spi_allocator`` reserves inbound child SPIs in the
+        dataplane (default: random from ``rng``, above 255 as RFC 4303 reserves)."""
+        self._ctx = SaContext(
+            config,
+            initiator,
+            rng,
+            ke_factory or dh.factory(rng),
+            spi_allocator or self._random_spi,
+        )
+        self._manager = TaskManager(self._ctx, self._queue_send, self._passive_tasks)
+        self._outbox: list[Datagram] = []
+        self.drops: Counter[DropReason] = Counter()
+        """Refused datagrams by reason."""
+        self.last_drop_detail = ""
+        """The detail of the latest refused datagram (for debug logs; never secret)."""
+        self._connected = False
+
+    def __repr__(self) -> str:
+        role = "initiator" if self._ctx.initiator else "responder"
+        return f"IkeSa({role}, {self._ctx.state.value}, {self._ctx.remote_address})"
+
+    # -- introspection ----------------------------------------------------------------
+    @property
+    def state(self) -> IkeState:
+        """The SA's life-cycle state."""
+        return self._ctx.state
+
+    @property
+    def spi_i(self) -> bytes:
+        """The initiator's IKE SPI (empty before the first message)."""
+        return self._ctx.spi_i
+
+    @property
+    def spi_r(self) -> bytes:
+        """The responder's IKE SPI (zero until IKE_SA_INIT completes)."""
+        return self._ctx.spi_r
+
+    @property
+    def initiator(self) -> bool:
+        """True for the original initiator."""
+        return self._ctx.initiator
+
+    @property
+    def udp_encap(self) -> bool:
+        """True when IKE and ESP run over UDP 4500."""
+        return self._ctx.udp_encap
+
+    # -- commands ---------------------------------------------------------------------
+    def connect(
+        self, now: float, *, child: str | None = None, trigger: TriggerPacket | None = None
+    ) -> None:
+        """Start IKE_SA_INIT and IKE_AUTH with the first child (or the one named)."""
+        ctx = self._ctx
+        if not ctx.initiator or self._connected:
+            raise LocalProtocolError("connect() is for a new initiator SA, once")
+        query = PskQuery(ctx.remote_address, ctx.config.remote_id, ctx.config.effective_local_id)
+        if ctx.config.psk(query) is None:
+            raise LocalProtocolError(f"no pre-shared key for peer {ctx.remote_address}")
+        self._connected = True
+        self._manager.queue(IkeInitInitiator(ctx))
+        self._manager.queue(IkeAuthInitiator())
+        children = ctx.config.children
+        if child is not None:
+            children = tuple(c for c in children if c.name == child)
+            if not children:
+                raise LocalProtocolError(f"no child named {child!r}")
+        if children:
+            self._manager.queue(ChildCreateInitiator(children[0], trigger))
+        self._manager.initiate(now)
+
+    def check_liveness(self, now: float) -> None:
+        """Send an empty INFORMATIONAL; no answer after the retries fails the SA (2.4)."""
+        self._require_established()
+        self._manager.queue(Liveness())
+        self._manager.initiate(now)
+
+    def close(self, now: float) -> None:
+        """Delete the IKE SA and its children with an INFORMATIONAL Delete (1.4.1)."""
+        self._require_established()
+        self._manager.queue(IkeDelete())
+        self._manager.initiate(now)
+
+    def _require_established(self) -> None:
+        if self._ctx.state is not IkeState.ESTABLISHED:
+            raise LocalProtocolError(f"the IKE SA is {self._ctx.state.value}, not established")
+
+    # -- sans-IO contract -------------------------------------------------------------
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        """Feed one UDP payload received from ``addr``."""
+        try:
+            self._receive(bytes(data), addr, now)
+        except RemoteProtocolError as exc:
+            self._drop(exc.reason, exc.detail)
+        except (ValueError, IndexError, KeyError, OverflowError) as exc:
+            # Defence in depth: the codec converts these, but a peer must never crash us.
+            self._drop(DropReason.MALFORMED, type(exc).__name__)
+
+    def datagrams_to_send(self, now: float) -> list[Datagram]:
+        """Datagrams produced since the last call."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def get_timer(self) -> float | None:
+        """The time at which :meth:`handle_timer` must be called, or ``None``."""
+        return self._manager.timer()
+
+    def handle_timer(self, now: float) -> None:
+        """Retransmit or give up, as the schedule says."""
+        self._manager.on_timer(now)
+
+    def next_event(self) -> IkeEvent | None:
+        """The next event, or ``None``."""
+        return self._ctx.events.popleft() if self._ctx.events else None
+
+    # -- internals --------------------------------------------------------------------
+    def _drop(self, reason: DropReason, detail: str) -> None:
+        self.drops[reason] += 1
+        self.last_drop_detail = detail
+
+    def _random_spi(self) -> int:
+        for _ in range(64):
+            spi = int.from_bytes(self._ctx.rng(4), "big")
+            if spi > 255:
+                return spi
+        raise LocalProtocolError("the rng gave no usable SPI")  # pragma: no cover
+
+    def _queue_send(self, data: bytes) -> None:
+        ctx = self._ctx
+        payload = NON_ESP_MARKER + data if ctx.local_port == NATT_PORT else data
+        remote = (str(ctx.remote_address), ctx.remote_port)
+        self._outbox.append(Datagram(payload, remote, ctx.local_port))
+
+    def _passive_tasks(self, exchange: int) -> list[Task]:
+        if exchange == ExchangeType.IKE_SA_INIT:
+            return [IkeInitResponder()]
+        if exchange == ExchangeType.IKE_AUTH:
+            return [IkeAuthResponder(), ChildCreateResponder()]
+        if exchange == ExchangeType.CREATE_CHILD_SA:
+            return [RefuseChildSa()]
+        return [InformationalResponder()]
+
+    def _receive(self, data: bytes, addr: Address, now: float) -> None:
+        ctx = self._ctx
+        natt = data.startswith(NON_ESP_MARKER)
+        if natt:
+            data = data[4:]
+        elif data == b"\xff":
+            raise RemoteProtocolError(DropReason.KEEPALIVE, "NAT-T keepalive")
+        header = pull_header(data)
+        if header.from_initiator == ctx.initiator:
+            raise RemoteProtocolError(DropReason.WRONG_ROLE, "initiator flag of our own role")
+        self._check_spis(header)
+        if header.is_response:
+            self._manager.on_response(header, data, now)
+            self._manager.initiate(now)
+            return
+
+        def accepted() -> None:
+            # Answer where the request came from and follow NAT mappings (2.11, 2.23).
+            ctx.update_remote(addr[0], addr[1])
+            if natt:
+                ctx.local_port = NATT_PORT
+
+        self._manager.on_request(header, data, now, accepted)
+        self._manager.initiate(now)
+
+    def _check_spis(self, header: Header) -> None:
+        ctx = self._ctx
+        if ctx.spi_i and header.spi_i != ctx.spi_i:
+            raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "initiator SPI is not ours")
+        if header.exchange == ExchangeType.IKE_SA_INIT:
+            if not header.is_response and header.spi_r != bytes(8):
+                raise RemoteProtocolError(
+                    DropReason.UNKNOWN_SPI, "IKE_SA_INIT with a responder SPI"
+                )
+            return
+        if header.spi_r != ctx.spi_r or ctx.spi_r == bytes(8):
+            raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "responder SPI is not ours")
+        if ctx.state is IkeState.CREATED:
+            raise RemoteProtocolError(DropReason.STATE, "no IKE SA yet")

@@ -1,0 +1,142 @@
+"""Traffic selector arithmetic: policy selectors to TS payloads, and narrowing (RFC 7296 2.9).
+
+The initiator proposes TSi from the sources and TSr from the destinations of its child's
+``out`` selectors, all in one payload each (a port without a protocol gives a TCP and a
+UDP entry).  With populate-from-packet the first entry of each is the triggering packet's
+host, as section 2.9 asks, and a responder that also populates from the packet narrows to
+those first entries, so that each remote host of a range gets its own child SA (DESIGN.md).
+
+Narrowing is the intersection of what was proposed with what the local policy allows;
+an empty result on either side is TS_UNACCEPTABLE.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ipsecconf.ike.config import ChildConfig, TriggerPacket
+from ipsecconf.ike.payloads_ts import IPAddress, TsEntry
+from ipsecconf.model.selectors import Endpoint, Selector
+
+_FULL: dict[int, tuple[IPAddress, IPAddress]] = {
+    4: (ipaddress.IPv4Address(0), ipaddress.IPv4Address(2**32 - 1)),
+    6: (ipaddress.IPv6Address(0), ipaddress.IPv6Address(2**128 - 1)),
+}
+
+
+def _entries(endpoint: Endpoint, protocol: int, family: int | None) -> list[TsEntry]:
+    lo_port, hi_port = endpoint.ports if protocol else (0, 65535)
+    if endpoint.network is not None:
+        net = endpoint.network
+        return [TsEntry(net[0], net[-1], protocol, lo_port, hi_port)]
+    families = [family] if family else [4, 6]
+    return [TsEntry(*_FULL[f], protocol, lo_port, hi_port) for f in families]
+
+
+def proposed(
+    child: ChildConfig, trigger: TriggerPacket | None = None
+) -> tuple[list[TsEntry], list[TsEntry]]:
+    """The (local, remote) TS lists an initiator sends for ``child``."""
+    local: list[TsEntry] = []
+    remote: list[TsEntry] = []
+    if trigger is not None and child.populate_from_packet:
+        proto = trigger.protocol
+        sp = trigger.source_port if proto else 0
+        dp = trigger.destination_port if proto else 0
+        local.append(TsEntry(trigger.source, trigger.source, proto, sp, sp if proto else 65535))
+        remote.append(
+            TsEntry(trigger.destination, trigger.destination, proto, dp, dp if proto else 65535)
+        )
+    for selector in child.selectors:
+        family = selector.source.version or selector.destination.version
+        for entry in _entries(selector.source, selector.protocol, family):
+            if entry not in local:
+                local.append(entry)
+        for entry in _entries(selector.destination, selector.protocol, family):
+            if entry not in remote:
+                remote.append(entry)
+    return local, remote
+
+
+def policy_sides(child: ChildConfig) -> tuple[list[TsEntry], list[TsEntry]]:
+    """The (local, remote) entries a responder allows for ``child``."""
+    return proposed(child, None)
+
+
+def intersect(a: TsEntry, b: TsEntry) -> TsEntry | None:
+    """The selector both ``a`` and ``b`` cover, or ``None``."""
+    if a.start_addr.version != b.start_addr.version:
+        return None
+    if a.ip_protocol and b.ip_protocol and a.ip_protocol != b.ip_protocol:
+        return None
+    start: IPAddress = max(a.start_addr, b.start_addr)
+    end: IPAddress = min(a.end_addr, b.end_addr)
+    if start > end:  # type: ignore[operator]
+        return None
+    lo = max(a.start_port, b.start_port)
+    hi = min(a.end_port, b.end_port)
+    if lo > hi:
+        return None
+    return TsEntry(start, end, a.ip_protocol or b.ip_protocol, lo, hi)
+
+
+def narrow(offered: list[TsEntry], allowed: list[TsEntry]) -> list[TsEntry]:
+    """Every non-empty intersection of an offered entry with an allowed one, deduplicated."""
+    out: list[TsEntry] = []
+    for o in offered:
+        for a in allowed:
+            r = intersect(o, a)
+            if r is not None and r not in out:
+                out.append(r)
+    return out
+
+
+def covered(entry: TsEntry, by: list[TsEntry]) -> bool:
+    """True when one entry of ``by`` contains ``entry`` entirely."""
+    return any(intersect(entry, b) == entry for b in by)
+
+
+def responder_narrow(
+    child: ChildConfig, tsi: list[TsEntry], tsr: list[TsEntry]
+) -> tuple[list[TsEntry], list[TsEntry]] | None:
+    """The responder's (TSi, TSr) answer for ``child``, or ``None`` when unacceptable."""
+    local, remote = policy_sides(child)
+    if child.populate_from_packet and tsi and tsr:
+        first_i = narrow(tsi[:1], remote)
+        first_r = narrow(tsr[:1], local)
+        if first_i and first_r:
+            return first_i, first_r
+    out_i = narrow(tsi, remote)
+    out_r = narrow(tsr, local)
+    if not out_i or not out_r:
+        return None
+    return out_i, out_r
+
+
+def to_selectors(local: list[TsEntry], remote: list[TsEntry]) -> list[Selector]:
+    """Negotiated TS lists as ``out``-direction selectors for the dataplane (cross product,
+    keeping only pairs of one family and a compatible protocol; ranges that are not a
+    prefix are split into prefixes)."""
+    out: list[Selector] = []
+    for lo in local:
+        for re_ in remote:
+            if lo.start_addr.version != re_.start_addr.version:
+                continue
+            if lo.ip_protocol and re_.ip_protocol and lo.ip_protocol != re_.ip_protocol:
+                continue
+            proto = lo.ip_protocol or re_.ip_protocol
+            for src in _prefixes(lo):
+                for dst in _prefixes(re_):
+                    ports = proto != 0
+                    out.append(
+                        Selector(
+                            Endpoint(src, (lo.start_port, lo.end_port) if ports else (0, 65535)),
+                            Endpoint(dst, (re_.start_port, re_.end_port) if ports else (0, 65535)),
+                            proto,
+                        )
+                    )
+    return out
+
+
+def _prefixes(entry: TsEntry) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return list(ipaddress.summarize_address_range(entry.start_addr, entry.end_addr))

@@ -1,0 +1,236 @@
+"""Message IDs, the window, retransmission and the response cache (RFC 7296 2.1-2.3).
+
+The window is 1 in each direction: we have at most one request of ours outstanding, and
+we answer the peer's requests in order.  Our request is retransmitted after
+``timeout * base**n`` seconds (strongSwan's 4 s and 1.8) until ``tries`` retransmissions
+have gone unanswered; then the SA fails with ``peer-not-responding``.  A request whose ID
+is the last one we answered is a retransmission: the cached response goes out again
+unchanged (2.1), provided it is byte for byte the request we answered (a peer
+retransmits the same datagram).  An IKE_SA_INIT request that differs from the cached one while no SA
+exists yet is a new attempt (after INVALID_KE_PAYLOAD or COOKIE) and is processed.
+
+The manager knows nothing of payload contents: the tasks do.  It needs from the SA a
+way to send bytes and a factory of responder tasks per exchange.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from ipsecconf.ike.constants import ExchangeType
+from ipsecconf.ike.context import IkeState, SaContext
+from ipsecconf.ike.errors import DropReason, RemoteProtocolError
+from ipsecconf.ike.events import FailureReason, IkeSaFailed
+from ipsecconf.ike.message import Header, Message, decode, encode
+from ipsecconf.ike.payloads import NotifyPayload, Payload
+from ipsecconf.ike.tasks.base import Status, Task
+
+Send = Callable[[bytes], None]
+PassiveFactory = Callable[[int], list[Task]]
+
+
+class TaskManager:
+    """Runs tasks over exchanges for one IKE SA."""
+
+    def __init__(self, ctx: SaContext, send: Send, passive: PassiveFactory) -> None:
+        self.ctx = ctx
+        self._send = send
+        self._passive = passive
+        self.queued: deque[Task] = deque()
+        self.active: list[Task] = []
+        self._active_mid = 0
+        self._packet = b""
+        self._tries = 0
+        self._deadline: float | None = None
+        self.my_mid = 0
+        self.peer_mid = 0
+        self._cached_request = b""
+        self._cached_response = b""
+
+    # -- our requests -----------------------------------------------------------------
+    def queue(self, task: Task) -> None:
+        """Add a task to initiate; :meth:`initiate` sends it when the window is free."""
+        self.queued.append(task)
+
+    def initiate(self, now: float) -> None:
+        """Start the next exchange of queued tasks if none is outstanding."""
+        if self.active or not self.queued:
+            return
+        if self.ctx.state in (IkeState.FAILED, IkeState.DELETED):
+            self.queued.clear()
+            return
+        exchange = self.queued[0].exchange
+        while self.queued and self.queued[0].exchange == exchange:
+            self.active.append(self.queued.popleft())
+        self._active_mid = self.my_mid
+        self._build_and_send(now)
+
+    def _build_and_send(self, now: float) -> None:
+        payloads: list[Payload] = []
+        for task in self.active:
+            payloads += task.build_request(self.ctx)
+            if self.ctx.state is IkeState.FAILED:
+                self._abort()
+                return
+        exchange = self.active[0].exchange
+        message = Message(
+            exchange=exchange,
+            message_id=self._active_mid,
+            spi_i=self.ctx.spi_i,
+            spi_r=self.ctx.spi_r,
+            from_initiator=self.ctx.initiator,
+            is_response=False,
+            payloads=payloads,
+            encrypted=exchange != ExchangeType.IKE_SA_INIT,
+        )
+        self._packet = encode(message, self.ctx.crypto)
+        if exchange == ExchangeType.IKE_SA_INIT:
+            self.ctx.init_request = self._packet
+        self._tries = 0
+        self._deadline = now + self._wait(0)
+        self._send(self._packet)
+
+    def _wait(self, tries: int) -> float:
+        policy = self.ctx.config.retransmit
+        wait = policy.timeout * policy.base**tries
+        if policy.jitter > 0:
+            fraction = int.from_bytes(self.ctx.rng(2), "big") / 65535
+            wait -= wait * policy.jitter * fraction
+        return wait
+
+    def _abort(self) -> None:
+        self.active.clear()
+        self.queued.clear()
+        self._deadline = None
+
+    def timer(self) -> float | None:
+        """When :meth:`on_timer` wants to run next."""
+        return self._deadline
+
+    def on_timer(self, now: float) -> None:
+        """Retransmit the outstanding request, or give up after the last try."""
+        if self._deadline is None or now < self._deadline or not self.active:
+            return
+        if self._tries >= self.ctx.config.retransmit.tries:
+            self._abort()
+            if self.ctx.state not in (IkeState.FAILED, IkeState.DELETED):
+                self.ctx.state = IkeState.FAILED
+                self.ctx.push(
+                    IkeSaFailed(
+                        FailureReason.TIMEOUT,
+                        f"no answer after {self.ctx.config.retransmit.tries} retransmissions",
+                    )
+                )
+            return
+        self._tries += 1
+        self._deadline = now + self._wait(self._tries)
+        self._send(self._packet)
+
+    def on_response(self, header: Header, data: bytes, now: float) -> None:
+        """Process the peer's response to our outstanding request."""
+        if not self.active or header.message_id != self._active_mid:
+            raise RemoteProtocolError(DropReason.UNEXPECTED_RESPONSE, "no request with this ID")
+        if header.exchange != self.active[0].exchange:
+            raise RemoteProtocolError(DropReason.UNEXPECTED_RESPONSE, "wrong exchange type")
+        init = header.exchange == ExchangeType.IKE_SA_INIT
+        message = decode(data, header, None if init else self.ctx.crypto)
+        if init:
+            self.ctx.init_response = data
+        statuses = []
+        for task in self.active:
+            status = task.process_response(self.ctx, message)
+            statuses.append(status)
+            if status is Status.FAILED:
+                break
+        if Status.FAILED in statuses:
+            self._abort()
+            return
+        if Status.NEED_MORE in statuses:
+            self._build_and_send(now)
+            return
+        self.active.clear()
+        self._deadline = None
+        self.my_mid += 1
+        self.initiate(now)
+
+    # -- the peer's requests ----------------------------------------------------------
+    def on_request(
+        self, header: Header, data: bytes, now: float, accepted: Callable[[], None]
+    ) -> None:
+        """Answer the peer's request, or resend the cached answer to a retransmission.
+
+        ``accepted`` runs once the request has decoded (and, when protected, verified),
+        before the answer is built: the SA follows the peer's address there (2.23)."""
+        init = header.exchange == ExchangeType.IKE_SA_INIT
+        if header.message_id + 1 == self.peer_mid and self._cached_response:
+            if data == self._cached_request:
+                self._send(self._cached_response)
+                raise RemoteProtocolError(DropReason.RETRANSMIT, "retransmitted request")
+            if not (init and self.ctx.state is IkeState.CREATED):
+                # Peers retransmit byte for byte; anything else reusing the ID is forged
+                # or corrupted, and answering it would only amplify.
+                raise RemoteProtocolError(
+                    DropReason.INVALID_MESSAGE_ID, "request ID already answered, content differs"
+                )
+            self.peer_mid -= 1  # a new IKE_SA_INIT attempt after our error answer
+        if header.message_id != self.peer_mid:
+            raise RemoteProtocolError(
+                DropReason.INVALID_MESSAGE_ID,
+                f"request ID {header.message_id}, expected {self.peer_mid}",
+            )
+        self._check_exchange(header)
+        try:
+            message = decode(data, header, None if init else self.ctx.crypto)
+        except RemoteProtocolError as exc:
+            if exc.notify is not None and (exc.authenticated or init):
+                self._answer(header, data, [NotifyPayload(exc.notify, data=exc.notify_data)])
+            raise
+        accepted()
+        if init:
+            self.ctx.init_request = data
+        tasks = self._passive(header.exchange)
+        ran: list[Task] = []
+        for task in tasks:
+            ran.append(task)
+            if task.process_request(self.ctx, message) is Status.FAILED:
+                break
+        payloads: list[Payload] = []
+        for task in ran:
+            payloads += task.build_response(self.ctx)
+        response = self._answer(header, data, payloads)
+        if init and self.ctx.state is IkeState.CONNECTING:
+            self.ctx.init_response = response
+
+    def _check_exchange(self, header: Header) -> None:
+        state = self.ctx.state
+        allowed = {
+            ExchangeType.IKE_SA_INIT: state is IkeState.CREATED and not self.ctx.initiator,
+            ExchangeType.IKE_AUTH: state is IkeState.CONNECTING and not self.ctx.initiator,
+            ExchangeType.CREATE_CHILD_SA: state is IkeState.ESTABLISHED,
+            ExchangeType.INFORMATIONAL: state in (IkeState.ESTABLISHED, IkeState.DELETING),
+        }.get(header.exchange, False)  # type: ignore[call-overload]
+        if not allowed:
+            raise RemoteProtocolError(
+                DropReason.UNEXPECTED_EXCHANGE, f"exchange {header.exchange} in state {state.value}"
+            )
+
+    def _answer(self, header: Header, request: bytes, payloads: list[Payload]) -> bytes:
+        init = header.exchange == ExchangeType.IKE_SA_INIT
+        error_only = init and any(isinstance(p, NotifyPayload) and p.type < 16384 for p in payloads)
+        message = Message(
+            exchange=header.exchange,
+            message_id=header.message_id,
+            spi_i=header.spi_i,
+            spi_r=bytes(8) if error_only else self.ctx.spi_r,
+            from_initiator=self.ctx.initiator,
+            is_response=True,
+            payloads=payloads,
+            encrypted=not init,
+        )
+        response = encode(message, self.ctx.crypto)
+        self._cached_request = request
+        self._cached_response = response
+        self.peer_mid = header.message_id + 1
+        self._send(response)
+        return response

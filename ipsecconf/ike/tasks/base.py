@@ -1,0 +1,83 @@
+"""The task contract (strongSwan's task.h, split by role as h11 splits client/server).
+
+An initiator task builds a request and processes the response; a responder task
+processes a request and builds the response.  ``process_*`` returns a :class:`Status`:
+
+* ``SUCCESS``: the task is done;
+* ``NEED_MORE``: send the request again, rebuilt (IKE_SA_INIT after INVALID_KE_PAYLOAD
+  or COOKIE);
+* ``FAILED``: the exchange failed; the task has pushed the failure event and set the SA
+  state, and the tasks after it in the same exchange are skipped.
+
+Tasks raise :class:`~ipsecconf.ike.errors.RemoteProtocolError` for malformed peer data;
+the manager counts it and answers with its notify where RFC 7296 allows.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TypeVar
+
+from ipsecconf.ike.constants import ExchangeType
+from ipsecconf.ike.context import SaContext
+from ipsecconf.ike.errors import LocalProtocolError
+from ipsecconf.ike.message import Message
+from ipsecconf.ike.payloads import NotifyPayload, Payload
+
+T = TypeVar("T")
+
+
+class Status(enum.Enum):
+    """Outcome of processing one message in one task."""
+
+    SUCCESS = "success"
+    NEED_MORE = "need-more"
+    FAILED = "failed"
+
+
+class Task:
+    """Base of all tasks; a subclass overrides the pair of methods for its role."""
+
+    exchange: ExchangeType = ExchangeType.INFORMATIONAL
+
+    def build_request(self, ctx: SaContext) -> list[Payload]:
+        """Payloads this task adds to our request."""
+        raise LocalProtocolError(f"{type(self).__name__} does not initiate")
+
+    def process_response(self, ctx: SaContext, message: Message) -> Status:
+        """Consume the peer's response."""
+        raise LocalProtocolError(f"{type(self).__name__} does not initiate")
+
+    def process_request(self, ctx: SaContext, message: Message) -> Status:
+        """Consume the peer's request."""
+        raise LocalProtocolError(f"{type(self).__name__} does not respond")
+
+    def build_response(self, ctx: SaContext) -> list[Payload]:
+        """Payloads this task adds to our response."""
+        raise LocalProtocolError(f"{type(self).__name__} does not respond")
+
+
+def notifies(message: Message) -> list[NotifyPayload]:
+    """The Notify payloads of a message, in order."""
+    return [p for p in message.payloads if isinstance(p, NotifyPayload)]
+
+
+def first_error(message: Message) -> NotifyPayload | None:
+    """The first error notify (type below 16384) of a message."""
+    for n in notifies(message):
+        if n.type < 16384:
+            return n
+    return None
+
+
+def has_notify(message: Message, ntype: int) -> bool:
+    """True when the message carries a notify of type ``ntype``."""
+    return any(n.type == ntype for n in notifies(message))
+
+
+def one(message: Message, kind: type[T]) -> T | None:
+    """The first payload of a class, or ``None``."""
+    for p in message.payloads:
+        if isinstance(p, kind):
+            return p
+    return None

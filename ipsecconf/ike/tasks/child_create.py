@@ -1,0 +1,258 @@
+"""CHILD_SA creation (RFC 7296 1.3 and 2.9, 2.17), here inside IKE_AUTH.
+
+The initiator offers its child's ESP/AH proposals with its inbound SPI, TSi/TSr from the
+child's selectors (the triggering packet first when populating from the packet) and
+USE_TRANSPORT_MODE for transport mode.  The responder looks for the first of its children
+whose selectors intersect the offered ones and whose mode and proposals match; it answers
+with the narrowed selectors, or with TS_UNACCEPTABLE (no selector fits) or
+NO_PROPOSAL_CHOSEN (selectors fit, algorithms or mode do not).  A failed child leaves the
+IKE SA up (2.21.3).
+
+Keys: ``KEYMAT = prf+(SK_d, Ni | Nr)`` with the IKE_SA_INIT nonces for the first child;
+the CREATE_CHILD_SA task of the rekey issue passes fresh nonces and a PFS secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ipsecconf.ike.config import ChildConfig, Mode, TriggerPacket
+from ipsecconf.ike.constants import ExchangeType, NotifyType, ProtocolId
+from ipsecconf.ike.context import ChildRecord, IkeState, SaContext
+from ipsecconf.ike.events import ChildSaEstablished, ChildSaFailed, FailureReason
+from ipsecconf.ike.keymat import child_keys
+from ipsecconf.ike.message import Message
+from ipsecconf.ike.payloads import NotifyPayload, Payload
+from ipsecconf.ike.payloads_sa import SaPayload, WireProposal
+from ipsecconf.ike.payloads_ts import TsEntry, TsPayload
+from ipsecconf.ike.proposals import ChildAlgorithms, check_answer, child_algorithms, select, to_wire
+from ipsecconf.ike.selectors import covered, proposed, responder_narrow, to_selectors
+from ipsecconf.ike.tasks.base import Status, Task, first_error, has_notify, one
+
+_CHILD_ERRORS = {
+    NotifyType.NO_PROPOSAL_CHOSEN: FailureReason.NO_PROPOSAL_CHOSEN,
+    NotifyType.TS_UNACCEPTABLE: FailureReason.TS_UNACCEPTABLE,
+    NotifyType.SINGLE_PAIR_REQUIRED: FailureReason.TS_UNACCEPTABLE,
+    NotifyType.INVALID_SELECTORS: FailureReason.TS_UNACCEPTABLE,
+}
+
+
+def _ts(message: Message, initiator: bool) -> list[TsEntry] | None:
+    for p in message.payloads:
+        if isinstance(p, TsPayload) and p.initiator == initiator:
+            return list(p.selectors)
+    return None
+
+
+def _spi_bytes(spi: int) -> bytes:
+    return spi.to_bytes(4, "big")
+
+
+def _established(
+    ctx: SaContext,
+    child: ChildConfig,
+    algorithms: ChildAlgorithms,
+    spi_in: int,
+    spi_out: int,
+    local_ts: list[TsEntry],
+    remote_ts: list[TsEntry],
+    transport: bool,
+) -> ChildSaEstablished:
+    assert ctx.algorithms is not None and ctx.keys is not None
+    keys = child_keys(
+        ctx.algorithms.prf, ctx.keys.sk_d, algorithms.cipher, algorithms.integrity, ctx.ni, ctx.nr
+    )
+    if ctx.initiator:
+        e_out, a_out, e_in, a_in = keys.encr_i, keys.integ_i, keys.encr_r, keys.integ_r
+    else:
+        e_out, a_out, e_in, a_in = keys.encr_r, keys.integ_r, keys.encr_i, keys.integ_i
+    ctx.children.append(ChildRecord(child.name, spi_in, spi_out, algorithms.protocol))
+    return ChildSaEstablished(
+        name=child.name,
+        protocol=algorithms.protocol,
+        mode=Mode.TRANSPORT if transport else Mode.TUNNEL,
+        spi_in=spi_in,
+        spi_out=spi_out,
+        local_ts=tuple(local_ts),
+        remote_ts=tuple(remote_ts),
+        selectors=tuple(to_selectors(local_ts, remote_ts)),
+        algorithms=algorithms,
+        encr_key_in=e_in,
+        integ_key_in=a_in,
+        encr_key_out=e_out,
+        integ_key_out=a_out,
+        udp_encap=ctx.udp_encap,
+        local_address=ctx.local_address,
+        local_port=ctx.local_port,
+        remote_address=ctx.remote_address,
+        remote_port=ctx.remote_port,
+        ike_spi_i=ctx.spi_i,
+        ike_spi_r=ctx.spi_r,
+    )
+
+
+class ChildCreateInitiator(Task):
+    """The initiator's side of a child SA negotiation."""
+
+    exchange = ExchangeType.IKE_AUTH
+
+    def __init__(self, child: ChildConfig, trigger: TriggerPacket | None = None) -> None:
+        self.child = child
+        self.trigger = trigger
+        self.spi_in = 0
+        self.local: list[TsEntry] = []
+        self.remote: list[TsEntry] = []
+
+    def build_request(self, ctx: SaContext) -> list[Payload]:
+        if not self.spi_in:
+            self.spi_in = ctx.spi_allocator()
+        self.local, self.remote = proposed(self.child, self.trigger)
+        payloads: list[Payload] = []
+        if self.child.mode is Mode.TRANSPORT:
+            payloads.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
+        payloads += [
+            to_wire(self.child.proposals, _spi_bytes(self.spi_in)),
+            TsPayload(True, tuple(self.local)),
+            TsPayload(False, tuple(self.remote)),
+        ]
+        return payloads
+
+    def _fail(
+        self,
+        ctx: SaContext,
+        reason: FailureReason,
+        detail: str,
+        notify: int | None = None,
+        by_peer: bool = False,
+    ) -> Status:
+        ctx.push(ChildSaFailed(self.child.name, reason, detail, notify, by_peer))
+        return Status.SUCCESS  # the child is done; the IKE SA stays (2.21.3)
+
+    def process_response(self, ctx: SaContext, message: Message) -> Status:
+        if ctx.state is not IkeState.ESTABLISHED:
+            return Status.FAILED
+        error = first_error(message)
+        sa = one(message, SaPayload)
+        if error is not None and sa is None:
+            reason = _CHILD_ERRORS.get(error.type, FailureReason.PEER_ERROR)  # type: ignore[call-overload]
+            return self._fail(
+                ctx, reason, f"the peer refused child {self.child.name!r}", error.type, True
+            )
+        tsi, tsr = _ts(message, True), _ts(message, False)
+        if sa is None or tsi is None or tsr is None:
+            return self._fail(
+                ctx,
+                FailureReason.PROTOCOL_ERROR,
+                "the peer answered without SA, TSi and TSr",
+                None,
+                True,
+            )
+        chosen = check_answer(sa, self.child.proposals)
+        if chosen is None or len(sa.proposals[0].spi) != 4:
+            return self._fail(
+                ctx,
+                FailureReason.NO_PROPOSAL_CHOSEN,
+                "the peer chose a child proposal we did not offer",
+            )
+        if not all(covered(t, self.local) for t in tsi) or not all(
+            covered(t, self.remote) for t in tsr
+        ):
+            return self._fail(
+                ctx, FailureReason.TS_UNACCEPTABLE, "the peer widened the traffic selectors"
+            )
+        transport = has_notify(message, NotifyType.USE_TRANSPORT_MODE)
+        if transport != (self.child.mode is Mode.TRANSPORT):
+            return self._fail(
+                ctx,
+                FailureReason.MODE_MISMATCH,
+                f"the peer wants {'transport' if transport else 'tunnel'} mode",
+            )
+        algorithms = child_algorithms(ProtocolId(sa.proposals[0].protocol), chosen)
+        spi_out = int.from_bytes(sa.proposals[0].spi, "big")
+        ctx.push(
+            _established(ctx, self.child, algorithms, self.spi_in, spi_out, tsi, tsr, transport)
+        )
+        return Status.SUCCESS
+
+
+class ChildCreateResponder(Task):
+    """The responder's side of a child SA negotiation."""
+
+    exchange = ExchangeType.IKE_AUTH
+
+    def __init__(self) -> None:
+        self.error: NotifyType | None = None
+        self.answer: WireProposal | None = None
+        self.tsi: list[TsEntry] = []
+        self.tsr: list[TsEntry] = []
+        self.transport = False
+        self.skip = False
+
+    def process_request(self, ctx: SaContext, message: Message) -> Status:
+        if ctx.state is not IkeState.ESTABLISHED:
+            self.skip = True
+            return Status.FAILED
+        sa = one(message, SaPayload)
+        tsi, tsr = _ts(message, True), _ts(message, False)
+        if sa is None:
+            self.skip = True  # childless IKE_AUTH
+            return Status.SUCCESS
+        if tsi is None or tsr is None:
+            self.error = NotifyType.TS_UNACCEPTABLE
+            ctx.push(
+                ChildSaFailed(
+                    "", FailureReason.TS_UNACCEPTABLE, "child request without TSi/TSr", self.error
+                )
+            )
+            return Status.SUCCESS
+        self.transport = has_notify(message, NotifyType.USE_TRANSPORT_MODE)
+        ts_fit = False
+        for child in ctx.config.children:
+            narrowed = responder_narrow(child, tsi, tsr)
+            if narrowed is None:
+                continue
+            ts_fit = True
+            if self.transport != (child.mode is Mode.TRANSPORT):
+                continue
+            picked = select(sa, child.proposals, bytes(4))
+            if picked is None:
+                continue
+            spi_in = ctx.spi_allocator()  # only now: a refused offer reserves no SPI
+            self.answer = replace(picked[0], spi=_spi_bytes(spi_in))
+            chosen = picked[1]
+            self.tsi, self.tsr = narrowed
+            offer = next(p for p in sa.proposals if p.number == self.answer.number)
+            algorithms = child_algorithms(ProtocolId(self.answer.protocol), chosen)
+            spi_out = int.from_bytes(offer.spi, "big")
+            ctx.push(
+                _established(
+                    ctx, child, algorithms, spi_in, spi_out, self.tsr, self.tsi, self.transport
+                )
+            )
+            return Status.SUCCESS
+        if ts_fit:
+            self.error = NotifyType.NO_PROPOSAL_CHOSEN
+            detail = "no child proposal or mode of the initiator matches ours"
+            reason = FailureReason.NO_PROPOSAL_CHOSEN
+        else:
+            self.error = NotifyType.TS_UNACCEPTABLE
+            detail = "the proposed traffic selectors match none of our policies"
+            reason = FailureReason.TS_UNACCEPTABLE
+        ctx.push(ChildSaFailed("", reason, detail, self.error))
+        return Status.SUCCESS
+
+    def build_response(self, ctx: SaContext) -> list[Payload]:
+        if self.skip:
+            return []
+        if self.error is not None:
+            return [NotifyPayload(self.error)]
+        assert self.answer is not None
+        payloads: list[Payload] = []
+        if self.transport:
+            payloads.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
+        payloads += [
+            SaPayload((self.answer,)),
+            TsPayload(True, tuple(self.tsi)),
+            TsPayload(False, tuple(self.tsr)),
+        ]
+        return payloads

@@ -1,0 +1,179 @@
+"""IKE_AUTH (RFC 7296 1.2 and 2.15): identities and AUTH by pre-shared key.
+
+The initiator sends IDi, IDr when it expects a particular responder identity,
+INITIAL_CONTACT on its first IKE SA with the peer (the engine decides, 2.4), and AUTH.
+The responder checks the identity against its config, finds the PSK by the peer's
+address and identity, and verifies AUTH; on any failure it answers with
+AUTHENTICATION_FAILED alone (2.21.2) and the SA is dead.  The authenticator is chosen by
+:func:`authenticator_for`, the one place signature methods will join.
+"""
+
+from __future__ import annotations
+
+from ipsecconf.ike.auth import Authenticator, PskAuthenticator, signed_octets
+from ipsecconf.ike.config import Identity, PskQuery
+from ipsecconf.ike.constants import ExchangeType, NotifyType
+from ipsecconf.ike.context import IkeState, SaContext
+from ipsecconf.ike.events import FailureReason, IkeSaEstablished, IkeSaFailed
+from ipsecconf.ike.message import Message
+from ipsecconf.ike.payloads import AuthPayload, IdPayload, NotifyPayload, Payload
+from ipsecconf.ike.tasks.base import Status, Task, first_error, has_notify, one
+
+
+def authenticator_for(ctx: SaContext, remote_id: Identity | None) -> Authenticator | None:
+    """The authenticator for this peer: PSK when the lookup knows a key, else ``None``."""
+    assert ctx.algorithms is not None
+    key = ctx.config.psk(PskQuery(ctx.remote_address, remote_id, ctx.config.effective_local_id))
+    if key is None:
+        return None
+    return PskAuthenticator(ctx.algorithms.prf, key)
+
+
+def _octets(ctx: SaContext, of_initiator: bool, identity: IdPayload) -> bytes:
+    assert ctx.algorithms is not None and ctx.keys is not None
+    if of_initiator:
+        return signed_octets(ctx.algorithms.prf, ctx.init_request, ctx.nr, ctx.keys.sk_pi, identity)
+    return signed_octets(ctx.algorithms.prf, ctx.init_response, ctx.ni, ctx.keys.sk_pr, identity)
+
+
+def established(ctx: SaContext) -> IkeSaEstablished:
+    """The event for an SA that just authenticated."""
+    assert ctx.algorithms is not None and ctx.remote_id is not None
+    return IkeSaEstablished(
+        spi_i=ctx.spi_i,
+        spi_r=ctx.spi_r,
+        initiator=ctx.initiator,
+        local_id=ctx.config.effective_local_id,
+        remote_id=ctx.remote_id,
+        algorithms=ctx.algorithms,
+        local_address=ctx.local_address,
+        local_port=ctx.local_port,
+        remote_address=ctx.remote_address,
+        remote_port=ctx.remote_port,
+        nat_local=ctx.nat_local,
+        nat_remote=ctx.nat_remote,
+        udp_encap=ctx.udp_encap,
+        initial_contact=ctx.peer_initial_contact,
+    )
+
+
+class IkeAuthInitiator(Task):
+    """The initiator's IKE_AUTH."""
+
+    exchange = ExchangeType.IKE_AUTH
+
+    def __init__(self) -> None:
+        self.auth: Authenticator | None = None
+
+    def build_request(self, ctx: SaContext) -> list[Payload]:
+        self.auth = authenticator_for(ctx, ctx.config.remote_id)
+        idi = ctx.config.effective_local_id.to_payload(True)
+        payloads: list[Payload] = [idi]
+        if ctx.config.initial_contact:
+            payloads.append(NotifyPayload(NotifyType.INITIAL_CONTACT))
+        if ctx.config.remote_id is not None:
+            payloads.append(ctx.config.remote_id.to_payload(False))
+        if self.auth is None:
+            # No key: the SA cannot authenticate; send nothing verifiable and fail.
+            ctx.state = IkeState.FAILED
+            ctx.push(IkeSaFailed(FailureReason.NO_PSK, "no pre-shared key for this peer"))
+            return payloads
+        payloads.append(self.auth.sign(_octets(ctx, True, idi)))
+        return payloads
+
+    def _fail(
+        self, ctx: SaContext, reason: FailureReason, detail: str, notify: int | None, by_peer: bool
+    ) -> Status:
+        ctx.state = IkeState.FAILED
+        ctx.push(IkeSaFailed(reason, detail, notify, by_peer))
+        return Status.FAILED
+
+    def process_response(self, ctx: SaContext, message: Message) -> Status:
+        idr = next(
+            (p for p in message.payloads if isinstance(p, IdPayload) and not p.initiator), None
+        )
+        auth = one(message, AuthPayload)
+        error = first_error(message)
+        if idr is None or auth is None:
+            if error is not None and error.type == NotifyType.AUTHENTICATION_FAILED:
+                return self._fail(
+                    ctx,
+                    FailureReason.AUTHENTICATION_FAILED,
+                    "the peer refused our authentication",
+                    error.type,
+                    True,
+                )
+            return self._fail(
+                ctx,
+                FailureReason.PEER_ERROR if error else FailureReason.PROTOCOL_ERROR,
+                "IKE_AUTH response without IDr and AUTH",
+                error.type if error else None,
+                True,
+            )
+        remote = Identity.from_payload(idr)
+        if ctx.config.remote_id is not None and not ctx.config.remote_id.matches(remote):
+            return self._fail(
+                ctx,
+                FailureReason.AUTHENTICATION_FAILED,
+                f"the peer is {remote}, not {ctx.config.remote_id}",
+                None,
+                False,
+            )
+        verifier = authenticator_for(ctx, remote) or self.auth
+        if verifier is None or not verifier.verify(auth, _octets(ctx, False, idr)):
+            return self._fail(
+                ctx,
+                FailureReason.AUTHENTICATION_FAILED,
+                "the peer's AUTH payload does not verify",
+                None,
+                False,
+            )
+        ctx.remote_id = remote
+        ctx.state = IkeState.ESTABLISHED
+        ctx.push(established(ctx))
+        return Status.SUCCESS
+
+
+class IkeAuthResponder(Task):
+    """The responder's IKE_AUTH."""
+
+    exchange = ExchangeType.IKE_AUTH
+
+    def __init__(self) -> None:
+        self.failed = False
+        self.auth: Authenticator | None = None
+
+    def _refuse(self, ctx: SaContext, detail: str) -> Status:
+        self.failed = True
+        ctx.state = IkeState.FAILED
+        ctx.push(
+            IkeSaFailed(
+                FailureReason.AUTHENTICATION_FAILED, detail, NotifyType.AUTHENTICATION_FAILED
+            )
+        )
+        return Status.FAILED
+
+    def process_request(self, ctx: SaContext, message: Message) -> Status:
+        idi = next((p for p in message.payloads if isinstance(p, IdPayload) and p.initiator), None)
+        auth = one(message, AuthPayload)
+        if idi is None or auth is None:
+            return self._refuse(ctx, "IKE_AUTH request without IDi and AUTH (EAP is not offered)")
+        remote = Identity.from_payload(idi)
+        if ctx.config.remote_id is not None and not ctx.config.remote_id.matches(remote):
+            return self._refuse(ctx, f"the peer is {remote}, not {ctx.config.remote_id}")
+        self.auth = authenticator_for(ctx, remote)
+        if self.auth is None:
+            return self._refuse(ctx, f"no pre-shared key for {remote} at {ctx.remote_address}")
+        if not self.auth.verify(auth, _octets(ctx, True, idi)):
+            return self._refuse(ctx, "the peer's AUTH payload does not verify (wrong PSK?)")
+        ctx.remote_id = remote
+        ctx.peer_initial_contact = has_notify(message, NotifyType.INITIAL_CONTACT)
+        ctx.state = IkeState.ESTABLISHED
+        ctx.push(established(ctx))
+        return Status.SUCCESS
+
+    def build_response(self, ctx: SaContext) -> list[Payload]:
+        if self.failed or self.auth is None:
+            return [NotifyPayload(NotifyType.AUTHENTICATION_FAILED)]
+        idr = ctx.config.effective_local_id.to_payload(False)
+        return [idr, self.auth.sign(_octets(ctx, False, idr))]

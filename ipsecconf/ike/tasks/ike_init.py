@@ -1,0 +1,269 @@
+"""IKE_SA_INIT (RFC 7296 1.2): proposals, key exchange, nonces and NAT detection.
+
+The initiator offers its proposals and a KE in the first group of its first proposal.
+An INVALID_KE_PAYLOAD answer names the group the responder wants: if we offered it, we
+retry with it; a COOKIE answer is retried with the cookie first (section 2.6).  Retries
+are bounded.  The responder takes the first proposal it shares
+(:func:`ipsecconf.ike.proposals.select`); a KE in another group is answered with
+INVALID_KE_PAYLOAD and no state is kept.
+
+Both sides send NAT_DETECTION_SOURCE_IP/DESTINATION_IP (section 2.23).  With forced
+encapsulation the source hash is random, as strongSwan does, so that the peer also sees
+a "NAT" and both move to UDP 4500.
+"""
+
+from __future__ import annotations
+
+from ipsecconf.crypto.dh import KeyExchange, KeyExchangeError
+from ipsecconf.ike.constants import ExchangeType, NotifyType
+from ipsecconf.ike.context import IkeState, SaContext
+from ipsecconf.ike.errors import DropReason, RemoteProtocolError
+from ipsecconf.ike.events import FailureReason, IkeSaFailed
+from ipsecconf.ike.keymat import ike_keys, skeyseed
+from ipsecconf.ike.message import Message, SkCrypto
+from ipsecconf.ike.payloads import KePayload, NoncePayload, NotifyPayload, Payload
+from ipsecconf.ike.payloads_sa import SaPayload, WireProposal
+from ipsecconf.ike.proposals import IkeAlgorithms, check_answer, ike_algorithms, select, to_wire
+from ipsecconf.ike.tasks.base import Status, Task, first_error, notifies, one
+from ipsecconf.model.algorithms import DhGroup
+
+MAX_RETRIES = 3
+
+_PEER_FAILURES = {
+    NotifyType.NO_PROPOSAL_CHOSEN: FailureReason.NO_PROPOSAL_CHOSEN,
+    NotifyType.INVALID_KE_PAYLOAD: FailureReason.INVALID_KE,
+    NotifyType.AUTHENTICATION_FAILED: FailureReason.AUTHENTICATION_FAILED,
+}
+
+
+def nonzero_spi(ctx: SaContext) -> bytes:
+    """Eight random bytes that are not all zero (a zero SPI means "unknown")."""
+    for _ in range(16):
+        spi = ctx.rng(8)
+        if spi != bytes(8):
+            return spi
+    raise RemoteProtocolError(DropReason.STATE, "rng returned zero SPIs")  # pragma: no cover
+
+
+def natd_payloads(ctx: SaContext, spi_r: bytes) -> list[Payload]:
+    """NAT_DETECTION_SOURCE_IP and _DESTINATION_IP for a message with ``spi_r``."""
+    if ctx.config.force_encap:
+        source = ctx.rng(20)
+    else:
+        source = ctx.natd_hash(ctx.spi_i, spi_r, ctx.local_address, ctx.local_port)
+    dest = ctx.natd_hash(ctx.spi_i, spi_r, ctx.remote_address, ctx.remote_port)
+    return [
+        NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP, data=source),
+        NotifyPayload(NotifyType.NAT_DETECTION_DESTINATION_IP, data=dest),
+    ]
+
+
+def process_natd(ctx: SaContext, message: Message, spi_r: bytes) -> None:
+    """Detect NATs from the peer's NAT detection notifies (RFC 7296 2.23)."""
+    sources = [n.data for n in notifies(message) if n.type == NotifyType.NAT_DETECTION_SOURCE_IP]
+    dests = [n.data for n in notifies(message) if n.type == NotifyType.NAT_DETECTION_DESTINATION_IP]
+    if not sources or not dests:
+        ctx.natd_supported = False
+        return
+    ctx.natd_supported = True
+    ctx.nat_local = ctx.natd_hash(ctx.spi_i, spi_r, ctx.local_address, ctx.local_port) not in dests
+    ctx.nat_remote = (
+        ctx.natd_hash(ctx.spi_i, spi_r, ctx.remote_address, ctx.remote_port) not in sources
+    )
+
+
+def derive(ctx: SaContext, algorithms: IkeAlgorithms, shared: bytes) -> None:
+    """SKEYSEED, SK_* and the SK payload transforms of this SA (RFC 7296 2.14)."""
+    seed = skeyseed(algorithms.prf, ctx.ni, ctx.nr, shared)
+    keys = ike_keys(
+        algorithms.prf,
+        algorithms.cipher,
+        algorithms.integrity,
+        seed,
+        ctx.ni,
+        ctx.nr,
+        ctx.spi_i,
+        ctx.spi_r,
+    )
+    ctx.algorithms = algorithms
+    ctx.keys = keys
+    mine_e, peer_e = (keys.sk_ei, keys.sk_er) if ctx.initiator else (keys.sk_er, keys.sk_ei)
+    mine_a, peer_a = (keys.sk_ai, keys.sk_ar) if ctx.initiator else (keys.sk_ar, keys.sk_ai)
+    ctx.crypto = SkCrypto(
+        algorithms.cipher,
+        algorithms.integrity,
+        encr_out=mine_e,
+        encr_in=peer_e,
+        integ_out=mine_a,
+        integ_in=peer_a,
+        rng=ctx.rng,
+    )
+
+
+class IkeInitInitiator(Task):
+    """The initiator's IKE_SA_INIT."""
+
+    exchange = ExchangeType.IKE_SA_INIT
+
+    def __init__(self, ctx: SaContext) -> None:
+        self.group: DhGroup = ctx.config.proposals[0].dh_groups[0]
+        self.cookie = b""
+        self.retries = 0
+        self.ke: KeyExchange | None = None
+
+    def build_request(self, ctx: SaContext) -> list[Payload]:
+        if not ctx.spi_i:
+            ctx.spi_i = nonzero_spi(ctx)
+        if not ctx.ni:
+            ctx.ni = ctx.rng(ctx.config.nonce_bytes)
+        ctx.spi_r = bytes(8)
+        ctx.state = IkeState.CONNECTING
+        if self.ke is None or self.ke.group != self.group:
+            self.ke = ctx.ke_factory(self.group)
+        payloads: list[Payload] = []
+        if self.cookie:
+            payloads.append(NotifyPayload(NotifyType.COOKIE, data=self.cookie))
+        payloads += [
+            to_wire(ctx.config.proposals),
+            KePayload(self.group.dh_id, self.ke.public_key()),
+            NoncePayload(ctx.ni),
+            *natd_payloads(ctx, bytes(8)),
+        ]
+        return payloads
+
+    def _fail(
+        self, ctx: SaContext, reason: FailureReason, detail: str, notify: int | None, by_peer: bool
+    ) -> Status:
+        ctx.state = IkeState.FAILED
+        ctx.push(IkeSaFailed(reason, detail, notify, by_peer))
+        return Status.FAILED
+
+    def process_response(self, ctx: SaContext, message: Message) -> Status:
+        cookie = [n for n in notifies(message) if n.type == NotifyType.COOKIE]
+        if cookie and self.retries < MAX_RETRIES:
+            self.retries += 1
+            self.cookie = cookie[0].data
+            return Status.NEED_MORE
+        error = first_error(message)
+        if error is not None:
+            if error.type == NotifyType.INVALID_KE_PAYLOAD and len(error.data) == 2:
+                wanted = int.from_bytes(error.data, "big")
+                offered = {g.dh_id: g for p in ctx.config.proposals for g in p.dh_groups}
+                if (
+                    wanted in offered
+                    and wanted != self.group.dh_id
+                    and (self.retries < MAX_RETRIES)
+                ):
+                    self.retries += 1
+                    self.group = offered[wanted]  # type: ignore[index]
+                    return Status.NEED_MORE
+            reason = _PEER_FAILURES.get(error.type, FailureReason.PEER_ERROR)  # type: ignore[call-overload]
+            return self._fail(ctx, reason, "peer refused IKE_SA_INIT", error.type, True)
+        sa = one(message, SaPayload)
+        ke = one(message, KePayload)
+        nonce = one(message, NoncePayload)
+        if sa is None or ke is None or nonce is None:
+            return self._fail(
+                ctx,
+                FailureReason.PROTOCOL_ERROR,
+                "IKE_SA_INIT response lacks SA, KE or Nonce",
+                None,
+                True,
+            )
+        chosen = check_answer(sa, ctx.config.proposals)
+        if chosen is None:
+            return self._fail(
+                ctx,
+                FailureReason.NO_PROPOSAL_CHOSEN,
+                "the responder chose a proposal we did not offer",
+                None,
+                True,
+            )
+        algorithms = ike_algorithms(chosen)
+        assert self.ke is not None
+        if algorithms.dh != self.group or ke.group != self.group.dh_id:
+            return self._fail(
+                ctx,
+                FailureReason.INVALID_KE,
+                "the responder's KE is not in our group",
+                None,
+                True,
+            )
+        try:
+            shared = self.ke.shared_secret(ke.data)
+        except KeyExchangeError as exc:
+            return self._fail(ctx, FailureReason.PROTOCOL_ERROR, str(exc), None, True)
+        ctx.nr = nonce.nonce
+        ctx.spi_r = message.spi_r
+        process_natd(ctx, message, ctx.spi_r)
+        derive(ctx, algorithms, shared)
+        ctx.float_to_natt()
+        return Status.SUCCESS
+
+
+class IkeInitResponder(Task):
+    """The responder's IKE_SA_INIT."""
+
+    exchange = ExchangeType.IKE_SA_INIT
+
+    def __init__(self) -> None:
+        self.error: NotifyPayload | None = None
+        self.answer: WireProposal | None = None
+        self.public = b""
+        self.group = 0
+
+    def process_request(self, ctx: SaContext, message: Message) -> Status:
+        sa = one(message, SaPayload)
+        ke = one(message, KePayload)
+        nonce = one(message, NoncePayload)
+        if sa is None or ke is None or nonce is None:
+            raise RemoteProtocolError(
+                DropReason.MISSING_PAYLOAD, "IKE_SA_INIT request lacks SA, KE or Nonce"
+            )
+        ctx.spi_i = message.spi_i
+        picked = select(sa, ctx.config.proposals)
+        if picked is None:
+            self.error = NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)
+            ctx.state = IkeState.FAILED
+            ctx.push(
+                IkeSaFailed(
+                    FailureReason.NO_PROPOSAL_CHOSEN,
+                    "no IKE proposal of the initiator matches ours",
+                    NotifyType.NO_PROPOSAL_CHOSEN,
+                )
+            )
+            return Status.FAILED
+        answer, chosen = picked
+        algorithms = ike_algorithms(chosen)
+        if ke.group != algorithms.dh.dh_id:
+            # Stateless answer: the initiator retries with the group we name (2.7).
+            self.error = NotifyPayload(
+                NotifyType.INVALID_KE_PAYLOAD, data=algorithms.dh.dh_id.to_bytes(2, "big")
+            )
+            return Status.FAILED
+        own = ctx.ke_factory(algorithms.dh)
+        try:
+            shared = own.shared_secret(ke.data)
+        except KeyExchangeError as exc:
+            raise RemoteProtocolError(DropReason.BAD_KEY_EXCHANGE, str(exc)) from None
+        ctx.ni = nonce.nonce
+        ctx.nr = ctx.rng(ctx.config.nonce_bytes)
+        process_natd(ctx, message, bytes(8))
+        ctx.spi_r = nonzero_spi(ctx)
+        derive(ctx, algorithms, shared)
+        self.answer = answer
+        self.public = own.public_key()
+        self.group = algorithms.dh.dh_id
+        ctx.state = IkeState.CONNECTING
+        return Status.SUCCESS
+
+    def build_response(self, ctx: SaContext) -> list[Payload]:
+        if self.error is not None:
+            return [self.error]
+        assert self.answer is not None
+        return [
+            SaPayload((self.answer,)),
+            KePayload(self.group, self.public),
+            NoncePayload(ctx.nr),
+            *natd_payloads(ctx, ctx.spi_r),
+        ]

@@ -1,0 +1,355 @@
+"""A strongSwan 5.9.8 peer in a network namespace of its own (test helper).
+
+Two namespaces joined by a veth pair: ``ss`` holds charon at 198.51.100.2 and a
+203.0.113.0/25 "site" on its loopback; ``me`` holds our core's UDP driver at
+198.51.100.1.  Names carry the test process id so that parallel runs never clash, and
+:meth:`Lab.close` deletes exactly what :meth:`Lab.open` created.  charon runs with a
+private /run (bind mount inside ``ip netns exec``'s own mount namespace), its own
+strongswan.conf (STRONGSWAN_CONF) and its own vici socket; it is never a host service.
+Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+CHARON = "/usr/lib/ipsec/charon"
+SS_ADDR = "198.51.100.2"
+ME_ADDR = "198.51.100.1"
+SITE_NET = "203.0.113.0/25"
+"""The network behind strongSwan."""
+OUR_NET = "203.0.113.128/25"
+"""The network behind our core (the tunnel may not cover the IKE addresses: libipsec
+refuses a route that would capture IKE traffic)."""
+PSK = "interop-test-psk-0123456789"
+
+PLUGINS = (
+    "random nonce openssl pem pkcs1 x509 pubkey kdf sha1 sha2 hmac aes gcm "
+    "kernel-libipsec kernel-netlink socket-default vici"
+)
+
+
+def missing_requirements() -> str | None:
+    """Why the interop test cannot run here, or ``None``."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces); CI runs it as root"
+    for tool in (CHARON, shutil.which("swanctl"), shutil.which("ip"), shutil.which("mount")):
+        if not tool or not os.path.exists(tool):
+            return "strongSwan or iproute2 missing: run scripts/install-test-deps.sh"
+    if not os.path.exists("/dev/net/tun"):
+        return "no /dev/net/tun for strongSwan's kernel-libipsec"
+    return None
+
+
+def _run(*args: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, check=check, capture_output=True, text=True, timeout=timeout)
+
+
+class Lab:
+    """Two namespaces, charon in one, helpers to drive both."""
+
+    def __init__(self, workdir: Path) -> None:
+        tag = f"{os.getpid() % 100000}"
+        self.ns_ss = f"ikess{tag}"
+        self.ns_me = f"ikeme{tag}"
+        self.veth_ss = f"vss{tag}"
+        self.veth_me = f"vme{tag}"
+        self.dir = workdir
+        self.run_dir = workdir / "run"
+        self.conf = workdir / "strongswan.conf"
+        self.swanctl_conf = workdir / "swanctl.conf"
+        self.log = workdir / "charon.log"
+        self.uri = f"unix://{workdir}/charon.vici"
+        self.charon: subprocess.Popen[str] | None = None
+        self._created: list[str] = []
+
+    # -- set-up and tear-down ---------------------------------------------------------
+    def open(self) -> None:
+        """Create the namespaces and the link, and start charon."""
+        for ns in (self.ns_ss, self.ns_me):
+            _run("ip", "netns", "add", ns)
+            self._created.append(ns)
+        _run(
+            "ip",
+            "link",
+            "add",
+            self.veth_ss,
+            "netns",
+            self.ns_ss,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            self.veth_me,
+            "netns",
+            self.ns_me,
+        )
+        for ns, dev, addr in (
+            (self.ns_ss, self.veth_ss, SS_ADDR),
+            (self.ns_me, self.veth_me, ME_ADDR),
+        ):
+            _run("ip", "-n", ns, "link", "set", "lo", "up")
+            _run("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+            _run("ip", "-n", ns, "link", "set", dev, "up")
+        # The protected site behind strongSwan (no dummy module here: use lo).
+        _run("ip", "-n", self.ns_ss, "addr", "add", "203.0.113.1/25", "dev", "lo")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(self._strongswan_conf())
+        env = {**os.environ, "STRONGSWAN_CONF": str(self.conf)}
+        self.charon = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.ns_ss,
+                "sh",
+                "-c",
+                f"mount --bind {self.run_dir} /run && exec {CHARON}",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        socket_path = self.dir / "charon.vici"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if socket_path.exists() and self.swanctl("--stats", check=False).returncode == 0:
+                return
+            if self.charon.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"charon did not start; log:\n{self.log_text()}")
+
+    def close(self) -> None:
+        """Stop charon (our own process only) and delete our namespaces by name."""
+        if self.charon is not None and self.charon.poll() is None:
+            self.charon.send_signal(signal.SIGTERM)
+            try:
+                self.charon.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.charon.kill()
+                self.charon.wait(timeout=10)
+        for ns in reversed(self._created):
+            _run("ip", "netns", "delete", ns, check=False)
+        self._created.clear()
+
+    def _strongswan_conf(self) -> str:
+        # Level 4 makes charon log SKEYSEED, SK_* and child keys: only in this throw-away
+        # namespace, so that the test can compare them with the keys our core derived.
+        ike_level = chd_level = 4
+        return f"""
+charon {{
+    load_modular = no
+    load = {PLUGINS}
+    install_routes = no
+    install_virtual_ip = no
+    retransmit_tries = 3
+    syslog {{
+        daemon {{
+            default = -1
+        }}
+        auth {{
+            default = -1
+        }}
+    }}
+    filelog {{
+        testlog {{
+            path = {self.log}
+            default = 1
+            ike = {ike_level}
+            chd = {chd_level}
+            cfg = 2
+            enc = 1
+            flush_line = yes
+            time_format = %T
+        }}
+    }}
+    plugins {{
+        vici {{
+            socket = {self.uri}
+        }}
+    }}
+}}
+"""
+
+    def log_size(self) -> int:
+        """The log's current length, to read only what a test case adds."""
+        return len(self.log_text()) if self.log.exists() else 0
+
+    def log_text(self) -> str:
+        """charon's log so far (for failure messages)."""
+        return self.log.read_text() if self.log.exists() else "(no log)"
+
+    # -- strongSwan side --------------------------------------------------------------
+    def swanctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run swanctl against our charon."""
+        env = {**os.environ, "STRONGSWAN_CONF": str(self.conf)}
+        return subprocess.run(
+            ["ip", "netns", "exec", self.ns_ss, "swanctl", *args, "--uri", self.uri],
+            check=check,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+        )
+
+    def load(self, name: str, ike: str, esp: str) -> None:
+        """Load a tunnel connection ``name`` to our core (ESP-in-UDP: encap = yes)."""
+        self.swanctl_conf.write_text(f"""
+connections {{
+    {name} {{
+        version = 2
+        local_addrs = {SS_ADDR}
+        remote_addrs = {ME_ADDR}
+        proposals = {ike}
+        encap = yes
+        local {{
+            auth = psk
+            id = {SS_ADDR}
+        }}
+        remote {{
+            auth = psk
+            id = {ME_ADDR}
+        }}
+        children {{
+            net {{
+                local_ts = {SITE_NET}
+                remote_ts = {OUR_NET}
+                esp_proposals = {esp}
+                mode = tunnel
+                start_action = none
+            }}
+        }}
+    }}
+}}
+secrets {{
+    ike-peer {{
+        id-1 = {ME_ADDR}
+        id-2 = {SS_ADDR}
+        secret = "{PSK}"
+    }}
+}}
+""")
+        self.swanctl("--load-all", "--file", str(self.swanctl_conf))
+
+    def terminate_all(self) -> None:
+        """Close every IKE SA strongSwan holds (between cases)."""
+        for ike_id in re.findall(r"uniqueid=(\d+)", self.swanctl("--list-sas", "--raw").stdout):
+            self.swanctl(
+                "--terminate", "--ike-id", ike_id, "--force", "--timeout", "5", check=False
+            )
+
+    def list_sas(self) -> list[dict[str, Any]]:
+        """``swanctl --list-sas --raw`` as dicts: IKE SA fields plus ``children``."""
+        raw = self.swanctl("--list-sas", "--raw").stdout
+        return parse_raw_sas(raw)
+
+    # -- our side ---------------------------------------------------------------------
+    def start_driver(self, spec: dict[str, Any]) -> subprocess.Popen[str]:
+        """Start the UDP driver of our core inside the ``me`` namespace."""
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.ns_me,
+                sys.executable,
+                "-m",
+                "tests.ike.udp_driver",
+                json.dumps(spec),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # {"ready": true} once the sockets are bound
+        if '"ready"' not in first:
+            proc.kill()
+            _, err = proc.communicate(timeout=10)
+            raise RuntimeError(f"driver failed to start: {first} {err}")
+        return proc
+
+
+def finish_driver(proc: subprocess.Popen[str], timeout: float = 40) -> dict[str, Any]:
+    """Wait for the driver's result line."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate(timeout=10)
+    lines = [line for line in out.splitlines() if line.strip()]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"driver failed ({proc.returncode}): {err}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+_TOKEN = re.compile(r"([\w-]+)=\[([^\]]*)\]|([\w-]+)=([^\s{}\[\]]*)|([\w-]+) ?\{|\}")
+
+
+def parse_raw_sas(raw: str) -> list[dict[str, Any]]:
+    """Parse vici's raw dump of list-sa events into nested dicts."""
+    sas: list[dict[str, Any]] = []
+    for line in raw.splitlines():
+        if "list-sa event" not in line:
+            continue
+        body = line[line.index("{") + 1 :]
+        stack: list[dict[str, Any]] = [{}]
+        for m in _TOKEN.finditer(body):
+            if m.group(1):
+                stack[-1][m.group(1)] = m.group(2).split()
+            elif m.group(3):
+                stack[-1][m.group(3)] = m.group(4)
+            elif m.group(5):
+                child: dict[str, Any] = {}
+                stack[-1][m.group(5)] = child
+                stack.append(child)
+            elif len(stack) > 1:
+                stack.pop()
+        for name, ike in stack[0].items():
+            if isinstance(ike, dict):
+                ike["name"] = name
+                sas.append(ike)
+    return sas
+
+
+_DUMP_HEAD = re.compile(r"\] (.+?) => (\d+) bytes @ ")
+_DUMP_LINE = re.compile(r"\]\s+\d+: ((?:[0-9A-F]{2} ?){1,16})")
+
+
+def logged_secrets(log: str) -> dict[str, bytes]:
+    """The values charon dumped at log level 4, by label (the last dump of each label):
+    ``shared Diffie Hellman secret``, ``SKEYSEED``, ``Sk_d secret`` ... ``Sk_pr secret``,
+    the child's ``seed`` (Ni | Nr) and ``encryption initiator key`` and the like."""
+    found: dict[str, bytes] = {}
+    lines = log.splitlines()
+    index = 0
+    while index < len(lines):
+        head = _DUMP_HEAD.search(lines[index])
+        index += 1
+        if head is None:
+            continue
+        label, size = head.group(1).strip(), int(head.group(2))
+        data = bytearray()
+        while len(data) < size and index < len(lines):
+            row = _DUMP_LINE.search(lines[index])
+            if row is None:
+                break
+            data += bytes.fromhex(row.group(1).replace(" ", ""))
+            index += 1
+        if len(data) == size:
+            found[label] = bytes(data)
+    return found

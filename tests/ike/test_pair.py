@@ -1,0 +1,370 @@
+"""In-memory initiator/responder pairs: IKE SA + first CHILD SA for every group and suite."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from ipsecconf.ike.config import ChildConfig, Identity, IkeConfig, Mode, PskTable, TriggerPacket
+from ipsecconf.ike.constants import NON_ESP_MARKER, ProtocolId
+from ipsecconf.ike.context import IkeState
+from ipsecconf.ike.events import (
+    ChildSaEstablished,
+    IkeSaDeleted,
+    IkeSaEstablished,
+)
+from ipsecconf.model.algorithms import DH_GROUPS
+from ipsecconf.model.proposals import child_proposals, default_ike, parse
+from ipsecconf.model.selectors import Endpoint, Selector
+from tests.ike.pair import ADDR_I, ADDR_R, PSK, Pair, configs, host_child, make_pair, mirror
+
+
+def established(
+    pair: Pair,
+) -> tuple[IkeSaEstablished, ChildSaEstablished, IkeSaEstablished, ChildSaEstablished]:
+    """Both sides' events, checked for consistency with each other."""
+    assert [type(e) for e in pair.events_i] == [IkeSaEstablished, ChildSaEstablished], pair.events_i
+    assert [type(e) for e in pair.events_r] == [IkeSaEstablished, ChildSaEstablished], pair.events_r
+    ike_i, child_i = pair.events_i
+    ike_r, child_r = pair.events_r
+    assert isinstance(ike_i, IkeSaEstablished) and isinstance(ike_r, IkeSaEstablished)
+    assert isinstance(child_i, ChildSaEstablished) and isinstance(child_r, ChildSaEstablished)
+    assert (ike_i.spi_i, ike_i.spi_r) == (ike_r.spi_i, ike_r.spi_r)
+    assert ike_i.algorithms == ike_r.algorithms
+    assert child_i.spi_in == child_r.spi_out and child_i.spi_out == child_r.spi_in
+    assert child_i.encr_key_out == child_r.encr_key_in
+    assert child_i.integ_key_out == child_r.integ_key_in
+    assert child_i.encr_key_in == child_r.encr_key_out
+    assert (child_i.encr_key_in + child_i.integ_key_in) != (
+        child_i.encr_key_out + child_i.integ_key_out
+    )
+    assert child_i.algorithms == child_r.algorithms
+    assert child_i.local_ts == child_r.remote_ts and child_i.remote_ts == child_r.local_ts
+    assert pair.initiator.state is IkeState.ESTABLISHED
+    assert pair.responder.state is IkeState.ESTABLISHED
+    assert not pair.initiator.drops and not pair.responder.drops
+    return ike_i, child_i, ike_r, child_r
+
+
+@pytest.mark.parametrize("group", list(DH_GROUPS))
+def test_every_dh_group_establishes(group: str) -> None:
+    ci, cr = configs(ike=f"aes128-sha256-{group}")
+    pair = make_pair(ci, cr)
+    pair.run()
+    ike_i, child_i, _, _ = established(pair)
+    assert ike_i.algorithms.dh == DH_GROUPS[group]
+    assert child_i.algorithms.cipher is not None
+
+
+@pytest.mark.parametrize(
+    "ike",
+    [
+        "aes128-sha256-x25519",
+        "aes256-sha512-prfsha512-ecp384",
+        "aes192-sha384-modp2048",
+        "aes128gcm-prfsha256-ecp256",
+        "aes256gcm-prfsha384-x25519",
+        "chacha20poly1305-prfsha256-x25519",
+        "3des-sha1-modp2048",
+        "aes128-md5-prfmd5-modp2048",
+    ],
+)
+def test_ike_suites(ike: str) -> None:
+    pair = make_pair(*configs(ike=ike))
+    pair.run()
+    ike_i, _, _, _ = established(pair)
+    assert str(ike_i.algorithms).startswith(ike.split("-")[0])
+
+
+@pytest.mark.parametrize(
+    ("esp", "cipher", "integ"),
+    [
+        ("aes128-sha256", "aes128", "sha256"),
+        ("aes256-sha512", "aes256", "sha512"),
+        ("aes128gcm", "aes128gcm", None),
+        ("chacha20poly1305", "chacha20poly1305", None),
+        ("3des-sha1", "3des", "sha1"),
+        ("null-sha256", "null", "sha256"),
+    ],
+)
+def test_esp_suites(esp: str, cipher: str, integ: str | None) -> None:
+    child = host_child(esp=[parse(esp, "esp")])
+    pair = make_pair(*configs(child_i=child))
+    pair.run()
+    _, child_i, _, _ = established(pair)
+    assert child_i.algorithms.cipher is not None and child_i.algorithms.cipher.name == cipher
+    assert (child_i.algorithms.integrity.name if child_i.algorithms.integrity else None) == integ
+    assert len(child_i.encr_key_out) == child_i.algorithms.cipher.key_bytes
+
+
+def test_auto_proposals_take_the_strongest_shared() -> None:
+    ci = IkeConfig(
+        local_address=ADDR_I,
+        remote_address=ADDR_R,
+        psk=PskTable({str(ADDR_R): PSK}),
+        children=(host_child(),),
+    )
+    cr = IkeConfig(
+        local_address=ADDR_R,
+        remote_address=ADDR_I,
+        psk=PskTable({str(ADDR_I): PSK}),
+        children=(mirror(host_child()),),
+    )
+    pair = make_pair(ci, cr)
+    pair.run()
+    ike_i, child_i, _, _ = established(pair)
+    assert str(ike_i.algorithms) == "aes256gcm-prfsha512-x25519"
+    assert child_i.algorithms.cipher is not None
+    assert child_i.algorithms.cipher.name == "aes256gcm"
+    assert child_i.algorithms.esn is False  # no-ESN offered first (DESIGN.md)
+    assert tuple(default_ike()) == ci.proposals
+
+
+def test_invalid_ke_retry_with_the_group_the_responder_asks() -> None:
+    # The initiator's first group is x25519; the responder only takes modp2048.
+    ci, cr = configs(ike="aes128-sha256-x25519-modp2048", ike_r="aes128-sha256-modp2048")
+    pair = make_pair(ci, cr)
+    pair.run()
+    ike_i, _, _, _ = established(pair)
+    assert ike_i.algorithms.dh.name == "modp2048"
+
+
+def test_responder_picks_the_initiators_order() -> None:
+    ci, cr = configs(
+        ike="aes256-aes128-sha256-sha512-x25519", ike_r="aes128-aes256-sha512-sha256-x25519"
+    )
+    pair = make_pair(ci, cr)
+    pair.run()
+    ike_i, _, _, _ = established(pair)
+    assert str(ike_i.algorithms) == "aes256-sha256-prfsha256-x25519"
+
+
+def test_forced_encapsulation_moves_to_4500_with_the_marker() -> None:
+    ci, cr = configs(force_encap=True)
+    pair = make_pair(ci, cr)
+    sent: list[tuple[bytes, int]] = []
+    for _ in range(10):
+        out_i = pair.initiator.datagrams_to_send(pair.now)
+        sent += [(d.data, d.local_port) for d in out_i]
+        pair._deliver(out_i, pair.responder, str(ADDR_I))
+        out_r = pair.responder.datagrams_to_send(pair.now)
+        sent += [(d.data, d.local_port) for d in out_r]
+        pair._deliver(out_r, pair.initiator, str(ADDR_R))
+    pair._collect()
+    _, child_i, ike_r, child_r = established(pair)
+    assert [port for _, port in sent] == [500, 500, 4500, 4500]
+    assert all(data.startswith(NON_ESP_MARKER) for data, port in sent if port == 4500)
+    assert child_i.udp_encap and child_r.udp_encap
+    assert ike_r.nat_remote  # the initiator pretended to be behind a NAT
+    assert ike_r.udp_encap and pair.events_i[0].udp_encap  # type: ignore[union-attr]
+    assert child_i.remote_port == 4500 and child_r.remote_port == 4500
+
+
+def test_nat_detected_from_a_translated_source() -> None:
+    ci, cr = configs()
+    pair = make_pair(ci, cr)
+    # The responder sees the initiator from another address and port (a NAT).
+    for _ in range(10):
+        for d in pair.initiator.datagrams_to_send(pair.now):
+            pair.responder.receive_datagram(d.data, ("203.0.113.9", 40000 + d.local_port), 0.0)
+        for d in pair.responder.datagrams_to_send(pair.now):
+            assert d.remote[0] == "203.0.113.9"
+            pair.initiator.receive_datagram(d.data, (str(ADDR_R), d.local_port), 0.0)
+    pair._collect()
+    ike_i, child_i, ike_r, child_r = pair.events_i[0], pair.events_i[1], *pair.events_r
+    assert isinstance(ike_r, IkeSaEstablished) and ike_r.nat_remote
+    assert isinstance(ike_i, IkeSaEstablished) and ike_i.nat_local
+    assert isinstance(child_r, ChildSaEstablished) and child_r.udp_encap
+    assert child_r.remote_port == 44500
+    assert isinstance(child_i, ChildSaEstablished) and child_i.local_port == 4500
+
+
+def test_tunnel_mode_and_transport_mode() -> None:
+    tunnel = ChildConfig(
+        name="site",
+        selectors=(Selector(Endpoint.parse("203.0.113.128/25"), Endpoint.parse("203.0.113.0/25")),),
+        proposals=tuple(child_proposals("esp", "aes128", "sha256")),
+        mode=Mode.TUNNEL,
+    )
+    pair = make_pair(*configs(child_i=tunnel))
+    pair.run()
+    _, child_i, _, child_r = established(pair)
+    assert child_i.mode is Mode.TUNNEL and child_r.mode is Mode.TUNNEL
+    assert [str(t) for t in child_i.local_ts] == ["203.0.113.128-203.0.113.255"]
+    assert str(child_i.selectors[0].destination) == "203.0.113.0/25"
+
+    pair = make_pair(*configs())
+    pair.run()
+    _, child_i, _, child_r = established(pair)
+    assert child_i.mode is Mode.TRANSPORT and child_r.mode is Mode.TRANSPORT
+
+
+def test_port_without_protocol_gives_tcp_and_udp_in_one_ts_payload() -> None:
+    remote = Endpoint.parse("198.51.100.2[139]")
+    local = Endpoint.parse("198.51.100.1")
+    child = ChildConfig(
+        name="cifs",
+        selectors=(Selector(local, remote, 6), Selector(local, remote, 17)),
+        proposals=tuple(child_proposals("esp", "auto", "auto")),
+    )
+    pair = make_pair(*configs(child_i=child))
+    pair.run()
+    _, child_i, _, _ = established(pair)
+    assert [(t.ip_protocol, t.start_port, t.end_port) for t in child_i.remote_ts] == [
+        (6, 139, 139),
+        (17, 139, 139),
+    ]
+    assert {s.protocol for s in child_i.selectors} == {6, 17}
+    assert all(s.destination.ports == (139, 139) for s in child_i.selectors)
+
+
+def test_populate_from_packet_gives_each_remote_host_its_own_child() -> None:
+    policy = ChildConfig(
+        name="range",
+        selectors=(Selector(Endpoint.parse("198.51.100.1"), Endpoint.parse("203.0.113.0/24")),),
+        proposals=tuple(child_proposals("esp", "auto", "auto")),
+        populate_from_packet=True,
+    )
+    ci, cr = configs(child_i=policy)
+    pair = make_pair(ci, cr, seed=3)
+    pair.initiator = type(pair.initiator)(ci, initiator=True, rng=pair.initiator._ctx.rng)
+    trigger = TriggerPacket(
+        ipaddress.ip_address("198.51.100.1"), ipaddress.ip_address("203.0.113.7"), 6, 40000, 445
+    )
+    pair.initiator.connect(0.0, trigger=trigger)
+    pair.responder = type(pair.responder)(cr, initiator=False, rng=pair.responder._ctx.rng)
+    pair.events_i.clear()
+    pair.run()
+    _, child_i, _, child_r = established(pair)
+    assert [str(t) for t in child_r.local_ts] == ["203.0.113.7[445]/6"]
+    assert [str(t) for t in child_i.local_ts] == ["198.51.100.1[40000]/6"]
+
+
+@pytest.mark.parametrize(("esn", "expected"), [("yes", True), ("no", False), ("auto", False)])
+def test_esn_negotiation(esn: str, expected: bool) -> None:
+    child = host_child(esp=child_proposals("esp", "aes128", "sha256", esn=esn))
+    pair = make_pair(*configs(child_i=child))
+    pair.run()
+    _, child_i, _, _ = established(pair)
+    assert child_i.algorithms.esn is expected
+
+
+def test_responder_esn_only_accepts_esn() -> None:
+    child_i = host_child(esp=child_proposals("esp", "aes128", "sha256", esn="auto"))
+    child_r = mirror(host_child(esp=child_proposals("esp", "aes128", "sha256", esn="yes")))
+    pair = make_pair(*configs(child_i=child_i, child_r=child_r))
+    pair.run()
+    _, child, _, _ = established(pair)
+    assert child.algorithms.esn is True
+
+
+def test_ah_child() -> None:
+    child = host_child(esp=child_proposals("ah", "auto", "sha256"))
+    pair = make_pair(*configs(child_i=child))
+    pair.run()
+    _, child_i, _, _ = established(pair)
+    assert child_i.protocol is ProtocolId.AH
+    assert child_i.algorithms.cipher is None and child_i.encr_key_out == b""
+    assert child_i.algorithms.integrity is not None and len(child_i.integ_key_out) == 32
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        Identity.fqdn("gw.example.net"),
+        Identity.rfc822("ipsec@example.net"),
+        Identity.address("198.51.100.1"),
+    ],
+)
+def test_identities(identity: Identity) -> None:
+    ci, cr = configs()
+    ci = IkeConfig(**{**_fields(ci), "local_id": identity})
+    cr = IkeConfig(**{**_fields(cr), "remote_id": identity, "psk": PskTable({str(identity): PSK})})
+    pair = make_pair(ci, cr)
+    pair.run()
+    _, _, ike_r, _ = established(pair)
+    assert ike_r.remote_id.matches(identity)
+
+
+def test_ipv6_pair() -> None:
+    a, b = ipaddress.ip_address("2001:db8::1"), ipaddress.ip_address("2001:db8::2")
+    child = ChildConfig(
+        name="v6",
+        selectors=(Selector(Endpoint.parse("2001:db8::1"), Endpoint.parse("2001:db8::2")),),
+        proposals=tuple(child_proposals("esp", "auto", "auto")),
+    )
+    ci = IkeConfig(
+        local_address=a, remote_address=b, psk=PskTable({str(b): PSK}), children=(child,)
+    )
+    cr = IkeConfig(
+        local_address=b, remote_address=a, psk=PskTable({str(a): PSK}), children=(mirror(child),)
+    )
+    init = type(make_pair(*configs()).initiator)
+    from tests.ike.pair import seeded_rng
+
+    pair = Pair(
+        init(ci, initiator=True, rng=seeded_rng(5)), init(cr, initiator=False, rng=seeded_rng(6))
+    )
+    pair.initiator.connect(0.0)
+    for _ in range(10):
+        for d in pair.initiator.datagrams_to_send(0.0):
+            pair.responder.receive_datagram(d.data, (str(a), d.local_port), 0.0)
+        for d in pair.responder.datagrams_to_send(0.0):
+            pair.initiator.receive_datagram(d.data, (str(b), d.local_port), 0.0)
+    pair._collect()
+    _, child_i, ike_r, _ = established(pair)
+    assert str(ike_r.remote_id) == "2001:db8::1"
+    assert child_i.local_ts[0].start_addr.version == 6
+
+
+def test_initial_contact_is_reported_and_optional() -> None:
+    pair = make_pair(*configs())
+    pair.run()
+    assert established(pair)[2].initial_contact is True
+    ci, cr = configs()
+    ci = IkeConfig(**{**_fields(ci), "initial_contact": False})
+    pair = make_pair(ci, cr)
+    pair.run()
+    assert established(pair)[2].initial_contact is False
+
+
+def test_liveness_and_delete() -> None:
+    pair = make_pair(*configs())
+    pair.run()
+    established(pair)
+    pair.responder.check_liveness(pair.now)
+    pair.run()
+    assert pair.responder.state is IkeState.ESTABLISHED
+    pair.initiator.close(pair.now)
+    pair.run()
+    assert pair.initiator.state is IkeState.DELETED
+    assert pair.responder.state is IkeState.DELETED
+    assert pair.events_i[-1] == IkeSaDeleted(by_peer=False)
+    assert pair.events_r[-1] == IkeSaDeleted(by_peer=True)
+
+
+def test_secrets_stay_out_of_reprs() -> None:
+    pair = make_pair(*configs())
+    pair.run()
+    _, child_i, _, _ = established(pair)
+    text = repr(pair.initiator._ctx.config) + repr(pair.events_i) + repr(pair.initiator)
+    assert PSK.decode() not in text
+    for key in (child_i.encr_key_in, child_i.encr_key_out, child_i.integ_key_in):
+        if key:
+            assert key.hex() not in text and repr(key) not in text
+
+
+def test_psk_txt() -> None:
+    table = PskTable.parse("# seed psk.txt\n198.51.100.2  s3cret key\n\n2001:db8::02 other\n")
+    from ipsecconf.ike.config import PskQuery
+
+    me = Identity.address("198.51.100.1")
+    assert table(PskQuery(ADDR_R, None, me)) == b"s3cret key"
+    assert table(PskQuery(ipaddress.ip_address("2001:db8::2"), None, me)) == b"other"
+    assert table(PskQuery(ADDR_I, None, me)) is None
+    assert "s3cret" not in repr(table) and len(table) == 2
+
+
+def _fields(config: IkeConfig) -> dict[str, object]:
+    return {name: getattr(config, name) for name in config.__dataclass_fields__}

@@ -1,0 +1,171 @@
+"""Drive one IkeSa over plain UDP sockets (test helper for the strongSwan interop test).
+
+Run inside a network namespace as ``python -m tests.ike.udp_driver <json-spec>``; it binds
+UDP 500 and 4500 on the local address, runs the exchange as initiator or responder, and
+prints one JSON line describing the events (SPIs, algorithms; never keys).  Every wait
+is bounded by the spec's ``timeout``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import select
+import socket
+import sys
+import time
+from typing import Any
+
+from ipsecconf.ike.config import ChildConfig, Identity, IkeConfig, Mode, PskTable
+from ipsecconf.ike.events import (
+    ChildSaEstablished,
+    ChildSaFailed,
+    IkeSaEstablished,
+    IkeSaFailed,
+)
+from ipsecconf.ike.sa import IkeSa, route
+from ipsecconf.model.proposals import child_proposals, parse
+from ipsecconf.model.selectors import Endpoint, Selector
+
+
+def build_config(spec: dict[str, Any]) -> IkeConfig:
+    """The IkeConfig a JSON spec describes."""
+    child = ChildConfig(
+        name=spec["child"],
+        selectors=(
+            Selector(Endpoint.parse(spec["local_ts"]), Endpoint.parse(spec["remote_ts"]), 0),
+        ),
+        proposals=tuple(
+            [parse(p, "esp") for p in spec["esp"]]
+            if spec.get("esp")
+            else child_proposals("esp", "auto", "auto")
+        ),
+        mode=Mode(spec.get("mode", "tunnel")),
+    )
+    return IkeConfig(
+        local_address=ipaddress.ip_address(spec["local"]),
+        remote_address=ipaddress.ip_address(spec["remote"]),
+        psk=PskTable({spec["remote"]: spec["psk"].encode()}),
+        local_id=Identity.parse(spec["local_id"]) if spec.get("local_id") else None,
+        remote_id=Identity.parse(spec["remote_id"]) if spec.get("remote_id") else None,
+        proposals=tuple(parse(p, "ike") for p in spec["ike"]),
+        children=(child,),
+        force_encap=bool(spec.get("force_encap", False)),
+    )
+
+
+def fingerprint(key: bytes) -> str:
+    """A short SHA-256 fingerprint, so that keys can be compared without printing them."""
+    return hashlib.sha256(key).hexdigest()[:32]
+
+
+def describe(event: object) -> dict[str, Any]:
+    """A JSON-able summary of an event, without keys."""
+    if isinstance(event, IkeSaEstablished):
+        return {
+            "type": "ike",
+            "spi_i": event.spi_i.hex(),
+            "spi_r": event.spi_r.hex(),
+            "algorithms": str(event.algorithms),
+            "encr": event.algorithms.cipher.name,
+            "integ": event.algorithms.integrity.name if event.algorithms.integrity else None,
+            "prf": event.algorithms.prf.name,
+            "dh": event.algorithms.dh.name,
+            "remote_port": event.remote_port,
+            "local_port": event.local_port,
+            "nat_remote": event.nat_remote,
+        }
+    if isinstance(event, ChildSaEstablished):
+        return {
+            "type": "child",
+            "spi_in": f"{event.spi_in:08x}",
+            "spi_out": f"{event.spi_out:08x}",
+            "encr": event.algorithms.cipher.name if event.algorithms.cipher else None,
+            "integ": event.algorithms.integrity.name if event.algorithms.integrity else None,
+            "esn": event.algorithms.esn,
+            "mode": event.mode.value,
+            "udp_encap": event.udp_encap,
+            "local_ts": [str(t) for t in event.local_ts],
+            "remote_ts": [str(t) for t in event.remote_ts],
+            "keys": {
+                "encr_in": fingerprint(event.encr_key_in),
+                "encr_out": fingerprint(event.encr_key_out),
+                "integ_in": fingerprint(event.integ_key_in),
+                "integ_out": fingerprint(event.integ_key_out),
+            },
+        }
+    if isinstance(event, IkeSaFailed | ChildSaFailed):
+        return {
+            "type": "failed",
+            "reason": event.reason.value,
+            "detail": event.detail,
+            "notify": event.notify,
+        }
+    return {"type": type(event).__name__}
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the exchange the spec asks for; the outcome as a dict."""
+    config = build_config(spec)
+    local = spec["local"]
+    socks: dict[int, socket.socket] = {}
+    for port in (500, 4500):
+        s = socket.socket(socket.AF_INET6 if ":" in local else socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((local, port))
+        socks[port] = s
+    deadline = time.monotonic() + float(spec.get("timeout", 20))
+    sa: IkeSa | None = None
+    if spec["role"] == "initiator":
+        sa = IkeSa(config, initiator=True, rng=os.urandom)
+        sa.connect(time.monotonic())
+    print(json.dumps({"ready": True}), flush=True)
+    events: list[dict[str, Any]] = []
+    done_at: float | None = None
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        if sa is not None:
+            for d in sa.datagrams_to_send(now):
+                socks[d.local_port].sendto(d.data, d.remote)
+            while (event := sa.next_event()) is not None:
+                events.append(describe(event))
+                if isinstance(event, IkeSaEstablished):
+                    # Test-only peek at the SK_* keys, to compare with charon's level-4 log.
+                    keys = sa._ctx.keys
+                    assert keys is not None
+                    events[-1]["keys"] = {
+                        name: fingerprint(getattr(keys, name))
+                        for name in ("sk_d", "sk_ai", "sk_ar", "sk_ei", "sk_er", "sk_pi", "sk_pr")
+                    }
+                if events[-1]["type"] in ("child", "failed") and done_at is None:
+                    done_at = now + float(spec.get("linger", 1.0))
+        if done_at is not None and now >= done_at:
+            break
+        timer = sa.get_timer() if sa is not None else None
+        wait = 0.2 if timer is None else max(0.0, min(0.2, timer - now))
+        readable, _, _ = select.select(list(socks.values()), [], [], wait)
+        for s in readable:
+            data, addr = s.recvfrom(65535)
+            if sa is None:
+                info = route(data)
+                if info is None or not info.is_new_sa:
+                    continue
+                sa = IkeSa(config, initiator=False, rng=os.urandom)
+            sa.receive_datagram(data, (addr[0], addr[1]), time.monotonic())
+        if sa is not None and timer is not None and time.monotonic() >= timer:
+            sa.handle_timer(time.monotonic())
+    drops = {str(k): v for k, v in sa.drops.items()} if sa is not None else {}
+    for s in socks.values():
+        s.close()
+    return {"events": events, "drops": drops}
+
+
+def main() -> None:
+    """Entry point: one JSON spec argument, one JSON result line."""
+    spec = json.loads(sys.argv[1])
+    print(json.dumps(run(spec)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
