@@ -1,0 +1,150 @@
+"""The service over the store: saved plans, staleness, all-or-nothing apply, certificates."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ipsecconf.engine.apply import ApplyHooks
+from ipsecconf.engine.imperative import CertFile, CertificateSetError, NodeCert
+from ipsecconf.engine.service import Service, StalePlanError, StoreBackend
+from ipsecconf.plan import planfile
+from ipsecconf.plan.planfile import Inputs
+from ipsecconf.state import StaleStateError
+from tests import certgen
+from tests.stateutil import GW_PSK, PSK, ROOT, config, write
+
+
+@pytest.fixture
+def svc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Service:
+    monkeypatch.setenv("TEST_PSK", PSK)
+    monkeypatch.setenv("TEST_GW_PSK", GW_PSK)
+    return Service(StoreBackend(str(tmp_path / "state.db")))
+
+
+def _inputs(path: Path) -> Inputs:
+    return Inputs.make([str(path)], {}, [], False)
+
+
+def _dump(svc: Service) -> list[tuple[object, ...]]:
+    conn = svc.backend.store.conn  # type: ignore[attr-defined]
+    out: list[tuple[object, ...]] = []
+    for table in ("policies", "resources", "secrets", "sas", "meta", "history"):
+        out += [(table, *r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2")]
+    return out
+
+
+def test_saved_plan_applies_exactly_once(svc: Service, tmp_path: Path) -> None:
+    cfg = write(tmp_path / "cfg", config(2))
+    svc.save(svc.plan(_inputs(cfg)), str(tmp_path / "p.plan"))
+    saved = planfile.read(str(tmp_path / "p.plan"))
+    svc.apply(svc.replan_saved(saved))
+    with pytest.raises(StalePlanError, match=r"is stale: it was made at serial 0, the state is now at serial 1"):
+        svc.replan_saved(saved)
+
+
+def test_saved_plan_refused_when_config_or_secret_changed(
+    svc: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = write(tmp_path / "cfg", config(2))
+    svc.save(svc.plan(_inputs(cfg)), str(tmp_path / "p.plan"))
+    saved = planfile.read(str(tmp_path / "p.plan"))
+    monkeypatch.setenv("TEST_PSK", "a-different-key")
+    with pytest.raises(StalePlanError, match="a secret changed"):
+        svc.replan_saved(saved)
+    monkeypatch.setenv("TEST_PSK", PSK)
+    write(tmp_path / "cfg", config(2, enc="aes256"))
+    with pytest.raises(StalePlanError, match="configuration changed"):
+        svc.replan_saved(saved)
+    shutil.rmtree(tmp_path / "cfg")
+    with pytest.raises(StalePlanError, match="no longer loads"):
+        svc.replan_saved(saved)
+
+
+def test_saved_plan_for_another_state_is_refused(svc: Service, tmp_path: Path) -> None:
+    cfg = write(tmp_path / "cfg", config(1))
+    svc.save(svc.plan(_inputs(cfg)), str(tmp_path / "p.plan"))
+    other = Service(StoreBackend(str(tmp_path / "other.db")))
+    with pytest.raises(StalePlanError, match="another state"):
+        other.replan_saved(planfile.read(str(tmp_path / "p.plan")))
+
+
+def test_state_moving_between_plan_and_apply_is_refused(svc: Service, tmp_path: Path) -> None:
+    cfg = write(tmp_path / "cfg", config(1))
+    planned = svc.plan(_inputs(cfg))
+    svc.apply(svc.plan(_inputs(cfg)))
+    with pytest.raises(StaleStateError, match="saved plan is stale"):
+        svc.apply(planned)
+
+
+class _FailHalfway(ApplyHooks):
+    def __init__(self) -> None:
+        self.begun = False
+
+    def transaction_begun(self, total: int) -> None:
+        self.begun = True
+
+    def progress(self, done: int, total: int) -> None:
+        if done * 2 >= total:
+            raise RuntimeError("disk full (simulated by the hook)")
+
+
+def test_apply_is_all_or_nothing(svc: Service, tmp_path: Path) -> None:
+    cfg = write(tmp_path / "cfg", config(3))
+    svc.apply(svc.plan(_inputs(cfg)))
+    before = _dump(svc)
+    write(tmp_path / "cfg", config(5, enc="aes256"))
+    planned = svc.plan(_inputs(cfg))
+    hooks = _FailHalfway()
+    with pytest.raises(RuntimeError, match="disk full"):
+        svc.apply(planned, hooks)
+    assert hooks.begun
+    assert _dump(svc) == before
+    svc.apply(svc.plan(_inputs(cfg)))  # and the store is still usable
+    assert not svc.plan(_inputs(cfg)).plan.has_changes
+
+
+def test_a_no_op_apply_does_not_move_the_serial(svc: Service, tmp_path: Path) -> None:
+    cfg = write(tmp_path / "cfg", config(1))
+    svc.apply(svc.plan(_inputs(cfg)))
+    serial = svc.backend.snapshot().serial
+    svc.apply(svc.plan(_inputs(cfg)))
+    assert svc.backend.snapshot().serial == serial and len(svc.backend.history()) == 1
+
+
+def test_certificates_compare_by_fingerprint(svc: Service, tmp_path: Path) -> None:
+    example = tmp_path / "s2s"
+    shutil.copytree(ROOT / "examples" / "site-to-site", example)
+    planned = svc.plan(_inputs(example))
+    certs = sorted(c.address for c in planned.plan.changes if c.kind == "cert")
+    assert certs[0] == "cert.intermediate." + certs[0].split(".")[2]
+    assert "cert.node" in certs and any(a.startswith("cert.root.") for a in certs)
+    node = next(c for c in planned.plan.changes if c.address == "cert.node")
+    assert node.sensitive == ["private_key"] and "_pem" not in (node.after or {})
+    svc.apply(planned)
+    (example / "ipsec.yaml").rename(example / "main.yaml")  # moved files: same certificates
+    assert not svc.plan(_inputs(example)).plan.has_changes
+    shown = svc.show("certs")
+    assert [c["role"] for c in shown] == ["node", "intermediate", "root"]
+    assert all(":" in c["fingerprint"] and "PRIVATE" not in str(c) for c in shown)
+
+
+def test_cert_set_writes_unmanaged_entries_and_checks_the_key(svc: Service, tmp_path: Path) -> None:
+    root = certgen.issue("Test Root", ca=True)
+    leaf = certgen.issue("node.example.org", issuer=root)
+    other = certgen.issue("other", issuer=root)
+    node = NodeCert(CertFile(leaf.cert_pem(), "/etc/ipsec/node.pem"), leaf.key_pem(),
+                    "file:/etc/ipsec/node.key")
+    with pytest.raises(CertificateSetError, match="does not belong"):
+        svc.backend.set_certificates(
+            node=NodeCert(node.cert, other.key_pem(), None))
+    with pytest.raises(CertificateSetError, match="1 to 15"):
+        svc.backend.set_certificates(roots=[CertFile(root.cert_pem(), "r.pem")] * 16)
+    svc.backend.set_certificates(node=node, roots=[CertFile(root.cert_pem(), "/etc/ipsec/r.pem")])
+    shown = svc.show("certs")
+    assert [(c["role"], c["managed"]) for c in shown] == [("node", False), ("root", False)]
+    assert svc.backend.secret_references() == {"cert.node#private_key": "file:/etc/ipsec/node.key"}
+    svc.backend.set_certificates(roots=[CertFile(root.cert_pem() + other.cert_pem(), "/x.pem")])
+    assert [c["role"] for c in svc.show("certs")] == ["node", "root", "root"]
