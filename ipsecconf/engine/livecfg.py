@@ -147,12 +147,12 @@ class LiveConfig:
                 if p.direction is Direction.OUT:
                     net = sel.destination.network
                     routes.update([str(net)] if net is not None else ["0.0.0.0/0", "::/0"])
-                elif p.level is Level.RESTRICT:
-                    drops.extend(_clear_drops(p.name, sel))
+                if p.level is Level.RESTRICT:
+                    drops.extend(_clear_drops(p.name, sel, p.direction is Direction.OUT))
         return HostConfig(frozenset(routes), tuple(drops))
 
 
-def _clear_drops(name: str, sel: Selector) -> list[ClearDrop]:
+def _clear_drops(name: str, sel: Selector, outbound: bool) -> list[ClearDrop]:
     s, d = sel.source.network, sel.destination.network
     versions = {n.version for n in (s, d) if n is not None} or {4, 6}
     out = []
@@ -169,6 +169,7 @@ def _clear_drops(name: str, sel: Selector) -> list[ClearDrop]:
                     sel.destination.ports if sel.destination.ports != ANY_PORT else None
                 ),
                 policy=name,
+                outbound=outbound,
             )
         )
     return out

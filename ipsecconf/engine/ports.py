@@ -38,7 +38,11 @@ class Tun(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ClearDrop:
-    """One restrict rule: clear inbound packets matching it are dropped (not via the TUN)."""
+    """One restrict rule.  Inbound: clear packets matching it that did not come out of the
+    TUN are dropped.  Outbound: packets matching it that would leave by another interface
+    than the TUN without the engine's mark are dropped -- which keeps a restrict policy
+    closed while no engine runs (after a crash the routes into the TUN are gone, the
+    nftables table is not)."""
 
     version: int
     source: str
@@ -47,6 +51,7 @@ class ClearDrop:
     source_ports: tuple[int, int] | None = None
     destination_ports: tuple[int, int] | None = None
     policy: str = ""
+    outbound: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,8 +102,8 @@ class SaBook:
             if old is not None:
                 self.store.conn.execute(
                     "UPDATE sas SET state = 'M', source = ?, encryption = ?, authentication = ?,"
-                    " data = ?, updated = ? WHERE id = ?",
-                    (c.src, enc, auth, _json(details), now, old.id),
+                    " data = ?, updated = ?, policy = ?, peer = ? WHERE id = ?",
+                    (c.src, enc, auth, _json(details), now, policy, peer, old.id),
                 )
                 sid = old.id
             else:

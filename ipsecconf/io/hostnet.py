@@ -7,8 +7,11 @@ Linux").  Implements :class:`~ipsecconf.engine.ports.HostNetwork`.
   into the TUN for each protected destination, and nothing else, so other traffic falls
   through to the main table.  The engine's own sockets carry the mark.
 * The nftables table ``inet ipsecconf``: a prerouting chain dropping (and counting) clear
-  inbound packets that a restrict policy covers unless they come out of the TUN, and a
-  forward chain clamping the TCP MSS of SYNs through the TUN to its MTU.
+  inbound packets that a restrict policy covers unless they come out of the TUN; a
+  postrouting chain dropping unmarked packets of a restrict policy that would leave by
+  another interface (so a crashed engine fails closed: its routes vanish with the TUN,
+  the table stays until the next start replaces it); a forward chain clamping the TCP
+  MSS of SYNs through the TUN to its MTU.
 * The TUN's rp_filter is loose (2): decapsulated packets arrive on it.
 
 Everything is named by the engine's own names and numbers, so :meth:`HostNet.cleanup`
@@ -78,8 +81,9 @@ class HostNet:
                 found.append(f"ip {fam} routes of table {n.table}")
                 _run(["ip", fam, "route", "flush", "table", str(n.table)], check=False)
         if _run(["nft", "list", "table", "inet", NFT_TABLE], check=False).strip():
-            found.append(f"nftables table inet {NFT_TABLE}")
-            _run(["nft", "delete", "table", "inet", NFT_TABLE], check=False)
+            # Kept until the new ruleset replaces it in one batch: its restrict rules keep
+            # protected flows closed until the engine is back.
+            found.append(f"nftables table inet {NFT_TABLE} (replaced atomically)")
         return found
 
     def setup(self) -> None:
@@ -115,6 +119,8 @@ class HostNet:
         table = {"family": "inet", "name": NFT_TABLE}
         pre = {**table, "name": "clear_in", "table": NFT_TABLE, "type": "filter",
                "hook": "prerouting", "prio": -150, "policy": "accept"}  # fmt: skip
+        post = {**table, "name": "clear_out", "table": NFT_TABLE, "type": "filter",
+                "hook": "postrouting", "prio": 0, "policy": "accept"}  # fmt: skip
         fwd = {**table, "name": "mss", "table": NFT_TABLE, "type": "filter",
                "hook": "forward", "prio": 0, "policy": "accept"}  # fmt: skip
         cmds: list[dict[str, Any]] = [
@@ -122,11 +128,17 @@ class HostNet:
             {"delete": {"table": table}},
             {"add": {"table": table}},
             {"add": {"chain": pre}},
+            {"add": {"chain": post}},
             {"add": {"chain": fwd}},
-        ]
+            # The engine's own packets (IKE, ESP, bypassed clear traffic) carry its mark.
+            {"add": {"rule": {"family": "inet", "table": NFT_TABLE, "chain": "clear_out",
+                              "expr": [_match({"meta": {"key": "mark"}}, n.mark),
+                                       {"accept": None}]}}},
+        ]  # fmt: skip
         for d in drops:
+            chain = "clear_out" if d.outbound else "clear_in"
             cmds.append({"add": {"rule": {"family": "inet", "table": NFT_TABLE,
-                                          "chain": "clear_in", "comment": d.policy[:100],
+                                          "chain": chain, "comment": d.policy[:100],
                                           "expr": _drop_expr(n.tun, d)}}})  # fmt: skip
         for v, mss in ((4, n.mtu - 40), (6, n.mtu - 60)):
             for direction in ("oifname", "iifname"):
@@ -178,7 +190,7 @@ def _match(left: dict[str, Any], right: Any, op: str = "==") -> dict[str, Any]:
 
 def _drop_expr(tun: str, d: ClearDrop) -> list[dict[str, Any]]:
     fam = "ip" if d.version == 4 else "ip6"
-    expr = [_match({"meta": {"key": "iifname"}}, tun, "!=")]
+    expr = [_match({"meta": {"key": "oifname" if d.outbound else "iifname"}}, tun, "!=")]
     for field, prefix in (("saddr", d.source), ("daddr", d.destination)):
         addr, length = prefix.split("/")
         expr.append(
