@@ -199,11 +199,11 @@ class Sites:
     def apply(self, side: str, cfg: Path) -> subprocess.CompletedProcess[str]:
         return self.cli(side, "apply", "--state", self.state(side), "--auto-approve", str(cfg))
 
-    def start_engine(self, side: str, wait: float = 15.0) -> subprocess.Popen[str]:
+    def start_engine(self, side: str, *extra: str, wait: float = 15.0) -> subprocess.Popen[str]:
         ns = "ga" if side == "a" else "gb"
         log = open(self.workdir / f"engine-{side}.log", "a")  # noqa: SIM115
         p = self.popen(
-            ns, PYTHON, "-m", "ipsecconf", "engine", "run", "--state", self.state(side),
+            ns, PYTHON, "-m", "ipsecconf", "engine", "run", "--state", self.state(side), *extra,
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.engines[side] = p
