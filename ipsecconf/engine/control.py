@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -54,7 +53,7 @@ class Control:
     def handle(self, request: Any) -> dict[str, Any]:
         """One request -> one response (never raises)."""
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
-            return _error("UsageError", "a request is {\"method\": NAME, \"params\": {...}}")
+            return _error("UsageError", 'a request is {"method": NAME, "params": {...}}')
         method = request["method"]
         params = request.get("params") or {}
         fn = getattr(self, f"do_{method}", None)
@@ -116,7 +115,7 @@ class Control:
         def write(stage: Callable[[], None]) -> ApplyOutcome:
             return apply_plan(self.store, p, d, hooks=_StageHooks(stage), command=command)
 
-        outcome, torn = self.engine.reconfigure(write, self.clock())
+        outcome, _torn = self.engine.reconfigure(write, self.clock())
         log.info("apply (%s): %s; serial %d", command, outcome.summary, outcome.serial)
         return wire.as_json(outcome)
 
@@ -173,8 +172,3 @@ class Control:
 
 def _error(kind: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": {"type": kind, "message": message}}
-
-
-def now() -> float:
-    """Wall-clock seconds (for callers without a clock of their own)."""
-    return time.time()

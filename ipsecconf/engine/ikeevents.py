@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 from typing import TYPE_CHECKING
@@ -167,7 +168,9 @@ def _install(mgr: IkeManager, entry: IkeEntry, ev: ChildSaEstablished, now: floa
     peer = entry.peer_name
     mgr.book.installed(sa_in, pair.name, peer)
     mgr.book.installed(sa_out, pair.name, peer)
-    child = Child(pair.name, proto, key_in, sa_key(ev.spi_out, remote, proto), ev.spi_in, ev.spi_out)
+    child = Child(
+        pair.name, proto, key_in, sa_key(ev.spi_out, remote, proto), ev.spi_in, ev.spi_out
+    )
     entry.children.append(child)
     entry.pair = entry.pair or pair.name
     mgr.proc.negotiation_failed(f"{pair.name}.out", ipaddress.ip_address(remote).packed, False)
@@ -199,9 +202,7 @@ def _install(mgr: IkeManager, entry: IkeEntry, ev: ChildSaEstablished, now: floa
         mgr.close(old, now)
 
 
-def _failed(
-    mgr: IkeManager, entry: IkeEntry, ev: ChildSaFailed | IkeSaFailed, now: float
-) -> None:
+def _failed(mgr: IkeManager, entry: IkeEntry, ev: ChildSaFailed | IkeSaFailed, now: float) -> None:
     what = "child SA" if isinstance(ev, ChildSaFailed) else "IKE SA"
     pair = entry.pair or (ev.name if isinstance(ev, ChildSaFailed) else None)
     log.warning(
@@ -231,10 +232,8 @@ def _failed(
 def remove_child(mgr: IkeManager, entry: IkeEntry, child: Child, now: float) -> None:
     """Delete a child's SAs from the SAD (they stay visible as Dead for 60 s)."""
     for key in (child.key_in, child.key_out):
-        try:
+        with contextlib.suppress(SaConfigError):  # already gone (deleted by the peer)
             mgr.sad.delete(key[0], str(ipaddress.ip_address(key[1])), Protocol(key[2]), now)
-        except SaConfigError:
-            pass
     mgr.book.set_state([child.key_in, child.key_out], "D")
     if child in entry.children:
         entry.children.remove(child)

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ipsecconf.engine import ikeevents
-from ipsecconf.engine.livecfg import LiveConfig, PairSpec
+from ipsecconf.engine.livecfg import LiveConfig, PairSpec, PeerSpec
 from ipsecconf.engine.ports import Wire
 from ipsecconf.engine.records import SaBook
 from ipsecconf.esp.errors import SaConfigError
 from ipsecconf.esp.processor import Acquire, Processor
 from ipsecconf.esp.sa import Protocol
-from ipsecconf.esp.sad import SaKey, sa_key
+from ipsecconf.esp.sad import LarvalSa, SaKey, sa_key
 from ipsecconf.ike.config import IkeConfig, TriggerPacket
 from ipsecconf.ike.context import IkeState
 from ipsecconf.ike.errors import LocalProtocolError
@@ -171,7 +171,7 @@ class IkeManager:
             config = IkeConfig(
                 local_address=ipaddress.ip_address(local),
                 remote_address=ipaddress.ip_address(remote),
-                psk=lambda q, p=peer: cfg.psk_for(str(q.remote_address), p),
+                psk=cfg.psk_lookup(peer),
                 remote_port=peer.port if peer else 500,
                 local_id=peer.local_id if peer else None,
                 remote_id=peer.remote_id if peer else None,
@@ -197,7 +197,13 @@ class IkeManager:
         return entry
 
     def _new_entry(
-        self, config: IkeConfig, initiator: bool, remote: str, local: str, pair: str | None, peer
+        self,
+        config: IkeConfig,
+        initiator: bool,
+        remote: str,
+        local: str,
+        pair: str | None,
+        peer: PeerSpec | None,
     ) -> IkeEntry:
         holder: list[IkeEntry] = []
         proto = Protocol.AH if all(c.protocol == 2 for c in config.children) else Protocol.ESP
@@ -275,7 +281,7 @@ class IkeManager:
         config = IkeConfig(
             local_address=ipaddress.ip_address(local),
             remote_address=ipaddress.ip_address(remote),
-            psk=lambda q, p=peer: cfg.psk_for(str(q.remote_address), p),
+            psk=cfg.psk_lookup(peer),
             remote_port=peer.port if peer else 500,
             local_id=peer.local_id if peer else None,
             remote_id=peer.remote_id if peer else None,
@@ -307,7 +313,7 @@ class IkeManager:
         for child in list(entry.children):
             ikeevents.remove_child(self, entry, child, now)
         for key in entry.larval:
-            if isinstance(self.sad.get(key), type(None)) or not _is_larval(self.sad.get(key)):
+            if not isinstance(self.sad.get(key), LarvalSa):
                 continue
             self.sad.delete(key[0], str(ipaddress.ip_address(key[1])), Protocol(key[2]), now)
             self.book.release(key)
@@ -345,8 +351,8 @@ class IkeManager:
         seen = 0
         for child in entry.children:
             sa = self.sad.get(child.key_in)
-            if sa is not None and not _is_larval(sa):
-                seen += sa.counters.packets  # type: ignore[union-attr]
+            if sa is not None and not isinstance(sa, LarvalSa):
+                seen += sa.counters.packets
         if seen != entry.seen_packets:
             entry.seen_packets = seen  # traffic arrived: the peer is alive (RFC 7296 2.4)
             return
@@ -390,9 +396,3 @@ class IkeManager:
         self.closing = True
         for entry in list(self.entries.values()):
             self.close(entry, now)
-
-
-def _is_larval(sa: object) -> bool:
-    from ipsecconf.esp.sad import LarvalSa
-
-    return isinstance(sa, LarvalSa)

@@ -18,7 +18,7 @@ from typing import Any
 
 from ipsecconf.engine.ports import ClearDrop, HostConfig
 from ipsecconf.esp.spd import Action, Direction, Level, Policy
-from ipsecconf.ike.config import ChildConfig, Identity, Mode
+from ipsecconf.ike.config import ChildConfig, Identity, Mode, PskLookup, PskQuery
 from ipsecconf.model.proposals import Proposal, ProposalError, child_proposals, default_ike, parse
 from ipsecconf.model.selectors import ANY_PORT, Selector
 from ipsecconf.model.spd import PolicyRow
@@ -120,6 +120,14 @@ class LiveConfig:
             return peer.psk
         return self.psks.get(address)
 
+    def psk_lookup(self, peer: PeerSpec | None) -> PskLookup:
+        """The PSK lookup of one IKE SA (the key is read when the exchange needs it)."""
+
+        def lookup(query: PskQuery) -> bytes | None:
+            return self.psk_for(str(query.remote_address), peer)
+
+        return lookup
+
     def pairs_for_remote(self, address: str) -> list[PairSpec]:
         """The pairs an IKE SA with ``address`` may carry (explicit peer or host policy)."""
         addr = ipaddress.ip_address(address)
@@ -181,9 +189,9 @@ def _identity(value: Any) -> Identity | None:
 
 def _peer(name: str, data: dict[str, Any], psk: bytes | None) -> PeerSpec:
     try:
-        proposals = tuple(
-            parse(p, "ike") for p in (data.get("ike_proposals") or [])
-        ) or tuple(default_ike())
+        proposals = tuple(parse(p, "ike") for p in (data.get("ike_proposals") or [])) or tuple(
+            default_ike()
+        )
     except ProposalError as exc:
         raise LiveConfigError(f"peer {name}: {exc}") from None
     return PeerSpec(
@@ -281,7 +289,11 @@ def build(source: Source, reqids: Callable[[str], int]) -> LiveConfig:
 
 
 def _pair(
-    name: str, reqid: int, row: PolicyRow, selectors: tuple[Selector, ...], peers: dict[str, PeerSpec]
+    name: str,
+    reqid: int,
+    row: PolicyRow,
+    selectors: tuple[Selector, ...],
+    peers: dict[str, PeerSpec],
 ) -> PairSpec:
     peer = peers.get(row.peer) if row.peer else None
     if row.peer and peer is None:

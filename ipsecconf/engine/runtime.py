@@ -166,9 +166,7 @@ class Engine:
         if clear:
             self.tun.write_packets(clear)
 
-    def udp_esp(
-        self, payloads: Sequence[tuple[bytes, str, int, str, int]], now: float
-    ) -> None:
+    def udp_esp(self, payloads: Sequence[tuple[bytes, str, int, str, int]], now: float) -> None:
         """ESP-in-UDP payloads from the port-4500 socket: (payload, src, sport, dst, dport).
         The processor works on IP packets, so each gets its IP and UDP headers back."""
         packets = []

@@ -82,8 +82,8 @@ class ControlServer:
                 try:
                     request = await read_message(reader)
                 except (ValueError, UnicodeDecodeError):
-                    writer.write(encode({"ok": False, "error": {
-                        "type": "UsageError", "message": "malformed control message"}}))  # fmt: skip
+                    error = {"type": "UsageError", "message": "malformed control message"}
+                    writer.write(encode({"ok": False, "error": error}))
                     break
                 if request is None:
                     break

@@ -145,17 +145,24 @@ class Daemon:
 
             return run
 
-        loop.add_reader(tun.fd, guarded(lambda: engine.outbound(tun.read_burst(), clock())))
+        def tun_ready() -> None:
+            engine.outbound(tun.read_burst(), clock())
+
+        def raw4_ready(sock: socket.socket) -> Callable[[], None]:
+            return lambda: engine.inbound(Sockets.recv_raw4(sock), clock())
+
+        def raw6_ready(sock: socket.socket, proto: int) -> Callable[[], None]:
+            return lambda: engine.inbound(Sockets.recv_raw6(sock, proto), clock())
+
+        def udp_ready(sock: socket.socket, port: int) -> Callable[[], None]:
+            return lambda: _udp(engine, sock, port, clock)
+
+        loop.add_reader(tun.fd, guarded(tun_ready))
         for (fam, proto), sock in socks.raw_in.items():
-            if fam == socket.AF_INET:
-                fn = lambda s=sock: engine.inbound(Sockets.recv_raw4(s), clock())  # noqa: E731
-            else:
-                fn = lambda s=sock, p=proto: engine.inbound(  # noqa: E731
-                    Sockets.recv_raw6(s, p), clock()
-                )
-            loop.add_reader(sock.fileno(), guarded(fn))
+            ready = raw4_ready(sock) if fam == socket.AF_INET else raw6_ready(sock, proto)
+            loop.add_reader(sock.fileno(), guarded(ready))
         for (_fam, port), sock in socks.udp.items():
-            loop.add_reader(sock.fileno(), guarded(lambda s=sock, p=port: _udp(engine, s, p, clock)))
+            loop.add_reader(sock.fileno(), guarded(udp_ready(sock, port)))
 
     @staticmethod
     def _remove_readers(loop: asyncio.AbstractEventLoop, tun: TunDevice, socks: Sockets) -> None:

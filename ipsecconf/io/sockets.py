@@ -93,7 +93,13 @@ class Sockets:
                 elif raw6 is not None:
                     raw6.sendto(p, (socket.inet_ntop(socket.AF_INET6, p[24:40]), 0))
             except OSError as exc:
-                if exc.errno not in (errno.EMSGSIZE, errno.ENOBUFS, errno.EAGAIN, errno.EHOSTUNREACH, errno.ENETUNREACH):
+                if exc.errno not in (
+                    errno.EMSGSIZE,
+                    errno.ENOBUFS,
+                    errno.EAGAIN,
+                    errno.EHOSTUNREACH,
+                    errno.ENETUNREACH,
+                ):
                     raise
                 self.send_errors += 1
 

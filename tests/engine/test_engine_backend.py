@@ -60,7 +60,9 @@ class Solo:
                     "ENGINE_TEST_PSK": SECRET, "ENGINE_TEST_PSK2": SECRET2}  # fmt: skip
         self.engine: subprocess.Popen[str] | None = None
 
-    def cli(self, *args: str, tool: str = "ipsecconf", ok: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, tool: str = "ipsecconf", ok: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         module = "ipsecconf" if tool == "ipsecconf" else "ipsecconf.cli.ipsec_main"
         res = subprocess.run(
             ["ip", "netns", "exec", self.ns, sys.executable, "-m", module, *args],
@@ -144,8 +146,8 @@ def test_apply_with_and_without_engine_give_the_same_store(solo: Solo, tmp_path:
     for state in (with_engine, without):
         res = solo.cli("apply", "--state", state, "--auto-approve", str(cfg))
         assert "Apply complete" in res.stdout
-        solo.cli("policy", "add", "-s", "198.51.100.5/32", "-t", "198.51.100.6/32", "-p", "none", "-d", "out",
-                 "--state", state, tool="ipsec")  # fmt: skip
+        solo.cli("policy", "add", "-s", "198.51.100.5/32", "-t", "198.51.100.6/32",
+                 "-p", "none", "-d", "out", "--state", state, tool="ipsec")  # fmt: skip
         plan = solo.cli("plan", "--state", state, str(cfg), "--detailed-exitcode", ok=False)
         assert plan.returncode == 0, plan.stdout + plan.stderr  # drift only: no changes
     # The engine applied its copy live: its log says so, and no secret is in the log.

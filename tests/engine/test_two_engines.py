@@ -173,7 +173,9 @@ def test_sigkill_and_restart(pair: topo.Sites, tmp_path: Path) -> None:
     for fam in ("-4", "-6"):
         shown = pair.run("ga", "ip", fam, "rule", "show", "pref", "4500").stdout
         assert shown.count("lookup 4500") == 1, shown
-    policies = json.loads(pair.cli("a", "show", "policies", "--json", "--state", pair.state("a")).stdout)
+    policies = json.loads(
+        pair.cli("a", "show", "policies", "--json", "--state", pair.state("a")).stdout
+    )
     assert {p["name"] for p in policies} == {"site.out", "site.in", "other.out", "other.in"}
     states = {sa["spi"]: sa["state"] for sa in sas(pair, "a")}
     assert all(states.get(spi) == "D" for spi in old)  # the old run's SAs: Dead, visible

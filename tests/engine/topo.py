@@ -145,7 +145,9 @@ class Sites:
         liveness: int = 5,
     ) -> Path:
         """Site ``side`` ('a' or 'b') protecting (name, local subnet, remote subnet) pairs."""
-        local, peer = ("203.0.113.1", "203.0.113.2") if side == "a" else ("203.0.113.2", "203.0.113.1")
+        local, peer = (
+            ("203.0.113.1", "203.0.113.2") if side == "a" else ("203.0.113.2", "203.0.113.1")
+        )
         d = self.workdir / side
         d.mkdir(parents=True, exist_ok=True)
         (d / "psk.txt").write_text(PSK + "\n")
@@ -174,7 +176,9 @@ class Sites:
         )  # fmt: skip
         return cfg
 
-    def cli(self, side: str, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, side: str, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         """``python -m ipsecconf`` inside the side's gateway namespace."""
         ns = "ga" if side == "a" else "gb"
         res = subprocess.run(
@@ -212,7 +216,13 @@ class Sites:
         while time.monotonic() < deadline:
             if p.poll() is not None:
                 raise AssertionError(f"engine {side} exited: {self.log(side)}")
-            if os.path.exists(sock) and self.cli(side, "show", "stats", "--state", self.state(side), check=False).returncode == 0:
+            if (
+                os.path.exists(sock)
+                and self.cli(
+                    side, "show", "stats", "--state", self.state(side), check=False
+                ).returncode
+                == 0
+            ):
                 return p
             time.sleep(0.1)
         raise AssertionError(f"engine {side} did not start: {self.log(side)}")

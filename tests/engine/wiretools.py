@@ -54,7 +54,9 @@ def read_pcap(path: Path) -> list[Frame]:
 @contextlib.contextmanager
 def capture(sites: Sites, ns: str, dev: str, path: Path) -> Iterator[Path]:
     """tcpdump on ``dev`` in namespace ``ns`` while the block runs (stopped by its pid)."""
-    p = sites.popen(ns, "tcpdump", "-i", dev, "-U", "--immediate-mode", "-n", "-s", "0", "-w", str(path))
+    p = sites.popen(
+        ns, "tcpdump", "-i", dev, "-U", "--immediate-mode", "-n", "-s", "0", "-w", str(path)
+    )
     deadline = time.monotonic() + 10
     while not path.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -94,7 +96,9 @@ s.sendall(bytes.fromhex(sys.stdin.read().strip())); s.close()
 """
 
 
-def tcp_transfer(sites: Sites, src_ns: str, dst_ns: str, dst: str, payload: bytes, port: int = 5001) -> bytes:
+def tcp_transfer(
+    sites: Sites, src_ns: str, dst_ns: str, dst: str, payload: bytes, port: int = 5001
+) -> bytes:
     """Send ``payload`` over TCP from ``src_ns`` to ``dst``:``port`` in ``dst_ns``;
     returns what the server received."""
     import sys
@@ -112,7 +116,9 @@ def tcp_transfer(sites: Sites, src_ns: str, dst_ns: str, dst: str, payload: byte
     return bytes.fromhex(out.strip())
 
 
-def ping(sites: Sites, ns: str, dst: str, count: int, interval: float = 0.2, src: str | None = None) -> tuple[int, int]:
+def ping(
+    sites: Sites, ns: str, dst: str, count: int, interval: float = 0.2, src: str | None = None
+) -> tuple[int, int]:
     """(transmitted, received) of a ping run."""
     args = ["ping", "-n", "-c", str(count), "-i", str(interval), "-W", "1"]
     if src:
