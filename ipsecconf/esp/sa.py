@@ -68,7 +68,6 @@ class SecurityAssociation:
         """Where expiry events go (the SAD shares one list across its SAs)."""
         self._src = ipaddress.ip_address(config.src).packed
         self._dst = ipaddress.ip_address(config.dst).packed
-        self.dst_key = self._dst
         self._tunnel = config.mode is Mode.TUNNEL
         self._ah = config.protocol is Protocol.AH
         self.ctx: EspContext | AhContext
