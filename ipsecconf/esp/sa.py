@@ -115,7 +115,8 @@ class SecurityAssociation:
             self._out = self._tunnel_out
         else:
             self._out = self._esp_tunnel_out
-            if config.cipher is not None and config.cipher.aead and self.outer_header.version == 4:
+            aead = config.cipher is not None and config.cipher.aead
+            if aead and self.outer_header.version == 4 and not config.esn:
                 self.encapsulate, self.encapsulate_batch = aead_tunnel_v4(
                     self, self.encapsulate_general
                 )
