@@ -18,6 +18,7 @@ import json
 import os
 import random
 import struct
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -295,3 +296,16 @@ def run(args: argparse.Namespace) -> int:
         big, small = s["sizes"]["policies_big"], s["sizes"]["policies_small"]
         print(f"  ratio {big:,} / {small:,} policies: {s['ratio']}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ipsecconf.cli.bench [esp|spd] ...`` until ``ipsecconf bench`` is wired."""
+    parser = argparse.ArgumentParser(prog="ipsecconf")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", *(argv or [])])
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
