@@ -74,7 +74,7 @@ def _classify(token: str) -> tuple[str, object]:
         return "prf", alg.prf(t)
     for kind, fn in (("cipher", alg.cipher), ("integ", alg.integrity), ("dh", alg.dh_group)):
         try:
-            return kind, fn(t)  # type: ignore[operator]
+            return kind, fn(t)
         except alg.UnknownAlgorithm:
             continue
     valid = sorted({*alg.CIPHERS, *alg.INTEGRITIES, *alg.PRFS, *alg.DH_GROUPS, "esn", "noesn"})
@@ -123,9 +123,8 @@ def parse(text: str, protocol: str) -> Proposal:
                     f"(remove {real[0].name}; RFC 7296 section 3.3)"
                 )
             integs = []
-        elif not integs:
-            if protocol == "ike" or any(c.name == "null" for c in ciphers):
-                raise ProposalError(f"{where}: {ciphers[0].name} needs an integrity algorithm")
+        elif not integs and (protocol == "ike" or any(c.name == "null" for c in ciphers)):
+            raise ProposalError(f"{where}: {ciphers[0].name} needs an integrity algorithm")
     if protocol == "ike":
         if any(c.name == "null" for c in ciphers):
             raise ProposalError(f"{where}: ENCR_NULL is never allowed for IKE")
