@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -242,13 +243,6 @@ secrets {{
 """)
         self.swanctl("--load-all", "--file", str(self.swanctl_conf))
 
-    def terminate_all(self) -> None:
-        """Close every IKE SA strongSwan holds (between cases)."""
-        for ike_id in re.findall(r"uniqueid=(\d+)", self.swanctl("--list-sas", "--raw").stdout):
-            self.swanctl(
-                "--terminate", "--ike-id", ike_id, "--force", "--timeout", "5", check=False
-            )
-
     def list_sas(self) -> list[dict[str, Any]]:
         """``swanctl --list-sas --raw`` as dicts: IKE SA fields plus ``children``."""
         raw = self.swanctl("--list-sas", "--raw").stdout
@@ -270,6 +264,7 @@ secrets {{
                 json.dumps(spec),
             ],
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -283,18 +278,29 @@ secrets {{
         return proc
 
 
-def finish_driver(proc: subprocess.Popen[str], timeout: float = 40) -> dict[str, Any]:
-    """Wait for the driver's result line."""
+def read_result(proc: subprocess.Popen[str], timeout: float = 40) -> dict[str, Any]:
+    """The driver's next JSON line, waiting at most ``timeout`` seconds."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else ""
+    if not line.strip():
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        raise RuntimeError(f"driver gave no result ({proc.returncode}): {err}")
+    result: dict[str, Any] = json.loads(line)
+    return result
+
+
+def close_driver(proc: subprocess.Popen[str], delete: bool, timeout: float = 20) -> bool:
+    """Ask the driver to delete its IKE SA (or just to stop); True when the peer confirmed."""
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, _ = proc.communicate("close\n" if delete else "stop\n", timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, err = proc.communicate(timeout=10)
+        proc.communicate(timeout=10)
+        return False
     lines = [line for line in out.splitlines() if line.strip()]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"driver failed ({proc.returncode}): {err}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+    return bool(lines) and bool(json.loads(lines[-1]).get("deleted"))
 
 
 _TOKEN = re.compile(r"([\w-]+)=\[([^\]]*)\]|([\w-]+)=([^\s{}\[\]]*)|([\w-]+) ?\{|\}")

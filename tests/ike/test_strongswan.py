@@ -4,8 +4,10 @@ For each key exchange (modp2048, ecp256, x25519) and each cipher family (AES-CBC
 HMAC-SHA-256, AES-GCM), in both roles, our core over a plain UDP socket establishes an
 IKE SA and a tunnel-mode CHILD SA with strongSwan using pre-shared keys, and
 ``swanctl --list-sas`` shows the same IKE SPIs, child SPIs (crossed) and algorithms that
-our events report.  strongSwan's user-space dataplane needs ESP-in-UDP, so its side sets
-``encap = yes`` and both sides move to UDP 4500, which exercises our NAT-T switch.
+our events report; the SK_* and child keys equal those charon logs at level 4; and a
+Delete from our side removes the SA from strongSwan.  strongSwan's user-space dataplane
+needs ESP-in-UDP, so its side sets ``encap = yes`` and both sides move to UDP 4500, which
+exercises our NAT-T switch.
 
 Needs root and the Debian packages of scripts/install-test-deps.sh; skipped otherwise.
 """
@@ -26,9 +28,10 @@ from tests.ike.strongswan import (
     SITE_NET,
     SS_ADDR,
     Lab,
-    finish_driver,
+    close_driver,
     logged_secrets,
     missing_requirements,
+    read_result,
 )
 from tests.ike.udp_driver import fingerprint
 
@@ -81,7 +84,7 @@ def _spec(role: str, ike: str, esp: str) -> dict[str, Any]:
         "esp": [esp],
         "mode": "tunnel",
         "timeout": 25,
-        "linger": 1.0,
+        "linger": 0.2,
     }
 
 
@@ -91,53 +94,61 @@ def _spec(role: str, ike: str, esp: str) -> dict[str, Any]:
 def test_psk_exchange_with_strongswan(lab: Lab, role: str, suite: str, group: str) -> None:
     ike, ss_ike, esp, ss_esp, names = SUITES[suite]
     name = f"c{role[0]}{suite}{group}"
-    lab.terminate_all()
+    # Each case has its own connection name and ends by deleting its IKE SA from our side.
     lab.load(name, ss_ike.format(ss_dh=group.replace("x25519", "curve25519")), ss_esp)
     mark = lab.log_size()
     driver = lab.start_driver(_spec(role, ike.format(dh=group), esp))
-    if role == "responder":
-        initiated = lab.swanctl(
-            "--initiate", "--ike", name, "--child", "net", "--timeout", "20", check=False
-        )
-        assert initiated.returncode == 0, initiated.stdout + initiated.stderr + lab.log_text()
-    result = finish_driver(driver)
-    events = result["events"]
-    kinds = [e["type"] for e in events]
-    assert kinds == ["ike", "child"], f"{events}\n{lab.log_text()[-4000:]}"
-    ike_event, child_event = events
+    try:
+        if role == "responder":
+            initiated = lab.swanctl(
+                "--initiate", "--ike", name, "--child", "net", "--timeout", "20", check=False
+            )
+            assert initiated.returncode == 0, initiated.stdout + initiated.stderr + lab.log_text()
+        result = read_result(driver)
+        events = result["events"]
+        kinds = [e["type"] for e in events]
+        assert kinds == ["ike", "child"], f"{events}\n{lab.log_text()[-4000:]}"
+        ike_event, child_event = events
 
-    sas = [sa for sa in lab.list_sas() if sa["name"] == name]
-    assert len(sas) == 1, lab.list_sas()
-    sa = sas[0]
-    assert sa["state"] == "ESTABLISHED"
-    assert sa["initiator-spi"] == ike_event["spi_i"]
-    assert sa["responder-spi"] == ike_event["spi_r"]
-    for key, value in names.items():
-        assert sa[key] == value, (key, sa)
-    assert sa["prf-alg"] == "PRF_HMAC_SHA2_256"
-    assert sa["dh-group"] == GROUPS[group]
-    assert ike_event["dh"] == group
-    assert ike_event["local_port"] == 4500 and ike_event["remote_port"] == 4500
+        sas = [sa for sa in lab.list_sas() if sa["name"] == name]
+        assert len(sas) == 1, lab.list_sas()
+        sa = sas[0]
+        assert sa["state"] == "ESTABLISHED"
+        assert sa["initiator-spi"] == ike_event["spi_i"]
+        assert sa["responder-spi"] == ike_event["spi_r"]
+        for key, value in names.items():
+            assert sa[key] == value, (key, sa)
+        assert sa["prf-alg"] == "PRF_HMAC_SHA2_256"
+        assert sa["dh-group"] == GROUPS[group]
+        assert ike_event["dh"] == group
+        assert ike_event["local_port"] == 4500 and ike_event["remote_port"] == 4500
 
-    children = list(sa["child-sas"].values())
-    assert len(children) == 1
-    child = children[0]
-    assert child["state"] == "INSTALLED"
-    assert child["mode"] == "TUNNEL" and child["protocol"] == "ESP" and child["encap"] == "yes"
-    # strongSwan's inbound SPI is the one we send with, and the other way round.
-    assert child["spi-in"] == child_event["spi_out"]
-    assert child["spi-out"] == child_event["spi_in"]
-    assert child["encr-alg"] == names["encr-alg"]
-    assert child["encr-keysize"] == names["encr-keysize"]
-    if "integ-alg" in names:
-        assert child["integ-alg"] == names["integ-alg"]
-        assert child_event["integ"] == "sha256"
-    else:
-        assert "integ-alg" not in child and child_event["integ"] is None
-    assert child["local-ts"] == [SITE_NET] and child["remote-ts"] == [OUR_NET]
-    assert child_event["udp_encap"] is True and child_event["mode"] == "tunnel"
-    assert child_event["esn"] is False
-    assert result["drops"] == {}, result["drops"]
+        children = list(sa["child-sas"].values())
+        assert len(children) == 1
+        child = children[0]
+        assert child["state"] == "INSTALLED"
+        assert child["mode"] == "TUNNEL" and child["protocol"] == "ESP" and child["encap"] == "yes"
+        # strongSwan's inbound SPI is the one we send with, and the other way round.
+        assert child["spi-in"] == child_event["spi_out"]
+        assert child["spi-out"] == child_event["spi_in"]
+        assert child["encr-alg"] == names["encr-alg"]
+        assert child["encr-keysize"] == names["encr-keysize"]
+        if "integ-alg" in names:
+            assert child["integ-alg"] == names["integ-alg"]
+            assert child_event["integ"] == "sha256"
+        else:
+            assert "integ-alg" not in child and child_event["integ"] is None
+        assert child["local-ts"] == [SITE_NET] and child["remote-ts"] == [OUR_NET]
+        assert child_event["udp_encap"] is True and child_event["mode"] == "tunnel"
+        assert child_event["esn"] is False
+        assert result["drops"] == {}, result["drops"]
+
+        # Our side deletes the IKE SA; strongSwan confirms and forgets it.
+        assert close_driver(driver, delete=True), lab.log_text()[-3000:]
+        assert not [s for s in lab.list_sas() if s["name"] == name]
+    finally:
+        if driver.poll() is None:  # a failed check: stop our driver, never leave it
+            close_driver(driver, delete=False)
 
     # charon logged its keys (level 4): ours must be the same, byte for byte.
     logged = logged_secrets(lab.log_text()[mark:])
