@@ -14,7 +14,7 @@ of its own proposals with exactly one transform of each type.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ipsecconf.ike.constants import ProtocolId
 from ipsecconf.ike.payloads_sa import SaPayload, Transform, WireProposal
@@ -81,6 +81,23 @@ def to_wire(proposals: tuple[Proposal, ...] | list[Proposal], spi: bytes = b"") 
         protocol = {"ike": ProtocolId.IKE, "esp": ProtocolId.ESP, "ah": ProtocolId.AH}[p.protocol]
         out.append(WireProposal(number, protocol, spi, tuple(_transforms(p, p.protocol))))
     return SaPayload(tuple(out))
+
+
+def without_pfs(proposals: tuple[Proposal, ...] | list[Proposal]) -> tuple[Proposal, ...]:
+    """Child proposals for IKE_AUTH: the first child's keys come from the IKE SA, so a
+    PFS group is neither offered nor expected there (RFC 7296 1.2)."""
+    return tuple(replace(p, dh_groups=()) for p in proposals)
+
+
+def without_key_exchange(sa: SaPayload) -> SaPayload:
+    """The peer's child offer in IKE_AUTH with any key exchange transform ignored
+    (RFC 7296 1.2: an IKE_AUTH child SA has no KE of its own)."""
+    return SaPayload(
+        tuple(
+            replace(p, transforms=tuple(t for t in p.transforms if t.type != TransformType.DH))
+            for p in sa.proposals
+        )
+    )
 
 
 def _cipher_of(t: Transform) -> alg.Cipher | None:

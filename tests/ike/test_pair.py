@@ -368,3 +368,14 @@ def test_psk_txt() -> None:
 
 def _fields(config: IkeConfig) -> dict[str, object]:
     return {name: getattr(config, name) for name in config.__dataclass_fields__}
+
+
+def test_pfs_groups_are_left_out_of_the_first_child() -> None:
+    # A PFS group only applies to CREATE_CHILD_SA; in IKE_AUTH it is neither sent nor
+    # required, on either side (RFC 7296 1.2).
+    child_i = host_child(esp=child_proposals("esp", "aes128", "sha256", pfs_group="ecp256"))
+    child_r = mirror(host_child(esp=child_proposals("esp", "aes128", "sha256")))
+    pair = make_pair(*configs(child_i=child_i, child_r=child_r))
+    pair.run()
+    _, child, _, _ = established(pair)
+    assert child.algorithms.dh is None
