@@ -17,7 +17,17 @@ from ipsecconf.ike.events import (
 from ipsecconf.model.algorithms import DH_GROUPS
 from ipsecconf.model.proposals import child_proposals, default_ike, parse
 from ipsecconf.model.selectors import Endpoint, Selector
-from tests.ike.pair import ADDR_I, ADDR_R, PSK, Pair, configs, host_child, make_pair, mirror
+from tests.ike.pair import (
+    ADDR_I,
+    ADDR_R,
+    PSK,
+    Pair,
+    configs,
+    host_child,
+    make_pair,
+    mirror,
+    seeded_rng,
+)
 
 
 def established(
@@ -222,23 +232,37 @@ def test_port_without_protocol_gives_tcp_and_udp_in_one_ts_payload() -> None:
 def test_populate_from_packet_gives_each_remote_host_its_own_child() -> None:
     policy = ChildConfig(
         name="range",
-        selectors=(Selector(Endpoint.parse("198.51.100.1"), Endpoint.parse("203.0.113.0/24")),),
+        selectors=(
+            Selector(Endpoint.parse("198.51.100.1"), Endpoint.parse("203.0.113.0/24[445]"), 6),
+        ),
         proposals=tuple(child_proposals("esp", "auto", "auto")),
         populate_from_packet=True,
     )
     ci, cr = configs(child_i=policy)
-    pair = make_pair(ci, cr, seed=3)
-    pair.initiator = type(pair.initiator)(ci, initiator=True, rng=pair.initiator._ctx.rng)
-    trigger = TriggerPacket(
-        ipaddress.ip_address("198.51.100.1"), ipaddress.ip_address("203.0.113.7"), 6, 40000, 445
+    for host in ("203.0.113.7", "203.0.113.9"):
+        pair = make_pair(ci, cr, seed=3)
+        pair.initiator = type(pair.initiator)(ci, initiator=True, rng=seeded_rng(30))
+        trigger = TriggerPacket(
+            ipaddress.ip_address("198.51.100.1"), ipaddress.ip_address(host), 6, 40000, 445
+        )
+        pair.initiator.connect(0.0, trigger=trigger)
+        pair.run()
+        _, child_i, _, child_r = established(pair)
+        # The addresses come from the packet, protocol and ports from the policy.
+        assert [str(t) for t in child_r.local_ts] == [f"{host}[445]/6"]
+        assert [str(t) for t in child_i.local_ts] == ["198.51.100.1/6"]
+
+
+def test_port_without_protocol_is_expanded_to_tcp_and_udp() -> None:
+    child = ChildConfig(
+        name="cifs",
+        selectors=(Selector(Endpoint.parse("198.51.100.1"), Endpoint.parse("198.51.100.2[139]")),),
+        proposals=tuple(child_proposals("esp", "auto", "auto")),
     )
-    pair.initiator.connect(0.0, trigger=trigger)
-    pair.responder = type(pair.responder)(cr, initiator=False, rng=pair.responder._ctx.rng)
-    pair.events_i.clear()
+    pair = make_pair(*configs(child_i=child))
     pair.run()
-    _, child_i, _, child_r = established(pair)
-    assert [str(t) for t in child_r.local_ts] == ["203.0.113.7[445]/6"]
-    assert [str(t) for t in child_i.local_ts] == ["198.51.100.1[40000]/6"]
+    _, child_i, _, _ = established(pair)
+    assert [(t.ip_protocol, t.start_port) for t in child_i.remote_ts] == [(6, 139), (17, 139)]
 
 
 @pytest.mark.parametrize(("esn", "expected"), [("yes", True), ("no", False), ("auto", False)])
