@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ipsecconf.crypto.dh import KeyExchangeFactory
 from ipsecconf.ike.config import Identity, IkeConfig, IPAddress, TriggerPacket
 from ipsecconf.ike.constants import NATT_PORT
+from ipsecconf.ike.errors import LocalProtocolError
 from ipsecconf.ike.events import IkeEvent
 from ipsecconf.ike.keymat import IkeKeys
 from ipsecconf.ike.message import SkCrypto
@@ -33,6 +34,18 @@ class IkeState(enum.Enum):
     DELETING = "deleting"
     DELETED = "deleted"
     FAILED = "failed"
+
+
+# Everything that may change an IKE SA's state, in one table (h11's _state.py rule):
+# a transition not listed here is a bug of ours, reported as LocalProtocolError.
+TRANSITIONS: dict[IkeState, frozenset[IkeState]] = {
+    IkeState.CREATED: frozenset({IkeState.CONNECTING, IkeState.FAILED}),
+    IkeState.CONNECTING: frozenset({IkeState.ESTABLISHED, IkeState.FAILED}),
+    IkeState.ESTABLISHED: frozenset({IkeState.DELETING, IkeState.DELETED, IkeState.FAILED}),
+    IkeState.DELETING: frozenset({IkeState.DELETED, IkeState.FAILED}),
+    IkeState.DELETED: frozenset(),
+    IkeState.FAILED: frozenset(),
+}
 
 
 @dataclass(slots=True)
@@ -87,6 +100,14 @@ class SaContext:
 
     def __repr__(self) -> str:
         return f"SaContext({'initiator' if self.initiator else 'responder'}, {self.state.value})"
+
+    def transition(self, new: IkeState) -> None:
+        """Move to ``new`` as :data:`TRANSITIONS` allows (staying put is always allowed)."""
+        if new is self.state:
+            return
+        if new not in TRANSITIONS[self.state]:
+            raise LocalProtocolError(f"IKE SA cannot go from {self.state.value} to {new.value}")
+        self.state = new
 
     # -- NAT traversal (RFC 7296 2.23) -------------------------------------------------
     @staticmethod

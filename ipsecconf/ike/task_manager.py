@@ -115,7 +115,7 @@ class TaskManager:
         if self._tries >= self.ctx.config.retransmit.tries:
             self._abort()
             if self.ctx.state not in (IkeState.FAILED, IkeState.DELETED):
-                self.ctx.state = IkeState.FAILED
+                self.ctx.transition(IkeState.FAILED)
                 self.ctx.push(
                     IkeSaFailed(
                         FailureReason.TIMEOUT,
