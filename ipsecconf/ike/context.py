@@ -95,6 +95,9 @@ class SaContext:
         self.remote_id: Identity | None = None
         self.peer_initial_contact = False
         self.children: list[ChildRecord] = []
+        self.error_to_report: int | None = None
+        """An error notify to send once in a separate INFORMATIONAL request, when our
+        side refused a response (RFC 7296 2.21.2: the initiator refusing the AUTH)."""
         self.trigger: TriggerPacket | None = None
         self.events: deque[IkeEvent] = deque()
 

@@ -129,6 +129,12 @@ def test_wrong_identity_is_refused() -> None:
     assert isinstance(failure, IkeSaFailed)
     assert failure.reason is FailureReason.AUTHENTICATION_FAILED and not failure.by_peer
     assert "other.example.net" in failure.detail
+    # The initiator tells the responder in a separate INFORMATIONAL (RFC 7296 2.21.2).
+    assert [type(e) for e in pair.events_r] == [IkeSaEstablished, ChildSaEstablished, IkeSaFailed]
+    refused = pair.events_r[-1]
+    assert isinstance(refused, IkeSaFailed) and refused.by_peer
+    assert refused.reason is FailureReason.AUTHENTICATION_FAILED
+    assert pair.responder.state is IkeState.FAILED
 
 
 def test_responder_without_a_key_refuses() -> None:

@@ -84,6 +84,10 @@ class IkeAuthInitiator(Task):
     def _fail(
         self, ctx: SaContext, reason: FailureReason, detail: str, notify: int | None, by_peer: bool
     ) -> Status:
+        if reason is FailureReason.AUTHENTICATION_FAILED and not by_peer:
+            # We refuse the responder: tell it in a separate INFORMATIONAL (2.21.2).
+            ctx.error_to_report = NotifyType.AUTHENTICATION_FAILED
+            notify = NotifyType.AUTHENTICATION_FAILED
         ctx.transition(IkeState.FAILED)
         ctx.push(IkeSaFailed(reason, detail, notify, by_peer))
         return Status.FAILED
