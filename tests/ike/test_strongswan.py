@@ -161,3 +161,71 @@ def test_psk_exchange_with_strongswan(lab: Lab, role: str, suite: str, group: st
     assert fingerprint(logged["encryption responder key"]) == keys[f"encr_{received}"]
     assert fingerprint(logged.get("integrity initiator key", b"")) == keys[f"integ_{sent}"]
     assert fingerprint(logged.get("integrity responder key", b"")) == keys[f"integ_{received}"]
+
+
+def _run(lab: Lab, name: str, spec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Run one case in which the driver does not delete; (result, swanctl output)."""
+    driver = lab.start_driver(spec)
+    initiated = ""
+    try:
+        if spec["role"] == "responder":
+            done = lab.swanctl(
+                "--initiate", "--ike", name, "--child", "net", "--timeout", "10", check=False
+            )
+            initiated = done.stdout + done.stderr
+        return read_result(driver), initiated
+    finally:
+        close_driver(driver, delete=False)
+
+
+def test_auto_proposals_and_invalid_ke_with_strongswan(lab: Lab) -> None:
+    # Our "auto" list guesses x25519 first; strongSwan only takes ecp384 and says so
+    # with INVALID_KE_PAYLOAD; we retry in that group.
+    lab.load("auto", "aes256gcm16-prfsha384-ecp384", "aes256gcm16")
+    spec = {**_spec("initiator", "", ""), "ike": [], "esp": []}
+    result, _ = _run(lab, "auto", spec)
+    kinds = [e["type"] for e in result["events"]]
+    assert kinds == ["ike", "child"], f"{result}\n{lab.log_text()[-3000:]}"
+    ike_event, child_event = result["events"]
+    assert ike_event["dh"] == "ecp384" and ike_event["encr"] == "aes256gcm"
+    assert ike_event["prf"] == "prfsha384"
+    assert child_event["encr"] == "aes256gcm"
+    [sa] = [s for s in lab.list_sas() if s["name"] == "auto"]
+    assert sa["dh-group"] == "ECP_384" and sa["initiator-spi"] == ike_event["spi_i"]
+    assert "N(INVAL_KE)" in lab.log_text()  # strongSwan asked for its group
+
+
+def test_wrong_psk_with_strongswan(lab: Lab) -> None:
+    lab.load("badpsk", "aes128-sha256-x25519", "aes128-sha256")
+    spec = {**_spec("initiator", "aes128-sha256-x25519", "aes128-sha256"), "psk": "not-it"}
+    result, _ = _run(lab, "badpsk", spec)
+    [failure] = result["events"]
+    assert failure["type"] == "failed" and failure["reason"] == "authentication-failed"
+    assert failure["notify"] == 24  # AUTHENTICATION_FAILED, sent by strongSwan
+    assert not [s for s in lab.list_sas() if s["name"] == "badpsk"]
+
+
+def test_no_shared_proposal_with_strongswan(lab: Lab) -> None:
+    lab.load("noprop", "aes256-sha512-ecp384", "aes256-sha512")
+    spec = _spec("responder", "aes128-sha256-x25519", "aes128-sha256")
+    mark = lab.log_size()
+    result, initiated = _run(lab, "noprop", spec)
+    [failure] = result["events"]
+    assert failure["type"] == "failed" and failure["reason"] == "no-proposal-chosen"
+    assert failure["notify"] == 14
+    assert "NO_PROPOSAL_CHOSEN" in lab.log_text()[mark:], initiated
+
+
+def test_unacceptable_selectors_with_strongswan(lab: Lab) -> None:
+    lab.load("badts", "aes128-sha256-x25519", "aes128-sha256")
+    spec = {
+        **_spec("initiator", "aes128-sha256-x25519", "aes128-sha256"),
+        "remote_ts": "198.51.100.128/25",
+    }
+    result, _ = _run(lab, "badts", spec)
+    assert [e["type"] for e in result["events"]] == ["ike", "failed"]
+    failure = result["events"][1]
+    assert failure["reason"] == "ts-unacceptable" and failure["notify"] == 38
+    # The IKE SA stays up on both sides; only the child failed (RFC 7296 2.21.3).
+    [sa] = [s for s in lab.list_sas() if s["name"] == "badts"]
+    assert sa["state"] == "ESTABLISHED" and not sa["child-sas"]

@@ -29,7 +29,7 @@ from ipsecconf.ike.events import (
     IkeSaFailed,
 )
 from ipsecconf.ike.sa import IkeSa, route
-from ipsecconf.model.proposals import child_proposals, parse
+from ipsecconf.model.proposals import child_proposals, default_ike, parse
 from ipsecconf.model.selectors import Endpoint, Selector
 
 
@@ -53,7 +53,7 @@ def build_config(spec: dict[str, Any]) -> IkeConfig:
         psk=PskTable({spec["remote"]: spec["psk"].encode()}),
         local_id=Identity.parse(spec["local_id"]) if spec.get("local_id") else None,
         remote_id=Identity.parse(spec["remote_id"]) if spec.get("remote_id") else None,
-        proposals=tuple(parse(p, "ike") for p in spec["ike"]),
+        proposals=tuple(parse(p, "ike") for p in spec["ike"]) or tuple(default_ike()),
         children=(child,),
         force_encap=bool(spec.get("force_encap", False)),
     )
