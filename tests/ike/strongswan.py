@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 CHARON = "/usr/lib/ipsec/charon"
+SS_ADDR6 = "2001:db8:1::2"
+ME_ADDR6 = "2001:db8:1::1"
+SITE_NET6 = "2001:db8:2::/64"
+OUR_NET6 = "2001:db8:3::/64"
 SS_ADDR = "198.51.100.2"
 ME_ADDR = "198.51.100.1"
 SITE_NET = "203.0.113.0/25"
@@ -100,9 +104,12 @@ class Lab:
         ):
             _run("ip", "-n", ns, "link", "set", "lo", "up")
             _run("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+            v6 = SS_ADDR6 if ns == self.ns_ss else ME_ADDR6
+            _run("ip", "-n", ns, "addr", "add", f"{v6}/64", "dev", dev, "nodad")
             _run("ip", "-n", ns, "link", "set", dev, "up")
         # The protected site behind strongSwan (no dummy module here: use lo).
         _run("ip", "-n", self.ns_ss, "addr", "add", "203.0.113.1/25", "dev", "lo")
+        _run("ip", "-n", self.ns_ss, "addr", "add", "2001:db8:2::1/64", "dev", "lo")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(self._strongswan_conf())
         env = {**os.environ, "STRONGSWAN_CONF": str(self.conf)}
@@ -204,28 +211,30 @@ charon {{
             env=env,
         )
 
-    def load(self, name: str, ike: str, esp: str) -> None:
+    def load(self, name: str, ike: str, esp: str, *, family: int = 4) -> None:
         """Load a tunnel connection ``name`` to our core (ESP-in-UDP: encap = yes)."""
+        ss, me = (SS_ADDR, ME_ADDR) if family == 4 else (SS_ADDR6, ME_ADDR6)
+        site, ours = (SITE_NET, OUR_NET) if family == 4 else (SITE_NET6, OUR_NET6)
         self.swanctl_conf.write_text(f"""
 connections {{
     {name} {{
         version = 2
-        local_addrs = {SS_ADDR}
-        remote_addrs = {ME_ADDR}
+        local_addrs = {ss}
+        remote_addrs = {me}
         proposals = {ike}
         encap = yes
         local {{
             auth = psk
-            id = {SS_ADDR}
+            id = {ss}
         }}
         remote {{
             auth = psk
-            id = {ME_ADDR}
+            id = {me}
         }}
         children {{
             net {{
-                local_ts = {SITE_NET}
-                remote_ts = {OUR_NET}
+                local_ts = {site}
+                remote_ts = {ours}
                 esp_proposals = {esp}
                 mode = tunnel
                 start_action = none
@@ -235,8 +244,8 @@ connections {{
 }}
 secrets {{
     ike-peer {{
-        id-1 = {ME_ADDR}
-        id-2 = {SS_ADDR}
+        id-1 = {me}
+        id-2 = {ss}
         secret = "{PSK}"
     }}
 }}

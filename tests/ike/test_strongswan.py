@@ -23,10 +23,14 @@ import pytest
 
 from tests.ike.strongswan import (
     ME_ADDR,
+    ME_ADDR6,
     OUR_NET,
+    OUR_NET6,
     PSK,
     SITE_NET,
+    SITE_NET6,
     SS_ADDR,
+    SS_ADDR6,
     Lab,
     close_driver,
     logged_secrets,
@@ -164,7 +168,8 @@ def test_psk_exchange_with_strongswan(lab: Lab, role: str, suite: str, group: st
 
 
 def _run(lab: Lab, name: str, spec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """Run one case in which the driver does not delete; (result, swanctl output)."""
+    """Run one case, then delete the IKE SA if one was set up; (result, swanctl output).
+    The checks run on the result and on ``list_sas`` captured before the delete."""
     driver = lab.start_driver(spec)
     initiated = ""
     try:
@@ -173,9 +178,11 @@ def _run(lab: Lab, name: str, spec: dict[str, Any]) -> tuple[dict[str, Any], str
                 "--initiate", "--ike", name, "--child", "net", "--timeout", "10", check=False
             )
             initiated = done.stdout + done.stderr
-        return read_result(driver), initiated
+        result = read_result(driver)
+        result["sas"] = [sa for sa in lab.list_sas() if sa["name"] == name]
+        return result, initiated
     finally:
-        close_driver(driver, delete=False)
+        close_driver(driver, delete=True)
 
 
 def test_auto_proposals_and_invalid_ke_with_strongswan(lab: Lab) -> None:
@@ -190,7 +197,7 @@ def test_auto_proposals_and_invalid_ke_with_strongswan(lab: Lab) -> None:
     assert ike_event["dh"] == "ecp384" and ike_event["encr"] == "aes256gcm"
     assert ike_event["prf"] == "prfsha384"
     assert child_event["encr"] == "aes256gcm"
-    [sa] = [s for s in lab.list_sas() if s["name"] == "auto"]
+    [sa] = result["sas"]
     assert sa["dh-group"] == "ECP_384" and sa["initiator-spi"] == ike_event["spi_i"]
     assert "N(INVAL_KE)" in lab.log_text()  # strongSwan asked for its group
 
@@ -202,7 +209,7 @@ def test_wrong_psk_with_strongswan(lab: Lab) -> None:
     [failure] = result["events"]
     assert failure["type"] == "failed" and failure["reason"] == "authentication-failed"
     assert failure["notify"] == 24  # AUTHENTICATION_FAILED, sent by strongSwan
-    assert not [s for s in lab.list_sas() if s["name"] == "badpsk"]
+    assert not result["sas"]
 
 
 def test_no_shared_proposal_with_strongswan(lab: Lab) -> None:
@@ -227,5 +234,29 @@ def test_unacceptable_selectors_with_strongswan(lab: Lab) -> None:
     failure = result["events"][1]
     assert failure["reason"] == "ts-unacceptable" and failure["notify"] == 38
     # The IKE SA stays up on both sides; only the child failed (RFC 7296 2.21.3).
-    [sa] = [s for s in lab.list_sas() if s["name"] == "badts"]
+    [sa] = result["sas"]
     assert sa["state"] == "ESTABLISHED" and not sa["child-sas"]
+
+
+@pytest.mark.parametrize("role", ["initiator", "responder"])
+def test_ipv6_exchange_with_strongswan(lab: Lab, role: str) -> None:
+    name = f"v6{role[0]}"
+    lab.load(name, "aes256gcm16-prfsha256-curve25519", "aes256gcm16", family=6)
+    spec = {
+        **_spec(role, "aes256gcm-prfsha256-x25519", "aes256gcm"),
+        "local": ME_ADDR6,
+        "remote": SS_ADDR6,
+        "local_ts": OUR_NET6,
+        "remote_ts": SITE_NET6,
+    }
+    result, initiated = _run(lab, name, spec)
+    assert [e["type"] for e in result["events"]] == ["ike", "child"], (
+        f"{result} {initiated}\n{lab.log_text()[-3000:]}"
+    )
+    ike_event, child_event = result["events"]
+    [sa] = result["sas"]
+    assert sa["remote-host"] == ME_ADDR6 and sa["remote-port"] == "4500"
+    assert (sa["initiator-spi"], sa["responder-spi"]) == (ike_event["spi_i"], ike_event["spi_r"])
+    [child] = sa["child-sas"].values()
+    assert child["spi-in"] == child_event["spi_out"] and child["spi-out"] == child_event["spi_in"]
+    assert child["local-ts"] == [SITE_NET6] and child["remote-ts"] == [OUR_NET6]
