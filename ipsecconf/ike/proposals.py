@@ -160,7 +160,10 @@ _REQUIRED = {
 }
 
 
-def _match(offer: WireProposal, mine: Proposal, with_dh: bool) -> dict[int, object] | None:
+def _match(offer: WireProposal, mine: Proposal) -> dict[int, object] | None:
+    """Per transform type, the first of the offer's transforms that ``mine`` accepts;
+    ``None`` when a type offered has no acceptable transform, a required type is missing,
+    or AEAD and integrity are combined wrongly (RFC 7296 3.3, 3.3.6)."""
     chosen: dict[int, object] = {}
     chosen_raw: set[int] = set()
     for t in offer.transforms:
@@ -190,8 +193,6 @@ def _match(offer: WireProposal, mine: Proposal, with_dh: bool) -> dict[int, obje
     if not aead and not real_integ and (mine.protocol == "ike" or mine.protocol == "ah"):
         return None
     if mine.protocol == "esp" and not aead and not real_integ and mine.integrities:
-        return None
-    if not with_dh and TransformType.DH in chosen and mine.protocol == "ike":
         return None
     if mine.protocol != "ike" and TransformType.DH in chosen and not mine.dh_groups:
         return None
@@ -247,7 +248,7 @@ def select(
                 continue
             if p.protocol == "ike" and offer.spi not in (b"", bytes(8)) and len(offer.spi) != 8:
                 continue
-            chosen = _match(offer, p, with_dh=True)
+            chosen = _match(offer, p)
             if chosen is not None:
                 return _response(offer, chosen, spi), chosen
     return None
@@ -266,7 +267,7 @@ def check_answer(
         return None
     if not 1 <= ans.number <= len(mine):
         return None
-    chosen = _match(ans, mine[ans.number - 1], with_dh=True)
+    chosen = _match(ans, mine[ans.number - 1])
     if chosen is None or len(chosen) != len(types):
         return None
     return chosen
