@@ -120,12 +120,15 @@ class SaContext:
 
     @property
     def udp_encap(self) -> bool:
-        """ESP must go in UDP: a NAT was detected on either side, or it is forced."""
-        return self.nat_local or self.nat_remote or self.config.force_encap
+        """ESP must go in UDP: a NAT was detected on either side, or it is forced; only
+        with a peer that sent NAT detection notifies, i.e. that speaks NAT-T (2.23)."""
+        return self.natd_supported and (
+            self.nat_local or self.nat_remote or self.config.force_encap
+        )
 
     def float_to_natt(self) -> None:
         """Move IKE to port 4500 (RFC 7296 2.23) once NAT or forced encapsulation is known."""
-        if self.udp_encap and self.natd_supported:
+        if self.udp_encap:
             self.local_port = NATT_PORT
             if self.initiator:
                 self.remote_port = NATT_PORT
