@@ -81,6 +81,9 @@ class Lab:
     def open(self) -> None:
         """Create the namespaces and the link, and start charon."""
         for ns in (self.ns_ss, self.ns_me):
+            if ns in _run("ip", "netns", "list").stdout.split():
+                # Left by a killed run whose pid we now have: same name, so ours to reuse.
+                _run("ip", "netns", "delete", ns, check=False)
             _run("ip", "netns", "add", ns)
             self._created.append(ns)
         _run(
