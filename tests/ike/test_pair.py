@@ -403,3 +403,54 @@ def test_pfs_groups_are_left_out_of_the_first_child() -> None:
     pair.run()
     _, child, _, _ = established(pair)
     assert child.algorithms.dh is None
+
+
+def test_responder_picks_the_child_whose_selectors_fit() -> None:
+    wanted = ChildConfig(
+        name="site-b",
+        selectors=(Selector(Endpoint.parse("203.0.113.0/25"), Endpoint.parse("203.0.113.128/25")),),
+        proposals=tuple(child_proposals("esp", "auto", "auto")),
+        mode=Mode.TUNNEL,
+    )
+    other = ChildConfig(
+        name="site-a",
+        selectors=(
+            Selector(Endpoint.parse("198.51.100.64/26"), Endpoint.parse("198.51.100.0/26")),
+        ),
+        proposals=tuple(child_proposals("esp", "auto", "auto")),
+        mode=Mode.TUNNEL,
+    )
+    ci, cr = configs(child_i=mirror(wanted))
+    cr = IkeConfig(**{**_fields(cr), "children": (other, wanted)})
+    pair = make_pair(ci, cr)
+    pair.run()
+    _, _, _, child_r = established(pair)
+    assert child_r.name == "site-b"
+
+
+def test_fqdn_identities_both_ways() -> None:
+    gw_i, gw_r = Identity.fqdn("a.example.net"), Identity.fqdn("b.example.net")
+    ci, cr = configs()
+    ci = IkeConfig(
+        **{
+            **_fields(ci),
+            "local_id": gw_i,
+            "remote_id": gw_r,
+            "psk": PskTable({"b.example.net": PSK}),
+        }
+    )
+    cr = IkeConfig(
+        **{
+            **_fields(cr),
+            "local_id": gw_r,
+            "remote_id": gw_i,
+            "psk": PskTable({"a.example.net": PSK}),
+        }
+    )
+    pair = make_pair(ci, cr)
+    pair.run()
+    ike_i, _, ike_r, _ = established(pair)
+    assert str(ike_i.remote_id) == "b.example.net" and str(ike_r.remote_id) == "a.example.net"
+    assert Identity.parse("@b.example.net") == gw_r
+    assert Identity.parse("ipsec@example.net").id_type.name == "RFC822_ADDR"
+    assert str(Identity.parse("2001:db8::1")) == "2001:db8::1"
