@@ -10,8 +10,11 @@ The engine drives an :class:`IkeSa` with bytes and time and pulls what it produc
     while (event := sa.next_event()) is not None: ...
 
 Datagrams on port 4500 carry the non-ESP marker (RFC 3948 2.2): outgoing ones get it
-here, and an incoming datagram that starts with it is known to have arrived on 4500, so
-the engine passes UDP payloads as they are.  A one-byte 0xFF payload is a NAT-T keepalive.
+here, and an incoming datagram that starts with it is known to have arrived on 4500.  So
+the engine passes UDP payloads as they are: everything from port 500, and from port 4500
+what starts with the marker (the rest is ESP for the dataplane; a one-byte 0xFF payload
+is a NAT-T keepalive, counted and ignored here).  :func:`route` tells which SA a datagram
+belongs to, or that it starts a new responder SA.
 
 Nothing a peer sends escapes as an exception: every refused datagram is counted in
 :attr:`IkeSa.drops` under a :class:`~ipsecconf.ike.errors.DropReason`.  Misuse by the
