@@ -128,6 +128,7 @@ class IkeSa:
         self.last_drop_detail = ""
         """The detail of the latest refused datagram (for debug logs; never secret)."""
         self._connected = False
+        self._keepalive_at: float | None = None
 
     def __repr__(self) -> str:
         role = "initiator" if self._ctx.initiator else "responder"
@@ -208,6 +209,7 @@ class IkeSa:
         except (ValueError, IndexError, KeyError, OverflowError) as exc:
             # Defence in depth: the codec converts these, but a peer must never crash us.
             self._drop(DropReason.MALFORMED, type(exc).__name__)
+        self._arm_keepalive(now)
 
     def datagrams_to_send(self, now: float) -> list[Datagram]:
         """Datagrams produced since the last call."""
@@ -216,11 +218,28 @@ class IkeSa:
 
     def get_timer(self) -> float | None:
         """The time at which :meth:`handle_timer` must be called, or ``None``."""
-        return self._manager.timer()
+        timers = [t for t in (self._manager.timer(), self._keepalive_at) if t is not None]
+        return min(timers) if timers else None
 
     def handle_timer(self, now: float) -> None:
-        """Retransmit or give up, as the schedule says."""
+        """Retransmit or give up, as the schedule says; send a NAT-T keepalive when due."""
         self._manager.on_timer(now)
+        if self._keepalive_at is not None and now >= self._keepalive_at:
+            ctx = self._ctx
+            # One 0xFF byte, no marker, keeps our NAT mapping for port 4500 open.
+            self._outbox.append(
+                Datagram(b"\xff", (str(ctx.remote_address), ctx.remote_port), ctx.local_port)
+            )
+            self._keepalive_at = None
+        self._arm_keepalive(now)
+
+    def _arm_keepalive(self, now: float) -> None:
+        ctx = self._ctx
+        interval = ctx.config.keepalive_interval
+        if ctx.state is not IkeState.ESTABLISHED or not ctx.nat_local or interval <= 0:
+            self._keepalive_at = None
+        elif self._keepalive_at is None:
+            self._keepalive_at = now + interval
 
     def next_event(self) -> IkeEvent | None:
         """The next event, or ``None``."""

@@ -9,6 +9,7 @@ import pytest
 from ipsecconf.ike.config import ChildConfig, Identity, IkeConfig, Mode, PskTable, TriggerPacket
 from ipsecconf.ike.constants import NON_ESP_MARKER, ProtocolId
 from ipsecconf.ike.context import IkeState
+from ipsecconf.ike.errors import DropReason
 from ipsecconf.ike.events import (
     ChildSaEstablished,
     IkeSaDeleted,
@@ -454,3 +455,23 @@ def test_fqdn_identities_both_ways() -> None:
     assert Identity.parse("@b.example.net") == gw_r
     assert Identity.parse("ipsec@example.net").id_type.name == "RFC822_ADDR"
     assert str(Identity.parse("2001:db8::1")) == "2001:db8::1"
+
+
+def test_nat_keepalives_only_behind_a_nat() -> None:
+    ci, cr = configs()
+    pair = make_pair(ci, cr)
+    for _ in range(10):  # the initiator is seen from a translated address: it is behind NAT
+        for d in pair.initiator.datagrams_to_send(0.0):
+            pair.responder.receive_datagram(d.data, ("203.0.113.9", 40000 + d.local_port), 0.0)
+        for d in pair.responder.datagrams_to_send(0.0):
+            pair.initiator.receive_datagram(d.data, (str(ADDR_R), d.local_port), 0.0)
+    assert pair.initiator.state is IkeState.ESTABLISHED
+    assert pair.initiator.get_timer() == 20.0
+    assert pair.responder.get_timer() is None  # not behind a NAT itself
+    pair.initiator.handle_timer(20.0)
+    [keepalive] = pair.initiator.datagrams_to_send(20.0)
+    assert keepalive.data == b"\xff" and keepalive.local_port == 4500
+    assert keepalive.remote == (str(ADDR_R), 4500)
+    assert pair.initiator.get_timer() == 40.0
+    pair.responder.receive_datagram(keepalive.data, ("203.0.113.9", 44500), 20.0)
+    assert pair.responder.drops[DropReason.KEEPALIVE] == 1
