@@ -156,7 +156,7 @@ class SaBook:
             if isinstance(sa, LarvalSa):
                 live.add(sa_key(sa.spi, sa.dst, sa.protocol))
                 continue
-            key = (sa.config.spi, sa.dst_key, int(sa.config.protocol))
+            key = sa_key(sa.config.spi, sa.config.dst, sa.config.protocol)
             live.add(key)
             row = self._rows.get(key)
             if row is None:

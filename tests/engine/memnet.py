@@ -23,6 +23,8 @@ from ipsecconf.plan.planfile import Inputs
 from ipsecconf.state.store import Store
 
 A_OUT, B_OUT = "203.0.113.1", "203.0.113.2"
+IkeItem = tuple[str, int, tuple[str, int], bytes]
+"""An IKE datagram in flight: source address, source port, destination, payload."""
 
 
 @dataclass
@@ -62,7 +64,7 @@ class MemNet:
     """The link between the engines, with a switch to cut one of them off."""
 
     def __init__(self) -> None:
-        self.queue: list[tuple[str, object]] = []
+        self.queue: list[IkeItem | bytes] = []
         self.nodes: dict[str, Engine] = {}
         self.down: set[str] = set()
         self.wire_log: list[bytes] = []
@@ -74,14 +76,14 @@ class MemNet:
             if not self.queue:
                 return
             batch, self.queue = self.queue, []
-            for kind, item in batch:
-                if kind == "ike":
-                    src, port, remote, data = item  # type: ignore[misc]
+            for item in batch:
+                if isinstance(item, tuple):
+                    src, port, remote, data = item
                     node = self.nodes.get(remote[0])
                     if node is not None and remote[0] not in self.down and src not in self.down:
                         node.ike_datagram(data, (src, port), remote[0], remote[1], now)
                 else:
-                    packet: bytes = item  # type: ignore[assignment]
+                    packet = item
                     self.wire_log.append(packet)
                     dst, src = (
                         str(ipaddress.ip_address(packet[16:20])),
@@ -100,10 +102,10 @@ class MemWire:
     address: str
 
     def send_ike(self, data: bytes, local_port: int, remote: tuple[str, int]) -> None:
-        self.net.queue.append(("ike", (self.address, local_port, remote, data)))
+        self.net.queue.append((self.address, local_port, remote, data))
 
     def send_packets(self, packets: Sequence[bytes]) -> None:
-        self.net.queue.extend(("ip", p) for p in packets)
+        self.net.queue.extend(packets)
 
     def source_for(self, remote: str) -> str | None:
         return self.address
@@ -204,7 +206,7 @@ def icmp(src: str, dst: str, seq: int, payload: bytes = b"memnet") -> bytes:
 def _csum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s = int(sum(struct.unpack(f"!{len(data) // 2}H", data)))
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return ~s & 0xFFFF
