@@ -37,7 +37,7 @@ from ipsecconf.model.proposals import default_ike
 log = logging.getLogger("ipsecconf.engine")
 
 QUEUE_PER_FLOW = 32
-RETRY_FIRST = 1.0
+RETRY_FIRST = 0.5
 RETRY_MAX = 30.0
 Resend = Callable[[list[bytes], float], None]
 
@@ -379,6 +379,8 @@ class IkeManager:
                 n += 1
         for key in [k for k in self.queues if k[0] in pairs]:
             del self.queues[key]
+        for key in [k for k in self.retry if k[0] in pairs]:
+            del self.retry[key]  # a failure under the old configuration says nothing now
         return n
 
     def close(self, entry: IkeEntry, now: float) -> None:

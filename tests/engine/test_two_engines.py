@@ -139,7 +139,9 @@ def test_apply_changed_algorithm_renegotiates_only_that_pair(
     sent, received = parse_ping(out)
     lost = sent - received
     print(f"apply across a live ping: {lost} of {sent} packets lost")
-    assert sent == count and lost <= 5, out
+    # Both sides apply at the same time, so for a moment one proposes what the other no
+    # longer accepts; the failed side retries 0.5 s later.  At 50 ms a packet, <= 10 lost.
+    assert sent == count and lost <= 10, out
     assert clear_inner(read_pcap(pcap)) == []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not (set(live(pair, "a", "site")) - site_before):
