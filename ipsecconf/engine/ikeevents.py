@@ -227,6 +227,10 @@ def _failed(mgr: IkeManager, entry: IkeEntry, ev: ChildSaFailed | IkeSaFailed, n
     if entry.replaces is not None:
         entry.replaces.rekeying = False  # try the rekey again at the next soft event
         entry.replaces = None
+    if isinstance(ev, ChildSaFailed) and entry.initiator and not entry.children:
+        # One child per IKE SA: an IKE SA whose child failed has no use; delete it, so
+        # that the next packet (after the backoff) negotiates afresh.
+        mgr.close(entry, now)
 
 
 def remove_child(mgr: IkeManager, entry: IkeEntry, child: Child, now: float) -> None:

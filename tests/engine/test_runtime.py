@@ -174,3 +174,25 @@ def test_control_refuses_malformed_requests_without_echoing_secrets(
     counters = control.handle({"method": "counters"})["result"]
     assert set(counters) >= {"packets_in", "packets_out", "ike_started"}
     assert A_OUT  # the engine runs with this outer address
+
+
+def test_refused_child_is_retried_once_the_peer_agrees(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    # A offers only AES-256-GCM, B accepts only AES-128-GCM: the child fails.
+    a = node(net, clock, tmp_path, "a", encryption="aes256gcm")
+    b = node(net, clock, tmp_path, "b")
+    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
+    run(net, clock, [a, b], 1.0)
+    assert live_spis(a) == set() and b.tun.packets == []
+    a.engine.sync()
+    assert a.store.counters()["ike_failed"] == 1
+    # B changes its mind (through its control API, as `ipsecconf apply` would).
+    params = _planned(b, write_config(tmp_path / "b", "b", encryption="aes256gcm"))
+    assert Control(b.engine, clock, b.state).handle({"method": "apply", "params": params})["ok"]
+    for seq in range(1, 6):
+        a.engine.outbound([icmp(HOST_A, HOST_B, seq)], clock.t)
+        run(net, clock, [a, b], 1.0)
+    assert len(live_spis(a)) == 2 and live_spis(a) == live_spis(b)
+    assert b.tun.packets[-1] == icmp(HOST_A, HOST_B, 5)
+    assert len(a.engine.ike.entries) == 1  # the failed IKE SA was deleted, not kept

@@ -28,6 +28,7 @@ PAIRS_A = [("site", "198.51.100.0/26", "198.51.100.128/26"),
            ("other", "198.51.100.64/26", "198.51.100.192/26")]  # fmt: skip
 PAIRS_B = [(n, d, s) for n, s, d in PAIRS_A]
 INNER = bytes([198, 51, 100])
+A6, B6 = bytes.fromhex("20010db8000a"), bytes.fromhex("20010db8000b")
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +186,24 @@ def test_sigkill_and_restart(pair: topo.Sites, tmp_path: Path) -> None:
     assert new and not (new & old)
     assert new <= set(live(pair, "b", "site"))  # the peer took the new SAs
     assert "removed what an earlier engine left" in pair.log("a")
+
+
+def test_ipv6_inside_an_ipv6_tunnel(pair: topo.Sites, tmp_path: Path) -> None:
+    new = {"site": ("aes256gcm", "none")}
+    pair.apply("a", pair.write_config("a", PAIRS_A, new, ipv6=True))
+    pair.apply("b", pair.write_config("b", PAIRS_B, new, ipv6=True))
+    pcap = tmp_path / "wan6.pcap"
+    marker = os.urandom(32)
+    payload = os.urandom(5000) + marker
+    with capture(pair, "ga", "wan0", pcap):
+        assert ping(pair, "ha", "2001:db8:b::10", 5, 0.1) == (5, 5), pair.log("a")
+        assert tcp_transfer(pair, "ha", "hb", "2001:db8:b::10", payload, port=5002) == payload
+    frames = read_pcap(pcap)
+    esp6 = [f for f in frames if f.version == 6 and f.proto == 50]
+    assert len(esp6) >= 10
+    inner6 = [f for f in frames if f.version == 6 and f.src[:6] in (A6, B6)]
+    assert inner6 == [] and marker not in pcap.read_bytes()
+    six = live(pair, "a", "six")
+    assert len(six) == 2 and all(
+        sa["destination"].startswith("2001:db8:f::") for sa in six.values()
+    )

@@ -35,9 +35,22 @@ peers:
     auth: psk
     psk: file:psk.txt
     liveness_interval: {liveness}
-policies:
+{extra_peers}policies:
 {policies}
 """
+
+PEER6_YAML = """\
+  - name: gw6
+    address: {peer}
+    local_address: {local}
+    auth: psk
+    psk: file:psk.txt
+"""
+V6_OUTER = {"a": ("2001:db8:f::1", "2001:db8:f::2"), "b": ("2001:db8:f::2", "2001:db8:f::1")}
+V6_INNER = {
+    "a": ("2001:db8:a::/64", "2001:db8:b::/64"),
+    "b": ("2001:db8:b::/64", "2001:db8:a::/64"),
+}
 
 POLICY_YAML = """\
   - name: {name}
@@ -143,8 +156,10 @@ class Sites:
         encryption: dict[str, tuple[str, str]] | None = None,
         start: str = "on_demand",
         liveness: int = 5,
+        ipv6: bool = False,
     ) -> Path:
-        """Site ``side`` ('a' or 'b') protecting (name, local subnet, remote subnet) pairs."""
+        """Site ``side`` ('a' or 'b') protecting (name, local subnet, remote subnet) pairs;
+        with ``ipv6`` also a pair ``six`` between the IPv6 subnets over an IPv6 tunnel."""
         local, peer = (
             ("203.0.113.1", "203.0.113.2") if side == "a" else ("203.0.113.2", "203.0.113.1")
         )
@@ -167,11 +182,20 @@ class Sites:
             )
             for name, src, dst in pairs
         )
+        extra = ""
+        if ipv6:
+            local6, peer6 = V6_OUTER[side]
+            extra = PEER6_YAML.format(peer=peer6, local=local6)
+            src6, dst6 = V6_INNER[side]
+            policies += POLICY_YAML.format(
+                name="six", src=src6, dst=dst6, peer_name="gw6", local_addr=local6,
+                peer_addr=peer6, encryption="aes128gcm", authentication="none", start=start,
+            )  # fmt: skip
         cfg = d / "ipsec.yaml"
         cfg.write_text(
             SITE_YAML.format(
                 peer_name="gw", peer_addr=peer, local_addr=local, policies=policies,
-                liveness=liveness,
+                liveness=liveness, extra_peers=extra,
             )
         )  # fmt: skip
         return cfg
