@@ -9,7 +9,8 @@
 * Failures: logged with the reason, counted, queued packets dropped; permit policies fall
   back to clear traffic; ``start: immediate`` pairs retry with a growing backoff.
 * Deletes and hard expiries: the SAs turn Dead (visible 60 s); a soft expiry starts the
-  rekey of its IKE SA.
+  rekey of its IKE SA, and so does the IKE SA's own lifetime (a re-authentication).
+* Liveness: a peer that sent nothing for ``liveness_interval`` is asked (RFC 7296 2.4).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from typing import TYPE_CHECKING
 
 from ipsecconf.esp.errors import SaConfigError
 from ipsecconf.esp.sa import Lifetimes, Mode, Protocol, SaConfig, SaEvent, SaEventKind, UdpEncap
-from ipsecconf.esp.sad import sa_key
+from ipsecconf.esp.sad import LarvalSa, sa_key
 from ipsecconf.esp.spd import Direction, Level
 from ipsecconf.ike.constants import ProtocolId
+from ipsecconf.ike.errors import LocalProtocolError
 from ipsecconf.ike.events import (
     ChildSaDeleted,
     ChildSaEstablished,
@@ -47,6 +49,10 @@ def handle(mgr: IkeManager, entry: IkeEntry, event: IkeEvent, now: float) -> Non
     if isinstance(event, IkeSaEstablished):
         entry.established = True
         entry.next_liveness = now + entry.liveness
+        lifetime, margin = entry.ike_lifetime
+        if lifetime and entry.initiator:
+            # The IKE SA's own lifetime: re-authenticate a margin before it runs out.
+            entry.reauth_at = now + max(lifetime - min(margin, lifetime / 2), 1.0)
         mgr.book.count("ike_succeeded")
         log.info(
             "IKE SA with %s established as %s: %s, SPIs %s/%s%s",
@@ -243,6 +249,18 @@ def remove_child(mgr: IkeManager, entry: IkeEntry, child: Child, now: float) -> 
         entry.children.remove(child)
 
 
+def reauthenticate(mgr: IkeManager, entry: IkeEntry, now: float) -> None:
+    """Replace an IKE SA whose lifetime is running out by a new one (make before break)."""
+    if entry.rekeying or mgr.closing or not entry.children:
+        return
+    pair = mgr.config.pairs.get(entry.children[0].pair)
+    if pair is None:
+        return
+    entry.rekeying = True
+    log.info("IKE SA with %s reached its lifetime: re-authenticating", entry.remote)
+    mgr.initiate(pair, entry.remote, now, replaces=entry)
+
+
 def sa_expired(mgr: IkeManager, event: SaEvent, now: float) -> None:
     """A soft expiry starts a rekey of the IKE SA carrying the SA; a hard one is logged."""
     key = sa_key(event.spi, event.dst, event.protocol)
@@ -274,3 +292,23 @@ def sa_expired(mgr: IkeManager, event: SaEvent, now: float) -> None:
             )
             mgr.initiate(pair, entry.remote, now, replaces=entry)
             return
+
+
+def liveness(mgr: IkeManager, entry: IkeEntry, now: float) -> None:
+    """Every ``liveness_interval``: traffic received on the IKE SA's child SAs since the
+    last check proves the peer alive; otherwise an empty INFORMATIONAL asks (RFC 7296
+    2.4), and a peer that never answers fails the IKE SA."""
+    entry.next_liveness = now + entry.liveness
+    seen = 0
+    for child in entry.children:
+        sa = mgr.sad.get(child.key_in)
+        if sa is not None and not isinstance(sa, LarvalSa):
+            seen += sa.counters.packets
+    if seen != entry.seen_packets:
+        entry.seen_packets = seen
+        return
+    try:
+        entry.sa.check_liveness(now)
+    except LocalProtocolError:
+        return
+    mgr.flush(entry, now)

@@ -72,6 +72,9 @@ class IkeEntry:
     established: bool = False
     next_liveness: float = 0.0
     seen_packets: int = -1
+    reauth_at: float = float("inf")
+    """When the IKE SA's own lifetime asks for a re-authentication (initiator side)."""
+    ike_lifetime: tuple[float, float] = (0.0, 0.0)
 
     @property
     def key(self) -> tuple[str, str] | None:
@@ -233,6 +236,8 @@ class IkeManager:
             peer.name if peer else remote,
             peer.liveness if peer else 30.0,
         )
+        if peer is not None and peer.ike_lifetime:
+            entry.ike_lifetime = (peer.ike_lifetime, peer.ike_rekey_margin)
         holder.append(entry)
         return entry
 
@@ -341,26 +346,13 @@ class IkeManager:
                 entry.sa.handle_timer(now)
                 self.flush(entry, now)
             if entry.established and entry.liveness > 0 and now >= entry.next_liveness:
-                self._liveness(entry, now)
+                ikeevents.liveness(self, entry, now)
+            if now >= entry.reauth_at:
+                entry.reauth_at = float("inf")
+                ikeevents.reauthenticate(self, entry, now)
         for event in self.sad.drain_events():
             ikeevents.sa_expired(self, event, now)
         self.ensure_immediate(now)
-
-    def _liveness(self, entry: IkeEntry, now: float) -> None:
-        entry.next_liveness = now + entry.liveness
-        seen = 0
-        for child in entry.children:
-            sa = self.sad.get(child.key_in)
-            if sa is not None and not isinstance(sa, LarvalSa):
-                seen += sa.counters.packets
-        if seen != entry.seen_packets:
-            entry.seen_packets = seen  # traffic arrived: the peer is alive (RFC 7296 2.4)
-            return
-        try:
-            entry.sa.check_liveness(now)
-        except LocalProtocolError:
-            return
-        self.flush(entry, now)
 
     def next_timer(self) -> float | None:
         """The earliest IKE timer."""

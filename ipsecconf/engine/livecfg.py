@@ -72,6 +72,7 @@ class PeerSpec:
     liveness: float = 30.0
     udp_encap: bool = False
     ike_lifetime: float = 14400.0
+    ike_rekey_margin: float = 540.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +207,7 @@ def _peer(name: str, data: dict[str, Any], psk: bytes | None) -> PeerSpec:
         liveness=_seconds(data.get("liveness_interval"), 30.0),
         udp_encap=bool(data.get("udp_encapsulation", False)),
         ike_lifetime=_seconds(data.get("ike_lifetime"), 14400.0),
+        ike_rekey_margin=_seconds(data.get("rekey_margin"), 540.0),
     )
 
 

@@ -119,6 +119,7 @@ peers:
     auth: psk
     psk: file:psk.txt
     liveness_interval: 10
+    ike_lifetime: {ike_lifetime}
 policies:
   - name: site
     source: {src}
@@ -139,6 +140,7 @@ def write_config(
     encryption: str = "aes128gcm",
     lifetime: int = 3600,
     start: str = "on_demand",
+    ike_lifetime: int = 14400,
 ) -> Path:
     """The YAML of site ``a`` (198.51.100.0/25) or ``b`` (198.51.100.128/25)."""
     d.mkdir(parents=True, exist_ok=True)
@@ -148,7 +150,7 @@ def write_config(
     cfg = d / "ipsec.yaml"
     cfg.write_text(
         CONFIG.format(peer=peer, local=local, src=src, dst=dst, encryption=encryption,
-                      lifetime=lifetime, start=start)
+                      lifetime=lifetime, start=start, ike_lifetime=ike_lifetime)
     )  # fmt: skip
     return cfg
 

@@ -196,3 +196,20 @@ def test_refused_child_is_retried_once_the_peer_agrees(
     assert len(live_spis(a)) == 2 and live_spis(a) == live_spis(b)
     assert b.tun.packets[-1] == icmp(HOST_A, HOST_B, 5)
     assert len(a.engine.ike.entries) == 1  # the failed IKE SA was deleted, not kept
+
+
+def test_ike_lifetime_reauthenticates_without_losing_traffic(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    a = node(net, clock, tmp_path, "a", ike_lifetime=100)
+    b = node(net, clock, tmp_path, "b", ike_lifetime=100)
+    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
+    run(net, clock, [a, b], 1.0)
+    (first,) = list(a.engine.ike.entries)
+    for seq in range(1, 70):  # re-authentication due 50 s in (lifetime 100 s, margin <= half)
+        a.engine.outbound([icmp(HOST_A, HOST_B, seq)], clock.t)
+        run(net, clock, [a, b], 1.0)
+    assert len(b.tun.packets) == 70
+    assert list(a.engine.ike.entries) != [first] and len(a.engine.ike.entries) == 1
+    assert len(b.engine.ike.entries) == 1
+    assert len(live_spis(a)) == 2 and live_spis(a) == live_spis(b)
