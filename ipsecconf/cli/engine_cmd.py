@@ -1,5 +1,5 @@
 """``ipsecconf engine run``: the IKE/ESP engine in the foreground (systemd runs it so; see
-``examples/systemd/ipsecconf-engine.service``)."""
+``examples/ipsecconf-engine.service``)."""
 
 from __future__ import annotations
 

@@ -176,3 +176,8 @@ def test_stale_saved_plan_refused_by_the_engine(solo: Solo, tmp_path: Path) -> N
     # The engine still answers, and the refused apply changed nothing.
     stats = json.loads(solo.cli("show", "stats", "--json", "--state", state).stdout)
     assert stats["sas"] == 0
+    # A second engine on the same state refuses to start, naming the first one's pid.
+    assert solo.engine is not None
+    second = solo.cli("engine", "run", "--state", state, ok=False)
+    assert second.returncode == 1
+    assert f"an engine already runs on this state (pid {solo.engine.pid})" in second.stderr
