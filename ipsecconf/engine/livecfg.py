@@ -146,22 +146,31 @@ class LiveConfig:
         return out
 
     def host_config(self) -> HostConfig:
-        """Routes into the TUN for every outbound protect entry, and the restrict rules."""
+        """Routes into the TUN for every outbound protect entry, and the restrict rules in
+        SPD order: an inbound bypass entry ordered before a restrict entry becomes an
+        accept rule before its drop rule, as the SPD's first match would decide."""
         routes: set[str] = set()
         drops: list[ClearDrop] = []
-        for p in self.policies:
-            if p.action is not Action.PROTECT:
+        for p in sorted(self.policies, key=Policy.sort_key):
+            inbound_bypass = p.action is Action.BYPASS and p.direction is Direction.IN
+            if p.action is not Action.PROTECT and not inbound_bypass:
                 continue
             for sel in p.selectors:
                 if p.direction is Direction.OUT:
                     net = sel.destination.network
                     routes.update([str(net)] if net is not None else ["0.0.0.0/0", "::/0"])
-                if p.level is Level.RESTRICT:
-                    drops.extend(_clear_drops(p.name, sel, p.direction is Direction.OUT))
+                if inbound_bypass or p.level is Level.RESTRICT:
+                    outbound = p.direction is Direction.OUT
+                    drops.extend(_clear_drops(p.name, sel, outbound, accept=inbound_bypass))
+        # Accept rules only matter before a drop rule.
+        while drops and drops[-1].accept:
+            drops.pop()
         return HostConfig(frozenset(routes), tuple(drops))
 
 
-def _clear_drops(name: str, sel: Selector, outbound: bool) -> list[ClearDrop]:
+def _clear_drops(
+    name: str, sel: Selector, outbound: bool, *, accept: bool = False
+) -> list[ClearDrop]:
     s, d = sel.source.network, sel.destination.network
     versions = {n.version for n in (s, d) if n is not None} or {4, 6}
     out = []
@@ -179,6 +188,7 @@ def _clear_drops(name: str, sel: Selector, outbound: bool) -> list[ClearDrop]:
                 ),
                 policy=name,
                 outbound=outbound,
+                accept=accept,
             )
         )
     return out

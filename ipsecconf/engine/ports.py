@@ -21,9 +21,10 @@ class Wire(Protocol):
     def send_ike(self, data: bytes, local_port: int, remote: tuple[str, int]) -> None:
         """Send one IKE UDP payload from ``local_port`` (500 or 4500) to ``remote``."""
 
-    def send_packets(self, packets: Sequence[bytes]) -> None:
+    def send_packets(self, packets: Sequence[bytes]) -> int:
         """Send complete IP packets (ESP, ESP-in-UDP, AH, or bypassed clear traffic) as
-        they are, routed by their destination address."""
+        they are, routed by their destination address; returns how many could not be
+        sent (no route, too big for the path, buffers full)."""
 
     def source_for(self, remote: str) -> str | None:
         """The local address the routing table would use towards ``remote``."""
@@ -52,6 +53,8 @@ class ClearDrop:
     destination_ports: tuple[int, int] | None = None
     policy: str = ""
     outbound: bool = False
+    accept: bool = False
+    """An inbound bypass entry ordered before restrict entries: accept instead of drop."""
 
 
 @dataclass(frozen=True, slots=True)

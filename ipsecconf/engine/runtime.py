@@ -62,6 +62,7 @@ class Engine:
         self._reqids: dict[str, int] = {}
         self._next_sync = 0.0
         self._drop_logged: dict[DropReason, tuple[float, int]] = {}
+        self._send_errors: tuple[float, int] = (-DROP_LOG_INTERVAL, 0)
 
     # -- configuration -------------------------------------------------------------
     def reqid(self, pair: str) -> int:
@@ -144,13 +145,23 @@ class Engine:
                 self.ike.acquire(r, now)
             elif type(r) is Drop:
                 self._dropped(r, now)
-        if sends:
-            self.wire.send_packets(sends)
+        if sends and (failed := self.wire.send_packets(sends)):
+            self._send_failed(failed, now)
+
+    def _send_failed(self, count: int, now: float) -> None:
+        last, pending = self._send_errors
+        pending += count
+        if now - last >= DROP_LOG_INTERVAL:
+            log.info("dropped %d packet(s): could not send (no route, or too big)", pending)
+            self._send_errors = (now, 0)
+        else:
+            self._send_errors = (last, pending)
+        self.book.count("esp_errors", count)
 
     def _send_queued(self, packets: list[bytes], now: float) -> None:
         sends = [r.packet for r in self.proc.outbound_batch(packets, now) if type(r) is Send]
-        if sends:
-            self.wire.send_packets(sends)
+        if sends and (failed := self.wire.send_packets(sends)):
+            self._send_failed(failed, now)
 
     def inbound(self, packets: Sequence[bytes], now: float) -> None:
         """IP packets from the wire (ESP or AH, or ESP-in-UDP rebuilt by :meth:`udp_esp`)."""

@@ -205,5 +205,5 @@ def _drop_expr(tun: str, d: ClearDrop) -> list[dict[str, Any]]:
             lo, hi = ports
             right: Any = lo if lo == hi else {"range": [lo, hi]}
             expr.append(_match({"payload": {"protocol": proto, "field": field}}, right))
-    expr += [{"counter": None}, {"drop": None}]
+    expr += [{"accept": None}] if d.accept else [{"counter": None}, {"drop": None}]
     return expr

@@ -27,6 +27,10 @@ IPV6_RECVPKTINFO = 49
 IPV6_PKTINFO = 50
 IKE_PORTS = (500, 4500)
 _IPV6_HDR = struct.Struct("!IHBB16s16s")
+_SEND_ERRORS = frozenset(
+    (errno.EMSGSIZE, errno.ENOBUFS, errno.EAGAIN, errno.EHOSTUNREACH, errno.ENETUNREACH,
+     errno.EPERM, errno.EINVAL)
+)  # fmt: skip
 
 
 def _mark(sock: socket.socket, mark: int) -> None:
@@ -83,8 +87,9 @@ class Sockets:
         except OSError:
             self.send_errors += 1
 
-    def send_packets(self, packets: Sequence[bytes]) -> None:
+    def send_packets(self, packets: Sequence[bytes]) -> int:
         raw4, raw6 = self.raw4, self.raw6
+        failed = 0
         ntoa = socket.inet_ntoa
         for p in packets:
             try:
@@ -101,7 +106,9 @@ class Sockets:
                     errno.ENETUNREACH,
                 ):
                     raise
-                self.send_errors += 1
+                failed += 1
+        self.send_errors += failed
+        return failed
 
     def source_for(self, remote: str) -> str | None:
         fam = socket.AF_INET6 if ":" in remote else socket.AF_INET

@@ -104,8 +104,9 @@ class MemWire:
     def send_ike(self, data: bytes, local_port: int, remote: tuple[str, int]) -> None:
         self.net.queue.append((self.address, local_port, remote, data))
 
-    def send_packets(self, packets: Sequence[bytes]) -> None:
+    def send_packets(self, packets: Sequence[bytes]) -> int:
         self.net.queue.extend(packets)
+        return 0
 
     def source_for(self, remote: str) -> str | None:
         return self.address

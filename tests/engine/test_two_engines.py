@@ -207,3 +207,34 @@ def test_ipv6_inside_an_ipv6_tunnel(pair: topo.Sites, tmp_path: Path) -> None:
     assert len(six) == 2 and all(
         sa["destination"].startswith("2001:db8:f::") for sa in six.values()
     )
+
+
+HOLE = """\
+  - name: hole
+    source: {src}
+    destination: {dst}
+    ip_protocol: tcp
+    protocol: none
+"""
+
+
+def test_bypass_entry_before_a_protect_entry_goes_in_clear(
+    pair: topo.Sites, tmp_path: Path
+) -> None:
+    new = {"site": ("aes256gcm", "none")}
+    hole_a = HOLE.format(src="198.51.100.0/26", dst="198.51.100.128/26[5003]")
+    hole_b = HOLE.format(src="198.51.100.128/26[5003]", dst="198.51.100.0/26")
+    pair.apply("a", pair.write_config("a", PAIRS_A, new, ipv6=True, extra_policies=hole_a))
+    pair.apply("b", pair.write_config("b", PAIRS_B, new, ipv6=True, extra_policies=hole_b))
+    marker = os.urandom(32)
+    pcap = tmp_path / "wan.pcap"
+    with capture(pair, "ga", "wan0", pcap):
+        # Port 5003 is bypassed: re-sent by the engine, accepted by the peer's nftables.
+        got = tcp_transfer(pair, "ha", "hb", "198.51.100.130", marker * 64, port=5003)
+        assert ping(pair, "ha", "198.51.100.130", 3, 0.1) == (3, 3)
+    assert got == marker * 64
+    frames = read_pcap(pcap)
+    clear = clear_inner(frames)
+    assert clear and all(f.proto == 6 for f in clear)  # only the bypassed TCP flow
+    assert marker in pcap.read_bytes()
+    assert sum(1 for f in frames if f.proto == 50) >= 6  # the pings stayed protected

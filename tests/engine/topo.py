@@ -123,6 +123,12 @@ class Sites:
         self.ip("ha", "-6", "route", "add", "default", "via", "2001:db8:a::1")
         self.ip("hb", "route", "add", "default", "via", "198.51.100.129")
         self.ip("hb", "-6", "route", "add", "default", "via", "2001:db8:b::1")
+        # The gateways route the other site over the link, as real ones would by default;
+        # the engines steer protected traffic into their TUN before these routes apply.
+        self.ip("ga", "route", "add", "198.51.100.128/25", "via", "203.0.113.2")
+        self.ip("gb", "route", "add", "198.51.100.0/25", "via", "203.0.113.1")
+        self.ip("ga", "-6", "route", "add", "2001:db8:b::/64", "via", "2001:db8:f::2")
+        self.ip("gb", "-6", "route", "add", "2001:db8:a::/64", "via", "2001:db8:f::1")
         for g in ("ga", "gb"):
             self.run(g, "sysctl", "-qw", "net.ipv4.ip_forward=1")
             self.run(g, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
@@ -157,6 +163,7 @@ class Sites:
         start: str = "on_demand",
         liveness: int = 5,
         ipv6: bool = False,
+        extra_policies: str = "",
     ) -> Path:
         """Site ``side`` ('a' or 'b') protecting (name, local subnet, remote subnet) pairs;
         with ``ipv6`` also a pair ``six`` between the IPv6 subnets over an IPv6 tunnel."""
@@ -191,6 +198,7 @@ class Sites:
                 name="six", src=src6, dst=dst6, peer_name="gw6", local_addr=local6,
                 peer_addr=peer6, encryption="aes128gcm", authentication="none", start=start,
             )  # fmt: skip
+        policies += extra_policies
         cfg = d / "ipsec.yaml"
         cfg.write_text(
             SITE_YAML.format(
