@@ -22,7 +22,7 @@ description:
     with secret fields masked.
   - Secret values never appear in the plan, the diff, the result or an error message.
 author:
-  - ipsecconf contributors
+  - ipsecconf contributors (@ipsecconf)
 requirements:
   - ipsecconf (the Python package, importable by the module's interpreter on the managed node)
 extends_documentation_fragment:
@@ -177,7 +177,7 @@ summary:
   type: dict
   contains:
     add:
-      description: Resources to create (a replacement counts here and in O(destroy)).
+      description: Resources to create (a replacement counts here and in RV(summary.destroy)).
       type: int
     change:
       description: Resources to update in place (a rotated secret counts here).
