@@ -297,6 +297,7 @@ class Run:
         self.workdir = tempfile.mkdtemp(prefix="ipsecconf-ansible-")
         self.inline_path = None
         self.result = dict(changed=False, diagnostics=[])
+        self.warned = False
 
     def close(self):
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -344,14 +345,11 @@ class Run:
 
     # -- the service ---------------------------------------------------------------
 
-    def backend(self, path, check_mode):
+    def backend(self, path):
         kek = self.params["kek"]
         # As the command line: the option, else $IPSECCONF_KEK_FILE / $IPSECCONF_KEK.
         kek_bytes = kek.encode("utf-8") if kek else kek_material()
-        if check_mode and not os.path.exists(path):
-            # Plan against an empty state without creating the real one.
-            return StoreBackend(os.path.join(self.workdir, "empty.db"), kek=kek_bytes), False
-        return StoreBackend(path, kek=kek_bytes), True
+        return StoreBackend(path, kek=kek_bytes)
 
     def plan(self, svc, inputs):
         try:
@@ -372,8 +370,11 @@ class Run:
                 "warnings are errors with strict=true:\n"
                 + "\n".join(diagnostic_text(d) for d in warnings)
             )
-        for d in warnings:
-            self.module.warn(diagnostic_text(d))
+        if not self.warned:
+            # The same inputs may be planned twice (a first apply); warn once.
+            self.warned = True
+            for d in warnings:
+                self.module.warn(diagnostic_text(d))
         return planned
 
     def report(self, planned, exists):
@@ -390,12 +391,13 @@ class Run:
         )
         if self.module._diff:
             self.result["diff"] = diff_entries(doc)
+        self.result["msg"] = "Plan: " + summary_line(summary)
         if doc["drift"] and not self.params["prune"]:
             self.module.warn(
                 f"{len(doc['drift'])} unmanaged entries left in place (prune=true deletes "
                 "them): " + ", ".join(d["address"] for d in doc["drift"])
             )
-        return summary
+        return self.result
 
     def run(self):
         p = self.params
@@ -406,26 +408,37 @@ class Run:
         inputs = Inputs.make(
             paths, dict(p["variables"] or {}), list(p["vars_files"] or []), p["prune"]
         )
-        backend, exists = self.backend(path, self.module.check_mode)
+        if not os.path.exists(path):
+            # Plan against an empty state in the work directory first: check mode and an
+            # invalid desired state leave no state database behind.
+            empty = self.backend(os.path.join(self.workdir, "empty.db"))
+            try:
+                planned = self.plan(Service(empty), inputs)
+            finally:
+                empty.close()
+            if self.module.check_mode:
+                return self.report(planned, exists=False)
+        elif self.module.check_mode:
+            backend = self.backend(path)
+            try:
+                return self.report(self.plan(Service(backend), inputs), exists=True)
+            finally:
+                backend.close()
+        backend = self.backend(path)
         svc = Service(backend)
         try:
-            if self.module.check_mode:
-                planned = self.plan(svc, inputs)
-                summary = self.report(planned, exists)
-                self.result["msg"] = "Plan: " + summary_line(summary)
-                return self.result
             with backend.lock(p["lock_timeout"], "ansible ipsecconf"):
                 planned = self.plan(svc, inputs)
-                summary = self.report(planned, exists)
+                self.report(planned, exists=True)
                 if not planned.plan.has_changes:
                     self.result["msg"] = "Apply complete: nothing to do"
                     return self.result
                 outcome = svc.apply(planned, command="ansible ipsecconf")
-            self.result.update(serial=outcome.serial, sas_torn_down=outcome.sas_torn_down)
-            self.result["msg"] = "Apply complete: " + summary_line(summary)
-            return self.result
         finally:
             backend.close()
+        self.result.update(serial=outcome.serial, sas_torn_down=outcome.sas_torn_down)
+        self.result["msg"] = "Apply complete: " + summary_line(self.result["summary"])
+        return self.result
 
 
 def main():
