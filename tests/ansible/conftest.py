@@ -131,6 +131,30 @@ class Runner:
         )
         return e
 
+    def playbook(
+        self,
+        playbook: Path,
+        inventory: Path,
+        *options: str,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a playbook file as a user would (``-v``), with extra environment."""
+        return subprocess.run(
+            [
+                str(self.bin_dir / "ansible-playbook"),
+                "-v",
+                "-i",
+                str(inventory),
+                *options,
+                str(playbook),
+            ],
+            env={**self.env(), **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
     def run(
         self,
         args: dict[str, Any],
