@@ -163,6 +163,7 @@ class Runner:
         diff: bool = False,
         python_path: str | None = str(ROOT),
         interpreter: str | None = None,
+        verbosity: str = "-v",
     ) -> Outcome:
         """Run the module once with ``args``; the result is saved even when it fails."""
         self.runs += 1
@@ -195,7 +196,7 @@ class Runner:
             play["vars"] = {"ansible_python_interpreter": interpreter}
         playbook = self.work / f"playbook-{self.runs}.yml"
         playbook.write_text(json.dumps([play], indent=2))
-        cmd = [str(self.bin_dir / "ansible-playbook"), "-v", "-i", str(self.inventory)]
+        cmd = [str(self.bin_dir / "ansible-playbook"), verbosity, "-i", str(self.inventory)]
         if check:
             cmd.append("--check")
         if diff:

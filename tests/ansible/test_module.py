@@ -153,7 +153,8 @@ def test_rotated_psk_is_a_change(ansible: Runner, tmp_path: Path) -> None:
     assert_ok(ansible.run(dict(base, secrets=secrets(PSK))))
 
     rotated = dict(base, secrets=secrets(PSK_ROTATED))
-    checked = ansible.run(rotated, check=True, diff=True)
+    # -vvv prints the module's result and the connection's commands: still no secret.
+    checked = ansible.run(rotated, check=True, diff=True, verbosity="-vvv")
     assert_ok(checked)
     assert checked.result["changed"] is True
     assert checked.result["summary"]["change"] == 1
