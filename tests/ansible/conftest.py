@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "ipsecconf"
 NAME = "ipsecconf"
 MODULE = f"{NAMESPACE}.{NAME}.ipsecconf"
+INFO_MODULE = f"{NAMESPACE}.{NAME}.ipsecconf_info"
 SKIP_ENV = "IPSECCONF_SKIP_ANSIBLE"
 BIN_ENV = "IPSECCONF_ANSIBLE_BIN_DIR"
 
@@ -164,6 +165,7 @@ class Runner:
         python_path: str | None = str(ROOT),
         interpreter: str | None = None,
         verbosity: str = "-v",
+        module: str = MODULE,
     ) -> Outcome:
         """Run the module once with ``args``; the result is saved even when it fails."""
         self.runs += 1
@@ -174,7 +176,7 @@ class Runner:
             "tasks": [
                 {
                     "name": "ipsecconf",
-                    MODULE: args,
+                    module: args,
                     "register": "result",
                     "ignore_errors": True,
                 },

@@ -16,6 +16,7 @@ import pytest
 
 from tests.ansible.conftest import (
     GW_PSK,
+    INFO_MODULE,
     PSK,
     PSK_ROTATED,
     SECRETS,
@@ -105,6 +106,25 @@ def test_apply_changes_the_state_and_is_idempotent(ansible: Runner, tmp_path: Pa
     assert "ok: [node]" in second.stdout
     assert store_state(state)[0] == 1
 
+    # ipsecconf_info reads back what was applied (check mode changes nothing either).
+    info = ansible.run(
+        {"state_path": str(state), "gather": ["policies", "history"]},
+        module=INFO_MODULE,
+        check=True,
+    )
+    assert_ok(info)
+    assert info.result["changed"] is False
+    assert (info.result["serial"], info.result["lineage"]) == (1, first.result["lineage"])
+    assert {(p["name"], p["managed"]) for p in info.result["policies"]} == {
+        ("web.out", True),
+        ("web.in", True),
+    }
+    assert [h["serial"] for h in info.result["history"]] == [1]
+    missing = ansible.run({"state_path": str(tmp_path / "none.db")}, module=INFO_MODULE)
+    assert_ok(missing)
+    assert missing.result["exists"] is False and missing.result["policies"] == []
+    assert not (tmp_path / "none.db").exists()
+
     # state=absent removes what ipsecconf manages.
     gone = ansible.run({"state": "absent", "state_path": str(state)})
     assert_ok(gone)
@@ -118,7 +138,7 @@ def test_apply_changes_the_state_and_is_idempotent(ansible: Runner, tmp_path: Pa
         "policy.web.out",
     }
     assert conf.exists()
-    assert_no_secret(first, second, gone)
+    assert_no_secret(first, second, info, gone)
 
 
 def test_diff_shows_the_changed_field_with_secrets_masked(ansible: Runner, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ansible.conftest import MODULE, ROOT
+from tests.ansible.conftest import INFO_MODULE, MODULE, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -67,3 +67,22 @@ def test_ansible_doc_renders_the_module(ansible_bin: Path, collections_path: Pat
         check=True,
     ).stdout
     assert "check_mode" in text and "diff_mode" in text
+
+    info = json.loads(
+        subprocess.run(
+            [str(ansible_bin / "ansible-doc"), "--json", INFO_MODULE],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    )[INFO_MODULE]
+    assert info["doc"]["attributes"]["check_mode"]["support"] == "full"
+    assert set(info["doc"]["options"]["gather"]["choices"]) == {
+        "policies",
+        "sas",
+        "certs",
+        "stats",
+        "history",
+    }
