@@ -57,7 +57,10 @@ options:
         afterwards; diagnostics name it C(<config>), with the line of that rendering.
       - Relative C(file:) references in it are relative to that temporary directory,
         so give absolute paths.
-      - Write secrets as C(env:NAME) references and pass their values in O(secrets).
+      - Write secrets as C(env:NAME) references and pass their values in O(secrets); a
+        literal secret written here would show in the task's C(invocation) when the
+        configuration fails to load (once it loads, Ansible masks every resolved secret
+        value in the output).
     type: dict
   state:
     description:
@@ -363,6 +366,13 @@ class Run:
                 f"\n{lines}",
                 diagnostics=diags,
             )
+        # Defence in depth: every secret value the desired state resolved (env:, file:
+        # and literals) is masked by Ansible wherever it might show, as no_log values are.
+        found = planned.load.secrets
+        for value in [*found.values.values(), *found.psk_by_address.values()]:
+            text = value.decode("utf-8", "replace").strip()
+            if text:
+                self.module.no_log_values.add(text)
         warnings = self.diagnostics(planned.load.warnings)
         self.result["diagnostics"] = warnings
         if self.params["strict"] and warnings:

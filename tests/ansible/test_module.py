@@ -233,12 +233,28 @@ def test_inline_config_and_its_diagnostics(ansible: Runner, tmp_path: Path) -> N
     assert_ok(second)
     assert second.result["changed"] is False
 
+    # A literal key in the inline config loads with a warning, and Ansible masks it
+    # everywhere, the echoed module arguments included.
+    literal = "Literal-inline-key-4f0e2a"
+    peer = {"name": "v6gw", "address": "2001:db8::fe", "psk": literal}
+    with_literal = {**config, "peers": [peer]}
+    lit = ansible.run(
+        {"config": with_literal, "state_path": str(state), "secrets": secrets()},
+        check=True,
+        verbosity="-vvv",
+    )
+    assert_ok(lit)
+    assert lit.result["changed"] is True
+    assert any("<config>:" in w for w in lit.result.get("warnings", [])), lit.result
+    assert literal not in lit.output
+    assert '"psk": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"' in lit.stdout
+
     bad = {**config, "policies": [{**config["policies"][0], "encryption": "rot13"}]}
     o = ansible.run({"config": bad, "state_path": str(state), "secrets": secrets()})
     assert o.result["failed"] is True
     assert "<config>:" in o.result["msg"]
     assert "rot13" in o.result["msg"]
-    assert_no_secret(first, second, o)
+    assert_no_secret(first, second, lit, o)
 
 
 def test_missing_secret_names_the_reference_only(ansible: Runner, tmp_path: Path) -> None:
