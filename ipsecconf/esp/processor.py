@@ -94,7 +94,9 @@ class Processor:
         self._failed: set[tuple[str, bytes]] = set()
 
     def negotiation_failed(self, policy: str, peer: bytes, failed: bool = True) -> None:
-        """Record (or clear) a failed negotiation for a permit-level policy and peer."""
+        """Record (or clear) a failed negotiation for a permit-level policy and peer address
+        (packed).  Record it for both rows of a mirrored pair: the ``out`` row lets outbound
+        traffic go in clear, the ``in`` row accepts clear traffic from that peer."""
         if failed:
             self._failed.add((policy, peer))
         else:

@@ -68,7 +68,6 @@ class SecurityAssociation:
         """Where expiry events go (the SAD shares one list across its SAs)."""
         self._src = ipaddress.ip_address(config.src).packed
         self._dst = ipaddress.ip_address(config.dst).packed
-        self.dst_key = self._dst
         self._tunnel = config.mode is Mode.TUNNEL
         self._ah = config.protocol is Protocol.AH
         self.ctx: EspContext | AhContext
@@ -116,7 +115,8 @@ class SecurityAssociation:
             self._out = self._tunnel_out
         else:
             self._out = self._esp_tunnel_out
-            if config.cipher is not None and config.cipher.aead and self.outer_header.version == 4:
+            aead = config.cipher is not None and config.cipher.aead
+            if aead and self.outer_header.version == 4 and not config.esn:
                 self.encapsulate, self.encapsulate_batch = aead_tunnel_v4(
                     self, self.encapsulate_general
                 )

@@ -75,6 +75,15 @@ class SaTable:
         self._sas[key] = larval
         return larval
 
+    def get_spi(self, dst: str, protocol: Protocol, now: float, reqid: int = 0) -> int:
+        """Allocate and reserve a random unused SPI (256 and up, RFC 4303 section 2.1)
+        drawn from the injected RNG."""
+        while True:
+            spi = int.from_bytes(self._rng(4), "big")
+            if spi >= 256 and sa_key(spi, dst, protocol) not in self._sas:
+                self.reserve(spi, dst, protocol, now, reqid)
+                return spi
+
     def add(self, config: SaConfig, now: float) -> SecurityAssociation:
         """Install an SA (replacing its Larval reservation)."""
         key = sa_key(config.spi, config.dst, config.protocol)

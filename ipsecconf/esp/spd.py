@@ -1,9 +1,9 @@
 """The user-space SPD: an ordered policy table with protect, bypass and discard.
 
-Order (DESIGN.md, "Decisions"): a policy with an explicit ``priority`` comes before those
-without, lower priority first; then more specific selectors first (longer prefixes, then a
-protocol, then narrower ports, :meth:`Selector.specificity`); ties broken by name.  The
-first matching entry in that order decides (RFC 4301 section 4.4.1).  Traffic no entry
+Order: the one total order of :func:`ipsecconf.model.spd.order_key` (``priority``, lower
+first, a missing one counting as the default; then more specific selectors; then the
+name), so that the planner, ``show`` and this table agree.  The first matching entry in
+that order decides (RFC 4301 section 4.4.1).  Traffic no entry
 matches gets the table's default action: bypass (the seed's filer talks in clear) or, with
 ``default_action: discard``, discard.
 
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from ipsecconf.esp.errors import SaConfigError
 from ipsecconf.model.selectors import ANY_PORT, Selector
+from ipsecconf.model.spd import order_key
 
 _BITS = {4: 32, 6: 128}
 
@@ -65,18 +66,15 @@ class Policy:
     selectors: tuple[Selector, ...]
     """Match tuples in this direction's orientation (source = sender); any one matches."""
     priority: int | None = None
-    """Explicit order, lower first; ``None`` = ordered by specificity after explicit ones."""
+    """Explicit order, lower first; ``None`` counts as ``model.spd.DEFAULT_PRIORITY``."""
     reqid: int = 0
     """Links a protect policy to its SAs in the SAD."""
     level: Level = Level.RESTRICT
     """What to do while no SA exists."""
 
-    def sort_key(self) -> tuple[int, int, tuple[int, int, int], str]:
-        """The total order of DESIGN.md: priority, specificity, name."""
-        spec = min((s.specificity() for s in self.selectors), default=(0, 1, 0))
-        if self.priority is None:
-            return (1, 0, spec, self.name)
-        return (0, self.priority, spec, self.name)
+    def sort_key(self) -> tuple[int, int, int, int, str]:
+        """The SPD's total order, defined once in :func:`ipsecconf.model.spd.order_key`."""
+        return order_key(self.priority, self.selectors, self.name)
 
 
 @dataclass(frozen=True, slots=True)

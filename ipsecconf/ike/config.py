@@ -241,6 +241,9 @@ class IkeConfig:
     """Send INITIAL_CONTACT in IKE_AUTH: the engine sets it for its first IKE SA with a peer."""
     retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
     nonce_bytes: int = 32
+    keepalive_interval: float = 20.0
+    """Seconds between NAT-T keepalives while this side is behind a NAT (RFC 3948 2.3);
+    0 turns them off."""
 
     @property
     def effective_local_id(self) -> Identity:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ipsecconf.crypto.dh import KeyExchangeFactory
 from ipsecconf.ike.config import Identity, IkeConfig, IPAddress, TriggerPacket
 from ipsecconf.ike.constants import NATT_PORT
+from ipsecconf.ike.errors import LocalProtocolError
 from ipsecconf.ike.events import IkeEvent
 from ipsecconf.ike.keymat import IkeKeys
 from ipsecconf.ike.message import SkCrypto
@@ -33,6 +34,18 @@ class IkeState(enum.Enum):
     DELETING = "deleting"
     DELETED = "deleted"
     FAILED = "failed"
+
+
+# Everything that may change an IKE SA's state, in one table (h11's _state.py rule):
+# a transition not listed here is a bug of ours, reported as LocalProtocolError.
+TRANSITIONS: dict[IkeState, frozenset[IkeState]] = {
+    IkeState.CREATED: frozenset({IkeState.CONNECTING, IkeState.FAILED}),
+    IkeState.CONNECTING: frozenset({IkeState.ESTABLISHED, IkeState.FAILED}),
+    IkeState.ESTABLISHED: frozenset({IkeState.DELETING, IkeState.DELETED, IkeState.FAILED}),
+    IkeState.DELETING: frozenset({IkeState.DELETED, IkeState.FAILED}),
+    IkeState.DELETED: frozenset(),
+    IkeState.FAILED: frozenset(),
+}
 
 
 @dataclass(slots=True)
@@ -82,11 +95,22 @@ class SaContext:
         self.remote_id: Identity | None = None
         self.peer_initial_contact = False
         self.children: list[ChildRecord] = []
+        self.error_to_report: int | None = None
+        """An error notify to send once in a separate INFORMATIONAL request, when our
+        side refused a response (RFC 7296 2.21.2: the initiator refusing the AUTH)."""
         self.trigger: TriggerPacket | None = None
         self.events: deque[IkeEvent] = deque()
 
     def __repr__(self) -> str:
         return f"SaContext({'initiator' if self.initiator else 'responder'}, {self.state.value})"
+
+    def transition(self, new: IkeState) -> None:
+        """Move to ``new`` as :data:`TRANSITIONS` allows (staying put is always allowed)."""
+        if new is self.state:
+            return
+        if new not in TRANSITIONS[self.state]:
+            raise LocalProtocolError(f"IKE SA cannot go from {self.state.value} to {new.value}")
+        self.state = new
 
     # -- NAT traversal (RFC 7296 2.23) -------------------------------------------------
     @staticmethod
@@ -96,12 +120,15 @@ class SaContext:
 
     @property
     def udp_encap(self) -> bool:
-        """ESP must go in UDP: a NAT was detected on either side, or it is forced."""
-        return self.nat_local or self.nat_remote or self.config.force_encap
+        """ESP must go in UDP: a NAT was detected on either side, or it is forced; only
+        with a peer that sent NAT detection notifies, i.e. that speaks NAT-T (2.23)."""
+        return self.natd_supported and (
+            self.nat_local or self.nat_remote or self.config.force_encap
+        )
 
     def float_to_natt(self) -> None:
         """Move IKE to port 4500 (RFC 7296 2.23) once NAT or forced encapsulation is known."""
-        if self.udp_encap and self.natd_supported:
+        if self.udp_encap:
             self.local_port = NATT_PORT
             if self.initiator:
                 self.remote_port = NATT_PORT

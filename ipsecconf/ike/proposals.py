@@ -14,7 +14,7 @@ of its own proposals with exactly one transform of each type.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ipsecconf.ike.constants import ProtocolId
 from ipsecconf.ike.payloads_sa import SaPayload, Transform, WireProposal
@@ -83,6 +83,23 @@ def to_wire(proposals: tuple[Proposal, ...] | list[Proposal], spi: bytes = b"") 
     return SaPayload(tuple(out))
 
 
+def without_pfs(proposals: tuple[Proposal, ...] | list[Proposal]) -> tuple[Proposal, ...]:
+    """Child proposals for IKE_AUTH: the first child's keys come from the IKE SA, so a
+    PFS group is neither offered nor expected there (RFC 7296 1.2)."""
+    return tuple(replace(p, dh_groups=()) for p in proposals)
+
+
+def without_key_exchange(sa: SaPayload) -> SaPayload:
+    """The peer's child offer in IKE_AUTH with any key exchange transform ignored
+    (RFC 7296 1.2: an IKE_AUTH child SA has no KE of its own)."""
+    return SaPayload(
+        tuple(
+            replace(p, transforms=tuple(t for t in p.transforms if t.type != TransformType.DH))
+            for p in sa.proposals
+        )
+    )
+
+
 def _cipher_of(t: Transform) -> alg.Cipher | None:
     try:
         encr = alg.EncrId(t.id)
@@ -143,7 +160,10 @@ _REQUIRED = {
 }
 
 
-def _match(offer: WireProposal, mine: Proposal, with_dh: bool) -> dict[int, object] | None:
+def _match(offer: WireProposal, mine: Proposal) -> dict[int, object] | None:
+    """Per transform type, the first of the offer's transforms that ``mine`` accepts;
+    ``None`` when a type offered has no acceptable transform, a required type is missing,
+    or AEAD and integrity are combined wrongly (RFC 7296 3.3, 3.3.6)."""
     chosen: dict[int, object] = {}
     chosen_raw: set[int] = set()
     for t in offer.transforms:
@@ -173,8 +193,6 @@ def _match(offer: WireProposal, mine: Proposal, with_dh: bool) -> dict[int, obje
     if not aead and not real_integ and (mine.protocol == "ike" or mine.protocol == "ah"):
         return None
     if mine.protocol == "esp" and not aead and not real_integ and mine.integrities:
-        return None
-    if not with_dh and TransformType.DH in chosen and mine.protocol == "ike":
         return None
     if mine.protocol != "ike" and TransformType.DH in chosen and not mine.dh_groups:
         return None
@@ -230,7 +248,7 @@ def select(
                 continue
             if p.protocol == "ike" and offer.spi not in (b"", bytes(8)) and len(offer.spi) != 8:
                 continue
-            chosen = _match(offer, p, with_dh=True)
+            chosen = _match(offer, p)
             if chosen is not None:
                 return _response(offer, chosen, spi), chosen
     return None
@@ -249,7 +267,7 @@ def check_answer(
         return None
     if not 1 <= ans.number <= len(mine):
         return None
-    chosen = _match(ans, mine[ans.number - 1], with_dh=True)
+    chosen = _match(ans, mine[ans.number - 1])
     if chosen is None or len(chosen) != len(types):
         return None
     return chosen

@@ -10,8 +10,11 @@ The engine drives an :class:`IkeSa` with bytes and time and pulls what it produc
     while (event := sa.next_event()) is not None: ...
 
 Datagrams on port 4500 carry the non-ESP marker (RFC 3948 2.2): outgoing ones get it
-here, and an incoming datagram that starts with it is known to have arrived on 4500, so
-the engine passes UDP payloads as they are.  A one-byte 0xFF payload is a NAT-T keepalive.
+here, and an incoming datagram that starts with it is known to have arrived on 4500.  So
+the engine passes UDP payloads as they are: everything from port 500, and from port 4500
+what starts with the marker (the rest is ESP for the dataplane; a one-byte 0xFF payload
+is a NAT-T keepalive, counted and ignored here).  :func:`route` tells which SA a datagram
+belongs to, or that it starts a new responder SA.
 
 Nothing a peer sends escapes as an exception: every refused datagram is counted in
 :attr:`IkeSa.drops` under a :class:`~ipsecconf.ike.errors.DropReason`.  Misuse by the
@@ -125,6 +128,7 @@ class IkeSa:
         self.last_drop_detail = ""
         """The detail of the latest refused datagram (for debug logs; never secret)."""
         self._connected = False
+        self._keepalive_at: float | None = None
 
     def __repr__(self) -> str:
         role = "initiator" if self._ctx.initiator else "responder"
@@ -205,6 +209,7 @@ class IkeSa:
         except (ValueError, IndexError, KeyError, OverflowError) as exc:
             # Defence in depth: the codec converts these, but a peer must never crash us.
             self._drop(DropReason.MALFORMED, type(exc).__name__)
+        self._arm_keepalive(now)
 
     def datagrams_to_send(self, now: float) -> list[Datagram]:
         """Datagrams produced since the last call."""
@@ -213,11 +218,28 @@ class IkeSa:
 
     def get_timer(self) -> float | None:
         """The time at which :meth:`handle_timer` must be called, or ``None``."""
-        return self._manager.timer()
+        timers = [t for t in (self._manager.timer(), self._keepalive_at) if t is not None]
+        return min(timers) if timers else None
 
     def handle_timer(self, now: float) -> None:
-        """Retransmit or give up, as the schedule says."""
+        """Retransmit or give up, as the schedule says; send a NAT-T keepalive when due."""
         self._manager.on_timer(now)
+        if self._keepalive_at is not None and now >= self._keepalive_at:
+            ctx = self._ctx
+            # One 0xFF byte, no marker, keeps our NAT mapping for port 4500 open.
+            self._outbox.append(
+                Datagram(b"\xff", (str(ctx.remote_address), ctx.remote_port), ctx.local_port)
+            )
+            self._keepalive_at = None
+        self._arm_keepalive(now)
+
+    def _arm_keepalive(self, now: float) -> None:
+        ctx = self._ctx
+        interval = ctx.config.keepalive_interval
+        if ctx.state is not IkeState.ESTABLISHED or not ctx.nat_local or interval <= 0:
+            self._keepalive_at = None
+        elif self._keepalive_at is None:
+            self._keepalive_at = now + interval
 
     def next_event(self) -> IkeEvent | None:
         """The next event, or ``None``."""

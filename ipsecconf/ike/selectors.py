@@ -33,28 +33,54 @@ def _entries(endpoint: Endpoint, protocol: int, family: int | None) -> list[TsEn
     return [TsEntry(*_FULL[f], protocol, lo_port, hi_port) for f in families]
 
 
+def _protocols(selector: Selector) -> tuple[int, ...]:
+    """A port without a protocol means TCP and UDP (DESIGN.md): two selectors."""
+    if selector.protocol == 0 and (selector.source.has_ports or selector.destination.has_ports):
+        return (6, 17)
+    return (selector.protocol,)
+
+
+def _host(addr: IPAddress, endpoint: Endpoint, protocol: int) -> TsEntry:
+    lo, hi = endpoint.ports if protocol else (0, 65535)
+    return TsEntry(addr, addr, protocol, lo, hi)
+
+
+def _in(addr: IPAddress, endpoint: Endpoint) -> bool:
+    net = endpoint.network
+    return net is None or (net.version == addr.version and addr in net)
+
+
 def proposed(
     child: ChildConfig, trigger: TriggerPacket | None = None
 ) -> tuple[list[TsEntry], list[TsEntry]]:
-    """The (local, remote) TS lists an initiator sends for ``child``."""
+    """The (local, remote) TS lists an initiator sends for ``child``.
+
+    With populate-from-packet, the first entries are the packet's two hosts, with the
+    protocol and ports of the policy selectors that match the packet (addresses come
+    from the packet, RFC 4301 4.4.1.1), so that one child SA covers one remote host.
+    """
     local: list[TsEntry] = []
     remote: list[TsEntry] = []
+
+    def add(into: list[TsEntry], entries: list[TsEntry]) -> None:
+        into.extend(e for e in entries if e not in into)
+
     if trigger is not None and child.populate_from_packet:
-        proto = trigger.protocol
-        sp = trigger.source_port if proto else 0
-        dp = trigger.destination_port if proto else 0
-        local.append(TsEntry(trigger.source, trigger.source, proto, sp, sp if proto else 65535))
-        remote.append(
-            TsEntry(trigger.destination, trigger.destination, proto, dp, dp if proto else 65535)
-        )
+        for selector in child.selectors:
+            if _in(trigger.source, selector.source) and _in(
+                trigger.destination, selector.destination
+            ):
+                for proto in _protocols(selector):
+                    add(local, [_host(trigger.source, selector.source, proto)])
+                    add(remote, [_host(trigger.destination, selector.destination, proto)])
+        if not local:
+            add(local, [TsEntry(trigger.source, trigger.source)])
+            add(remote, [TsEntry(trigger.destination, trigger.destination)])
     for selector in child.selectors:
         family = selector.source.version or selector.destination.version
-        for entry in _entries(selector.source, selector.protocol, family):
-            if entry not in local:
-                local.append(entry)
-        for entry in _entries(selector.destination, selector.protocol, family):
-            if entry not in remote:
-                remote.append(entry)
+        for proto in _protocols(selector):
+            add(local, _entries(selector.source, proto, family))
+            add(remote, _entries(selector.destination, proto, family))
     return local, remote
 
 
@@ -99,15 +125,19 @@ def covered(entry: TsEntry, by: list[TsEntry]) -> bool:
 def responder_narrow(
     child: ChildConfig, tsi: list[TsEntry], tsr: list[TsEntry]
 ) -> tuple[list[TsEntry], list[TsEntry]] | None:
-    """The responder's (TSi, TSr) answer for ``child``, or ``None`` when unacceptable."""
+    """The responder's (TSi, TSr) answer for ``child``, or ``None`` when unacceptable.
+
+    A child that populates from the packet narrows to the hosts of the first entries
+    (the packet's, RFC 7296 2.9), keeping every protocol and port its policy allows.
+    """
     local, remote = policy_sides(child)
-    if child.populate_from_packet and tsi and tsr:
-        first_i = narrow(tsi[:1], remote)
-        first_r = narrow(tsr[:1], local)
-        if first_i and first_r:
-            return first_i, first_r
     out_i = narrow(tsi, remote)
     out_r = narrow(tsr, local)
+    if child.populate_from_packet and tsi and tsr:
+        host_i = narrow(out_i, [TsEntry(tsi[0].start_addr, tsi[0].end_addr)])
+        host_r = narrow(out_r, [TsEntry(tsr[0].start_addr, tsr[0].end_addr)])
+        if host_i and host_r:
+            return host_i, host_r
     if not out_i or not out_r:
         return None
     return out_i, out_r

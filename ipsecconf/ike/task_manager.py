@@ -104,6 +104,23 @@ class TaskManager:
         self.queued.clear()
         self._deadline = None
 
+    def _report(self, notify: int) -> None:
+        """Send ``notify`` once in an INFORMATIONAL request; the SA is dead, so nothing
+        waits for the answer (RFC 7296 2.21.2)."""
+        self.ctx.error_to_report = None
+        self.my_mid += 1
+        message = Message(
+            exchange=ExchangeType.INFORMATIONAL,
+            message_id=self.my_mid,
+            spi_i=self.ctx.spi_i,
+            spi_r=self.ctx.spi_r,
+            from_initiator=self.ctx.initiator,
+            is_response=False,
+            payloads=[NotifyPayload(notify)],
+            encrypted=True,
+        )
+        self._send(encode(message, self.ctx.crypto))
+
     def timer(self) -> float | None:
         """When :meth:`on_timer` wants to run next."""
         return self._deadline
@@ -115,7 +132,7 @@ class TaskManager:
         if self._tries >= self.ctx.config.retransmit.tries:
             self._abort()
             if self.ctx.state not in (IkeState.FAILED, IkeState.DELETED):
-                self.ctx.state = IkeState.FAILED
+                self.ctx.transition(IkeState.FAILED)
                 self.ctx.push(
                     IkeSaFailed(
                         FailureReason.TIMEOUT,
@@ -145,6 +162,8 @@ class TaskManager:
                 break
         if Status.FAILED in statuses:
             self._abort()
+            if self.ctx.error_to_report is not None and not init:
+                self._report(self.ctx.error_to_report)
             return
         if Status.NEED_MORE in statuses:
             self._build_and_send(now)

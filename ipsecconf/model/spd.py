@@ -55,8 +55,7 @@ class PolicyRow:
 
     def order_key(self) -> tuple[Any, ...]:
         """The total order of the SPD: priority, specificity, name."""
-        prio = DEFAULT_PRIORITY if self.priority is None else self.priority
-        return (prio, *self.selectors[0].specificity(), self.name)
+        return order_key(self.priority, self.selectors, self.name)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly canonical form (the store's and the plan's representation)."""
@@ -120,6 +119,14 @@ class PolicyRow:
             priority=d.get("priority"),
             mirrored=d.get("mirrored", True),
         )
+
+
+def order_key(
+    priority: int | None, selectors: tuple[Selector, ...], name: str
+) -> tuple[int, int, int, int, str]:
+    """The SPD's total order, the one definition every table uses (module docstring)."""
+    prio = DEFAULT_PRIORITY if priority is None else priority
+    return (prio, *selectors[0].specificity(), name)
 
 
 def selector_to_dict(s: Selector) -> dict[str, Any]:

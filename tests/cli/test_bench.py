@@ -55,3 +55,8 @@ def test_run_prints_json_and_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert args.func(args) == 0
     text = capsys.readouterr().out
     assert "bare AESGCM.encrypt at 64 B" in text and "aes128/sha256" in text
+
+
+def test_module_entry_point(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["esp", "--seconds", "0.001", "--size", "64", "--suite", "null/sha1"]) == 0
+    assert "null/sha1" in capsys.readouterr().out

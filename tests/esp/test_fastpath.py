@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ipsecconf.esp.sa import Lifetimes, SaEventKind, SaState
 
 from .helpers import ESP_SUITES, packet_for, sa_pair
@@ -34,3 +37,48 @@ def test_burst_stops_at_lifetime_marks() -> None:
     assert [e.kind for e in a.events] == [SaEventKind.SOFT_EXPIRE]
     a.encapsulate_batch(pkts[:1], 0.0)
     assert a.state is SaState.DEAD and a.events[-1].kind is SaEventKind.HARD_EXPIRE
+
+
+def _run(enc, pkts):
+    out = []
+    for p in pkts:
+        try:
+            out.append(enc(p, 0.0))
+        except Exception as exc:  # compare the failure itself across paths
+            out.append(repr(exc))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 200), st.booleans()), min_size=1, max_size=30),
+    st.integers(0, 12),
+    st.integers(0, 20),
+    st.integers(0, 3000),
+    st.integers(0, 6000),
+)
+def test_fast_paths_equal_general_under_lifetimes(shapes, soft_p, hard_p, soft_b, hard_b):
+    lt = Lifetimes(
+        soft_packets=soft_p,
+        hard_packets=soft_p + hard_p if hard_p else 0,
+        soft_bytes=soft_b,
+        hard_bytes=soft_b + hard_b if hard_b else 0,
+    )
+    pkts = [packet_for("tunnel", 4, bytes(n), df=df) for n, df in shapes]
+    g, _ = sa_pair(ESP_SUITES[0], "tunnel", 4, lifetimes=lt)
+    f, _ = sa_pair(ESP_SUITES[0], "tunnel", 4, lifetimes=lt, enc_key=g.config.enc_key)
+    expected = _run(g.encapsulate_general, pkts)
+    assert _run(f.encapsulate, pkts) == expected
+    assert (f.state, f.events, f.counters.as_dict()) == (g.state, g.events, g.counters.as_dict())
+    if not any(isinstance(e, str) for e in expected):
+        b, _ = sa_pair(ESP_SUITES[0], "tunnel", 4, lifetimes=lt, enc_key=g.config.enc_key)
+        half = len(pkts) // 2
+        assert (
+            b.encapsulate_batch(pkts[:half], 0.0) + b.encapsulate_batch(pkts[half:], 0.0)
+            == expected
+        )
+        assert (b.state, b.events, b.counters.as_dict()) == (
+            g.state,
+            g.events,
+            g.counters.as_dict(),
+        )

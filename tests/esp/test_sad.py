@@ -90,3 +90,13 @@ def test_update_changes_only_hosts_and_encapsulation_keeping_state() -> None:
     assert sad.query(0x6001, "203.0.113.21", Protocol.ESP).packets == 41
     with pytest.raises(SaConfigError):
         sad.update(0x9999, B, Protocol.ESP, new_src=A)
+
+
+def test_get_spi_reserves_random_unused_spis() -> None:
+    draws = iter(
+        [b"\x00\x00\x00\x07", b"\x00\x00\x10\x00", b"\x00\x00\x10\x00", b"\x00\x01\x00\x00"]
+    )
+    sad = SaTable(lambda n: next(draws))
+    assert sad.get_spi(A, Protocol.ESP, 0.0, reqid=3) == 0x1000  # 7 is reserved by RFC 4303
+    assert sad.get_spi(A, Protocol.ESP, 0.0) == 0x10000  # 0x1000 is taken
+    assert isinstance(sad.get(sa_key(0x1000, A, 50)), LarvalSa) and sad.pending(3)

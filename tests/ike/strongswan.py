@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 CHARON = "/usr/lib/ipsec/charon"
+SS_ADDR6 = "2001:db8:1::2"
+ME_ADDR6 = "2001:db8:1::1"
+SITE_NET6 = "2001:db8:2::/64"
+OUR_NET6 = "2001:db8:3::/64"
 SS_ADDR = "198.51.100.2"
 ME_ADDR = "198.51.100.1"
 SITE_NET = "203.0.113.0/25"
@@ -76,6 +81,9 @@ class Lab:
     def open(self) -> None:
         """Create the namespaces and the link, and start charon."""
         for ns in (self.ns_ss, self.ns_me):
+            if ns in _run("ip", "netns", "list").stdout.split():
+                # Left by a killed run whose pid we now have: same name, so ours to reuse.
+                _run("ip", "netns", "delete", ns, check=False)
             _run("ip", "netns", "add", ns)
             self._created.append(ns)
         _run(
@@ -99,9 +107,12 @@ class Lab:
         ):
             _run("ip", "-n", ns, "link", "set", "lo", "up")
             _run("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+            v6 = SS_ADDR6 if ns == self.ns_ss else ME_ADDR6
+            _run("ip", "-n", ns, "addr", "add", f"{v6}/64", "dev", dev, "nodad")
             _run("ip", "-n", ns, "link", "set", dev, "up")
         # The protected site behind strongSwan (no dummy module here: use lo).
         _run("ip", "-n", self.ns_ss, "addr", "add", "203.0.113.1/25", "dev", "lo")
+        _run("ip", "-n", self.ns_ss, "addr", "add", "2001:db8:2::1/64", "dev", "lo")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(self._strongswan_conf())
         env = {**os.environ, "STRONGSWAN_CONF": str(self.conf)}
@@ -203,28 +214,30 @@ charon {{
             env=env,
         )
 
-    def load(self, name: str, ike: str, esp: str) -> None:
+    def load(self, name: str, ike: str, esp: str, *, family: int = 4) -> None:
         """Load a tunnel connection ``name`` to our core (ESP-in-UDP: encap = yes)."""
+        ss, me = (SS_ADDR, ME_ADDR) if family == 4 else (SS_ADDR6, ME_ADDR6)
+        site, ours = (SITE_NET, OUR_NET) if family == 4 else (SITE_NET6, OUR_NET6)
         self.swanctl_conf.write_text(f"""
 connections {{
     {name} {{
         version = 2
-        local_addrs = {SS_ADDR}
-        remote_addrs = {ME_ADDR}
+        local_addrs = {ss}
+        remote_addrs = {me}
         proposals = {ike}
         encap = yes
         local {{
             auth = psk
-            id = {SS_ADDR}
+            id = {ss}
         }}
         remote {{
             auth = psk
-            id = {ME_ADDR}
+            id = {me}
         }}
         children {{
             net {{
-                local_ts = {SITE_NET}
-                remote_ts = {OUR_NET}
+                local_ts = {site}
+                remote_ts = {ours}
                 esp_proposals = {esp}
                 mode = tunnel
                 start_action = none
@@ -234,20 +247,13 @@ connections {{
 }}
 secrets {{
     ike-peer {{
-        id-1 = {ME_ADDR}
-        id-2 = {SS_ADDR}
+        id-1 = {me}
+        id-2 = {ss}
         secret = "{PSK}"
     }}
 }}
 """)
         self.swanctl("--load-all", "--file", str(self.swanctl_conf))
-
-    def terminate_all(self) -> None:
-        """Close every IKE SA strongSwan holds (between cases)."""
-        for ike_id in re.findall(r"uniqueid=(\d+)", self.swanctl("--list-sas", "--raw").stdout):
-            self.swanctl(
-                "--terminate", "--ike-id", ike_id, "--force", "--timeout", "5", check=False
-            )
 
     def list_sas(self) -> list[dict[str, Any]]:
         """``swanctl --list-sas --raw`` as dicts: IKE SA fields plus ``children``."""
@@ -270,6 +276,7 @@ secrets {{
                 json.dumps(spec),
             ],
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -283,18 +290,29 @@ secrets {{
         return proc
 
 
-def finish_driver(proc: subprocess.Popen[str], timeout: float = 40) -> dict[str, Any]:
-    """Wait for the driver's result line."""
+def read_result(proc: subprocess.Popen[str], timeout: float = 40) -> dict[str, Any]:
+    """The driver's next JSON line, waiting at most ``timeout`` seconds."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else ""
+    if not line.strip():
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        raise RuntimeError(f"driver gave no result ({proc.returncode}): {err}")
+    result: dict[str, Any] = json.loads(line)
+    return result
+
+
+def close_driver(proc: subprocess.Popen[str], delete: bool, timeout: float = 20) -> bool:
+    """Ask the driver to delete its IKE SA (or just to stop); True when the peer confirmed."""
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, _ = proc.communicate("close\n" if delete else "stop\n", timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, err = proc.communicate(timeout=10)
+        proc.communicate(timeout=10)
+        return False
     lines = [line for line in out.splitlines() if line.strip()]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"driver failed ({proc.returncode}): {err}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+    return bool(lines) and bool(json.loads(lines[-1]).get("deleted"))
 
 
 _TOKEN = re.compile(r"([\w-]+)=\[([^\]]*)\]|([\w-]+)=([^\s{}\[\]]*)|([\w-]+) ?\{|\}")

@@ -6,6 +6,8 @@ import ipaddress
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ipsecconf.codec import Buffer
 from ipsecconf.ike import proposals as props
@@ -244,3 +246,36 @@ def test_buffer_round_trip_of_sa() -> None:
 
     push_sa(buf, sa)
     assert pull_sa(Buffer(buf.data())) == sa
+
+
+@settings(max_examples=400, deadline=None)
+@given(first=st.integers(0, 255), data=st.binary(max_size=300))
+def test_the_chain_parser_only_raises_remote_protocol_errors(first: int, data: bytes) -> None:
+    try:
+        pull_chain(data, first)
+    except RemoteProtocolError as exc:
+        assert isinstance(exc.reason, DropReason)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_an_sa_never_raises_on_garbage(data: bytes) -> None:
+    ci, cr = configs()
+    for sa in (
+        IkeSa(ci, initiator=True, rng=seeded_rng(1)),
+        IkeSa(cr, initiator=False, rng=seeded_rng(2)),
+    ):
+        sa.receive_datagram(data, (str(ADDR_I), 500), 0.0)
+        sa.receive_datagram(b"\0\0\0\0" + data, (str(ADDR_I), 4500), 0.0)
+
+
+def test_state_transitions_follow_the_table() -> None:
+    from ipsecconf.ike.context import TRANSITIONS, IkeState, SaContext
+    from ipsecconf.ike.errors import LocalProtocolError
+
+    ctx = SaContext(configs()[0], True, os.urandom, lambda g: None, lambda: 0)  # type: ignore[arg-type,return-value]
+    ctx.transition(IkeState.CONNECTING)
+    ctx.transition(IkeState.CONNECTING)  # staying is allowed
+    with pytest.raises(LocalProtocolError):
+        ctx.transition(IkeState.DELETING)
+    assert all(not TRANSITIONS[s] for s in (IkeState.DELETED, IkeState.FAILED))

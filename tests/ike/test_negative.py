@@ -129,6 +129,12 @@ def test_wrong_identity_is_refused() -> None:
     assert isinstance(failure, IkeSaFailed)
     assert failure.reason is FailureReason.AUTHENTICATION_FAILED and not failure.by_peer
     assert "other.example.net" in failure.detail
+    # The initiator tells the responder in a separate INFORMATIONAL (RFC 7296 2.21.2).
+    assert [type(e) for e in pair.events_r] == [IkeSaEstablished, ChildSaEstablished, IkeSaFailed]
+    refused = pair.events_r[-1]
+    assert isinstance(refused, IkeSaFailed) and refused.by_peer
+    assert refused.reason is FailureReason.AUTHENTICATION_FAILED
+    assert pair.responder.state is IkeState.FAILED
 
 
 def test_responder_without_a_key_refuses() -> None:
@@ -195,9 +201,10 @@ def test_duplicate_request_gets_the_cached_response() -> None:
     assert pair.initiator.drops[DropReason.UNEXPECTED_RESPONSE] == 2
 
 
+@pytest.mark.parametrize("force_encap", [False, True], ids=["udp500", "natt4500"])
 @pytest.mark.parametrize("seed", range(20))
-def test_converges_under_loss_and_duplication(seed: int) -> None:
-    ci, cr = configs(ike="aes128-sha256-ecp256")
+def test_converges_under_loss_and_duplication(seed: int, force_encap: bool) -> None:
+    ci, cr = configs(ike="aes128-sha256-ecp256", force_encap=force_encap)
     policy = RetransmitPolicy(timeout=1.0, base=1.5, tries=12)
     ci = IkeConfig(**{**_fields(ci), "retransmit": policy})
     pair = make_pair(ci, cr, seed=seed, loss=0.3, duplicate=0.3)
@@ -209,6 +216,7 @@ def test_converges_under_loss_and_duplication(seed: int) -> None:
     assert isinstance(child_i, ChildSaEstablished) and isinstance(child_r, ChildSaEstablished)
     assert child_i.encr_key_out == child_r.encr_key_in
     assert child_i.spi_out == child_r.spi_in
+    assert child_i.udp_encap is force_encap and child_r.udp_encap is force_encap
     # Whatever was dropped was dropped for a reason we expect from loss and duplication.
     for sa in (pair.initiator, pair.responder):
         assert set(sa.drops) <= {

@@ -9,6 +9,7 @@ import pytest
 from ipsecconf.ike.config import ChildConfig, Identity, IkeConfig, Mode, PskTable, TriggerPacket
 from ipsecconf.ike.constants import NON_ESP_MARKER, ProtocolId
 from ipsecconf.ike.context import IkeState
+from ipsecconf.ike.errors import DropReason
 from ipsecconf.ike.events import (
     ChildSaEstablished,
     IkeSaDeleted,
@@ -17,7 +18,17 @@ from ipsecconf.ike.events import (
 from ipsecconf.model.algorithms import DH_GROUPS
 from ipsecconf.model.proposals import child_proposals, default_ike, parse
 from ipsecconf.model.selectors import Endpoint, Selector
-from tests.ike.pair import ADDR_I, ADDR_R, PSK, Pair, configs, host_child, make_pair, mirror
+from tests.ike.pair import (
+    ADDR_I,
+    ADDR_R,
+    PSK,
+    Pair,
+    configs,
+    host_child,
+    make_pair,
+    mirror,
+    seeded_rng,
+)
 
 
 def established(
@@ -222,23 +233,37 @@ def test_port_without_protocol_gives_tcp_and_udp_in_one_ts_payload() -> None:
 def test_populate_from_packet_gives_each_remote_host_its_own_child() -> None:
     policy = ChildConfig(
         name="range",
-        selectors=(Selector(Endpoint.parse("198.51.100.1"), Endpoint.parse("203.0.113.0/24")),),
+        selectors=(
+            Selector(Endpoint.parse("198.51.100.1"), Endpoint.parse("203.0.113.0/24[445]"), 6),
+        ),
         proposals=tuple(child_proposals("esp", "auto", "auto")),
         populate_from_packet=True,
     )
     ci, cr = configs(child_i=policy)
-    pair = make_pair(ci, cr, seed=3)
-    pair.initiator = type(pair.initiator)(ci, initiator=True, rng=pair.initiator._ctx.rng)
-    trigger = TriggerPacket(
-        ipaddress.ip_address("198.51.100.1"), ipaddress.ip_address("203.0.113.7"), 6, 40000, 445
+    for host in ("203.0.113.7", "203.0.113.9"):
+        pair = make_pair(ci, cr, seed=3)
+        pair.initiator = type(pair.initiator)(ci, initiator=True, rng=seeded_rng(30))
+        trigger = TriggerPacket(
+            ipaddress.ip_address("198.51.100.1"), ipaddress.ip_address(host), 6, 40000, 445
+        )
+        pair.initiator.connect(0.0, trigger=trigger)
+        pair.run()
+        _, child_i, _, child_r = established(pair)
+        # The addresses come from the packet, protocol and ports from the policy.
+        assert [str(t) for t in child_r.local_ts] == [f"{host}[445]/6"]
+        assert [str(t) for t in child_i.local_ts] == ["198.51.100.1/6"]
+
+
+def test_port_without_protocol_is_expanded_to_tcp_and_udp() -> None:
+    child = ChildConfig(
+        name="cifs",
+        selectors=(Selector(Endpoint.parse("198.51.100.1"), Endpoint.parse("198.51.100.2[139]")),),
+        proposals=tuple(child_proposals("esp", "auto", "auto")),
     )
-    pair.initiator.connect(0.0, trigger=trigger)
-    pair.responder = type(pair.responder)(cr, initiator=False, rng=pair.responder._ctx.rng)
-    pair.events_i.clear()
+    pair = make_pair(*configs(child_i=child))
     pair.run()
-    _, child_i, _, child_r = established(pair)
-    assert [str(t) for t in child_r.local_ts] == ["203.0.113.7[445]/6"]
-    assert [str(t) for t in child_i.local_ts] == ["198.51.100.1[40000]/6"]
+    _, child_i, _, _ = established(pair)
+    assert [(t.ip_protocol, t.start_port) for t in child_i.remote_ts] == [(6, 139), (17, 139)]
 
 
 @pytest.mark.parametrize(("esn", "expected"), [("yes", True), ("no", False), ("auto", False)])
@@ -368,3 +393,85 @@ def test_psk_txt() -> None:
 
 def _fields(config: IkeConfig) -> dict[str, object]:
     return {name: getattr(config, name) for name in config.__dataclass_fields__}
+
+
+def test_pfs_groups_are_left_out_of_the_first_child() -> None:
+    # A PFS group only applies to CREATE_CHILD_SA; in IKE_AUTH it is neither sent nor
+    # required, on either side (RFC 7296 1.2).
+    child_i = host_child(esp=child_proposals("esp", "aes128", "sha256", pfs_group="ecp256"))
+    child_r = mirror(host_child(esp=child_proposals("esp", "aes128", "sha256")))
+    pair = make_pair(*configs(child_i=child_i, child_r=child_r))
+    pair.run()
+    _, child, _, _ = established(pair)
+    assert child.algorithms.dh is None
+
+
+def test_responder_picks_the_child_whose_selectors_fit() -> None:
+    wanted = ChildConfig(
+        name="site-b",
+        selectors=(Selector(Endpoint.parse("203.0.113.0/25"), Endpoint.parse("203.0.113.128/25")),),
+        proposals=tuple(child_proposals("esp", "auto", "auto")),
+        mode=Mode.TUNNEL,
+    )
+    other = ChildConfig(
+        name="site-a",
+        selectors=(
+            Selector(Endpoint.parse("198.51.100.64/26"), Endpoint.parse("198.51.100.0/26")),
+        ),
+        proposals=tuple(child_proposals("esp", "auto", "auto")),
+        mode=Mode.TUNNEL,
+    )
+    ci, cr = configs(child_i=mirror(wanted))
+    cr = IkeConfig(**{**_fields(cr), "children": (other, wanted)})
+    pair = make_pair(ci, cr)
+    pair.run()
+    _, _, _, child_r = established(pair)
+    assert child_r.name == "site-b"
+
+
+def test_fqdn_identities_both_ways() -> None:
+    gw_i, gw_r = Identity.fqdn("a.example.net"), Identity.fqdn("b.example.net")
+    ci, cr = configs()
+    ci = IkeConfig(
+        **{
+            **_fields(ci),
+            "local_id": gw_i,
+            "remote_id": gw_r,
+            "psk": PskTable({"b.example.net": PSK}),
+        }
+    )
+    cr = IkeConfig(
+        **{
+            **_fields(cr),
+            "local_id": gw_r,
+            "remote_id": gw_i,
+            "psk": PskTable({"a.example.net": PSK}),
+        }
+    )
+    pair = make_pair(ci, cr)
+    pair.run()
+    ike_i, _, ike_r, _ = established(pair)
+    assert str(ike_i.remote_id) == "b.example.net" and str(ike_r.remote_id) == "a.example.net"
+    assert Identity.parse("@b.example.net") == gw_r
+    assert Identity.parse("ipsec@example.net").id_type.name == "RFC822_ADDR"
+    assert str(Identity.parse("2001:db8::1")) == "2001:db8::1"
+
+
+def test_nat_keepalives_only_behind_a_nat() -> None:
+    ci, cr = configs()
+    pair = make_pair(ci, cr)
+    for _ in range(10):  # the initiator is seen from a translated address: it is behind NAT
+        for d in pair.initiator.datagrams_to_send(0.0):
+            pair.responder.receive_datagram(d.data, ("203.0.113.9", 40000 + d.local_port), 0.0)
+        for d in pair.responder.datagrams_to_send(0.0):
+            pair.initiator.receive_datagram(d.data, (str(ADDR_R), d.local_port), 0.0)
+    assert pair.initiator.state is IkeState.ESTABLISHED
+    assert pair.initiator.get_timer() == 20.0
+    assert pair.responder.get_timer() is None  # not behind a NAT itself
+    pair.initiator.handle_timer(20.0)
+    [keepalive] = pair.initiator.datagrams_to_send(20.0)
+    assert keepalive.data == b"\xff" and keepalive.local_port == 4500
+    assert keepalive.remote == (str(ADDR_R), 4500)
+    assert pair.initiator.get_timer() == 40.0
+    pair.responder.receive_datagram(keepalive.data, ("203.0.113.9", 44500), 20.0)
+    assert pair.responder.drops[DropReason.KEEPALIVE] == 1

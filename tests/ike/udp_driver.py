@@ -2,8 +2,9 @@
 
 Run inside a network namespace as ``python -m tests.ike.udp_driver <json-spec>``; it binds
 UDP 500 and 4500 on the local address, runs the exchange as initiator or responder, and
-prints one JSON line describing the events (SPIs, algorithms; never keys).  Every wait
-is bounded by the spec's ``timeout``.
+prints one JSON line describing the events (SPIs, algorithms, key fingerprints; never
+keys).  Then it reads one line from stdin: ``close`` deletes the IKE SA, and a last JSON
+line says whether the peer confirmed.  Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ import time
 from typing import Any
 
 from ipsecconf.ike.config import ChildConfig, Identity, IkeConfig, Mode, PskTable
+from ipsecconf.ike.context import IkeState
 from ipsecconf.ike.events import (
     ChildSaEstablished,
     ChildSaFailed,
+    IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
 )
 from ipsecconf.ike.sa import IkeSa, route
-from ipsecconf.model.proposals import child_proposals, parse
+from ipsecconf.model.proposals import child_proposals, default_ike, parse
 from ipsecconf.model.selectors import Endpoint, Selector
 
 
@@ -50,7 +53,7 @@ def build_config(spec: dict[str, Any]) -> IkeConfig:
         psk=PskTable({spec["remote"]: spec["psk"].encode()}),
         local_id=Identity.parse(spec["local_id"]) if spec.get("local_id") else None,
         remote_id=Identity.parse(spec["remote_id"]) if spec.get("remote_id") else None,
-        proposals=tuple(parse(p, "ike") for p in spec["ike"]),
+        proposals=tuple(parse(p, "ike") for p in spec["ike"]) or tuple(default_ike()),
         children=(child,),
         force_encap=bool(spec.get("force_encap", False)),
     )
@@ -156,9 +159,32 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         if sa is not None and timer is not None and time.monotonic() >= timer:
             sa.handle_timer(time.monotonic())
     drops = {str(k): v for k, v in sa.drops.items()} if sa is not None else {}
+    print(json.dumps({"events": events, "drops": drops}), flush=True)
+    # Then, on "close" from the test, delete the IKE SA (INFORMATIONAL Delete).
+    deleted = False
+    if (
+        sa is not None
+        and sa.state is IkeState.ESTABLISHED
+        and sys.stdin.readline().strip() == ("close")
+    ):
+        sa.close(time.monotonic())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not deleted:
+            now = time.monotonic()
+            for d in sa.datagrams_to_send(now):
+                socks[d.local_port].sendto(d.data, d.remote)
+            while (event := sa.next_event()) is not None:
+                deleted = deleted or isinstance(event, IkeSaDeleted)
+            readable, _, _ = select.select(list(socks.values()), [], [], 0.1)
+            for s in readable:
+                data, addr = s.recvfrom(65535)
+                sa.receive_datagram(data, (addr[0], addr[1]), time.monotonic())
+            timer = sa.get_timer()
+            if timer is not None and time.monotonic() >= timer:
+                sa.handle_timer(time.monotonic())
     for s in socks.values():
         s.close()
-    return {"events": events, "drops": drops}
+    return {"deleted": deleted}
 
 
 def main() -> None:

@@ -25,7 +25,15 @@ from ipsecconf.ike.message import Message
 from ipsecconf.ike.payloads import NotifyPayload, Payload
 from ipsecconf.ike.payloads_sa import SaPayload, WireProposal
 from ipsecconf.ike.payloads_ts import TsEntry, TsPayload
-from ipsecconf.ike.proposals import ChildAlgorithms, check_answer, child_algorithms, select, to_wire
+from ipsecconf.ike.proposals import (
+    ChildAlgorithms,
+    check_answer,
+    child_algorithms,
+    select,
+    to_wire,
+    without_key_exchange,
+    without_pfs,
+)
 from ipsecconf.ike.selectors import covered, proposed, responder_narrow, to_selectors
 from ipsecconf.ike.tasks.base import Status, Task, first_error, has_notify, one
 
@@ -111,7 +119,7 @@ class ChildCreateInitiator(Task):
         if self.child.mode is Mode.TRANSPORT:
             payloads.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
         payloads += [
-            to_wire(self.child.proposals, _spi_bytes(self.spi_in)),
+            to_wire(without_pfs(self.child.proposals), _spi_bytes(self.spi_in)),
             TsPayload(True, tuple(self.local)),
             TsPayload(False, tuple(self.remote)),
         ]
@@ -147,7 +155,7 @@ class ChildCreateInitiator(Task):
                 None,
                 True,
             )
-        chosen = check_answer(sa, self.child.proposals)
+        chosen = check_answer(without_key_exchange(sa), without_pfs(self.child.proposals))
         if chosen is None or len(sa.proposals[0].spi) != 4:
             return self._fail(
                 ctx,
@@ -214,7 +222,7 @@ class ChildCreateResponder(Task):
             ts_fit = True
             if self.transport != (child.mode is Mode.TRANSPORT):
                 continue
-            picked = select(sa, child.proposals, bytes(4))
+            picked = select(without_key_exchange(sa), without_pfs(child.proposals), bytes(4))
             if picked is None:
                 continue
             spi_in = ctx.spi_allocator()  # only now: a refused offer reserves no SPI

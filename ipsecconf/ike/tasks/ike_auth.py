@@ -75,7 +75,7 @@ class IkeAuthInitiator(Task):
             payloads.append(ctx.config.remote_id.to_payload(False))
         if self.auth is None:
             # No key: the SA cannot authenticate; send nothing verifiable and fail.
-            ctx.state = IkeState.FAILED
+            ctx.transition(IkeState.FAILED)
             ctx.push(IkeSaFailed(FailureReason.NO_PSK, "no pre-shared key for this peer"))
             return payloads
         payloads.append(self.auth.sign(_octets(ctx, True, idi)))
@@ -84,7 +84,11 @@ class IkeAuthInitiator(Task):
     def _fail(
         self, ctx: SaContext, reason: FailureReason, detail: str, notify: int | None, by_peer: bool
     ) -> Status:
-        ctx.state = IkeState.FAILED
+        if reason is FailureReason.AUTHENTICATION_FAILED and not by_peer:
+            # We refuse the responder: tell it in a separate INFORMATIONAL (2.21.2).
+            ctx.error_to_report = NotifyType.AUTHENTICATION_FAILED
+            notify = NotifyType.AUTHENTICATION_FAILED
+        ctx.transition(IkeState.FAILED)
         ctx.push(IkeSaFailed(reason, detail, notify, by_peer))
         return Status.FAILED
 
@@ -129,7 +133,7 @@ class IkeAuthInitiator(Task):
                 False,
             )
         ctx.remote_id = remote
-        ctx.state = IkeState.ESTABLISHED
+        ctx.transition(IkeState.ESTABLISHED)
         ctx.push(established(ctx))
         return Status.SUCCESS
 
@@ -145,7 +149,7 @@ class IkeAuthResponder(Task):
 
     def _refuse(self, ctx: SaContext, detail: str) -> Status:
         self.failed = True
-        ctx.state = IkeState.FAILED
+        ctx.transition(IkeState.FAILED)
         ctx.push(
             IkeSaFailed(
                 FailureReason.AUTHENTICATION_FAILED, detail, NotifyType.AUTHENTICATION_FAILED
@@ -168,7 +172,7 @@ class IkeAuthResponder(Task):
             return self._refuse(ctx, "the peer's AUTH payload does not verify (wrong PSK?)")
         ctx.remote_id = remote
         ctx.peer_initial_contact = has_notify(message, NotifyType.INITIAL_CONTACT)
-        ctx.state = IkeState.ESTABLISHED
+        ctx.transition(IkeState.ESTABLISHED)
         ctx.push(established(ctx))
         return Status.SUCCESS
 

@@ -117,7 +117,7 @@ class IkeInitInitiator(Task):
         if not ctx.ni:
             ctx.ni = ctx.rng(ctx.config.nonce_bytes)
         ctx.spi_r = bytes(8)
-        ctx.state = IkeState.CONNECTING
+        ctx.transition(IkeState.CONNECTING)
         if self.ke is None or self.ke.group != self.group:
             self.ke = ctx.ke_factory(self.group)
         payloads: list[Payload] = []
@@ -134,7 +134,7 @@ class IkeInitInitiator(Task):
     def _fail(
         self, ctx: SaContext, reason: FailureReason, detail: str, notify: int | None, by_peer: bool
     ) -> Status:
-        ctx.state = IkeState.FAILED
+        ctx.transition(IkeState.FAILED)
         ctx.push(IkeSaFailed(reason, detail, notify, by_peer))
         return Status.FAILED
 
@@ -224,7 +224,7 @@ class IkeInitResponder(Task):
         picked = select(sa, ctx.config.proposals)
         if picked is None:
             self.error = NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)
-            ctx.state = IkeState.FAILED
+            ctx.transition(IkeState.FAILED)
             ctx.push(
                 IkeSaFailed(
                     FailureReason.NO_PROPOSAL_CHOSEN,
@@ -254,7 +254,7 @@ class IkeInitResponder(Task):
         self.answer = answer
         self.public = own.public_key()
         self.group = algorithms.dh.dh_id
-        ctx.state = IkeState.CONNECTING
+        ctx.transition(IkeState.CONNECTING)
         return Status.SUCCESS
 
     def build_response(self, ctx: SaContext) -> list[Payload]:

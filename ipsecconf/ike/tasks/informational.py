@@ -29,7 +29,7 @@ class InformationalResponder(Task):
         for p in message.payloads:
             if isinstance(p, NotifyPayload) and p.type == NotifyType.AUTHENTICATION_FAILED:
                 # The initiator refused our AUTH after we established (2.21.2).
-                ctx.state = IkeState.FAILED
+                ctx.transition(IkeState.FAILED)
                 ctx.push(
                     IkeSaFailed(
                         FailureReason.AUTHENTICATION_FAILED,
@@ -56,7 +56,7 @@ class InformationalResponder(Task):
                         )
                         ctx.push(ChildSaDeleted(record.name, record.spi_in, record.spi_out, True))
         if self.delete_ike:
-            ctx.state = IkeState.DELETED
+            ctx.transition(IkeState.DELETED)
             ctx.push(IkeSaDeleted(by_peer=True))
         return Status.SUCCESS
 
@@ -72,11 +72,11 @@ class IkeDelete(Task):
     exchange = ExchangeType.INFORMATIONAL
 
     def build_request(self, ctx: SaContext) -> list[Payload]:
-        ctx.state = IkeState.DELETING
+        ctx.transition(IkeState.DELETING)
         return [DeletePayload(ProtocolId.IKE)]
 
     def process_response(self, ctx: SaContext, message: Message) -> Status:
-        ctx.state = IkeState.DELETED
+        ctx.transition(IkeState.DELETED)
         ctx.push(IkeSaDeleted(by_peer=False))
         return Status.SUCCESS
 
