@@ -279,3 +279,29 @@ def test_missing_ipsecconf_names_the_library(ansible: Runner, tmp_path: Path) ->
     )
     assert o.result["failed"] is True
     assert "Failed to import the required Python library (ipsecconf)" in o.result["msg"]
+
+
+def test_a_held_lock_fails_naming_its_holder(ansible: Runner, tmp_path: Path) -> None:
+    from ipsecconf.state import StateLock
+
+    state = tmp_path / "state.db"
+    conf = write_config(tmp_path / "conf", desired())
+    args = {"src": [str(conf)], "state_path": str(state), "secrets": secrets()}
+    assert_ok(ansible.run(args))
+    write_config(tmp_path / "conf", desired(encryption="aes256"))
+    before = store_state(state)
+    lock = StateLock(str(state))
+    lock.acquire(5, "ipsecconf apply by a colleague")
+    try:
+        o = ansible.run({**args, "lock_timeout": 0.5})
+        # Check mode plans without the lock, as `ipsecconf plan` does.
+        checked = ansible.run(args, check=True)
+    finally:
+        lock.release()
+    assert o.result["failed"] is True
+    assert "LockError: the state is locked" in o.result["msg"]
+    assert "ipsecconf apply by a colleague" in o.result["msg"]
+    assert store_state(state) == before
+    assert_ok(checked)
+    assert checked.result["changed"] is True
+    assert_no_secret(o, checked)
