@@ -47,6 +47,8 @@ options:
       - A directory contributes every C(*.yaml), C(*.yml) and C(*.j2) file below it, in
         sorted order.
       - Exactly one of O(src) and O(config) is required when O(state=present).
+      - Give absolute paths; relative ones are relative to the module's working
+        directory on the node.
     type: list
     elements: path
   config:
