@@ -8,8 +8,10 @@
   packets are sent, and the IKE SA this one replaces (a rekey) is deleted.
 * Failures: logged with the reason, counted, queued packets dropped; permit policies fall
   back to clear traffic; ``start: immediate`` pairs retry with a growing backoff.
-* Deletes and hard expiries: the SAs turn Dead (visible 60 s); a soft expiry starts the
-  rekey of its IKE SA, and so does the IKE SA's own lifetime (a re-authentication).
+* Deletes and hard expiries: the SAs turn Dead (visible 60 s); a soft expiry marks the SAs
+  Dying and starts the rekey of their IKE SA by its initiator (the responder follows half
+  a rekey margin later if the initiator has not rekeyed: no collisions to resolve), and
+  so does the IKE SA's own lifetime (a re-authentication).
 * Liveness: a peer that sent nothing for ``liveness_interval`` is asked (RFC 7296 2.4).
 """
 
@@ -257,7 +259,7 @@ def reauthenticate(mgr: IkeManager, entry: IkeEntry, now: float) -> None:
     if pair is None:
         return
     entry.rekeying = True
-    log.info("IKE SA with %s reached its lifetime: re-authenticating", entry.remote)
+    log.info("IKE SA with %s due for a rekey: re-authenticating", entry.remote)
     mgr.initiate(pair, entry.remote, now, replaces=entry)
 
 
@@ -282,8 +284,15 @@ def sa_expired(mgr: IkeManager, event: SaEvent, now: float) -> None:
             pair = mgr.config.pairs.get(child.pair)
             if pair is None:
                 return
-            entry.rekeying = True
             mgr.book.set_state([child.key_in, child.key_out], "d")
+            if not entry.initiator:
+                # Both ends reach the soft lifetime at about the same time; the IKE SA's
+                # initiator rekeys, the responder only if nothing happened half a margin
+                # later (no collision of two rekeys to resolve).
+                margin = min(pair.lifetime[3], pair.lifetime[0] / 2) if pair.lifetime[0] else 0
+                entry.reauth_at = min(entry.reauth_at, now + max(margin / 2, 1.0))
+                return
+            entry.rekeying = True
             log.info(
                 "SA 0x%08x of policy %s reached its soft %s lifetime: rekeying",
                 event.spi,

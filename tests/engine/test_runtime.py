@@ -213,3 +213,23 @@ def test_ike_lifetime_reauthenticates_without_losing_traffic(
     assert list(a.engine.ike.entries) != [first] and len(a.engine.ike.entries) == 1
     assert len(b.engine.ike.entries) == 1
     assert len(live_spis(a)) == 2 and live_spis(a) == live_spis(b)
+
+
+def test_dying_while_the_rekey_runs_then_dead(net: MemNet, clock: Clock, tmp_path: Path) -> None:
+    a = node(net, clock, tmp_path, "a", lifetime=60)
+    b = node(net, clock, tmp_path, "b", lifetime=60)
+    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
+    run(net, clock, [a, b], 1.0)
+    old = live_spis(a)
+    run(net, clock, [a, b], 35.0)  # soft lifetime: between 38 and 40 s
+    net.down.add(B_OUT)  # the rekey cannot complete while B is away
+    run(net, clock, [a, b], 6.0)
+    states = {int(r["spi"]): r["state"] for r in sa_rows(a)}  # type: ignore[call-overload]
+    assert {states[spi] for spi in old} == {"d"}  # Dying: rekey under way, still in use
+    a.engine.outbound([icmp(HOST_A, HOST_B, 1)], clock.t)
+    assert any(p[9] == 50 for p in net.queue)  # a Dying SA still protects traffic
+    net.down.clear()
+    run(net, clock, [a, b], 12.0)  # the rekey's retransmission gets through
+    states = {int(r["spi"]): r["state"] for r in sa_rows(a)}  # type: ignore[call-overload]
+    assert all(states.get(spi, "D") == "D" for spi in old)
+    assert len(live_spis(a)) == 2 and not (live_spis(a) & old)

@@ -238,3 +238,35 @@ def test_bypass_entry_before_a_protect_entry_goes_in_clear(
     assert clear and all(f.proto == 6 for f in clear)  # only the bypassed TCP flow
     assert marker in pcap.read_bytes()
     assert sum(1 for f in frames if f.proto == 50) >= 6  # the pings stayed protected
+
+
+def _mss(frame: object) -> int | None:
+    ip = frame.data  # type: ignore[attr-defined]
+    tcp = ip[(ip[0] & 0xF) * 4 :]
+    if len(tcp) < 20 or not tcp[13] & 0x02:  # SYN
+        return None
+    opts, i = tcp[20 : (tcp[12] >> 4) * 4], 0
+    while i < len(opts) and opts[i] != 0:
+        if opts[i] == 1:
+            i += 1
+            continue
+        if opts[i] == 2:
+            return int.from_bytes(opts[i + 2 : i + 4], "big")
+        i += max(opts[i + 1], 2)
+    return None
+
+
+def test_tun_mtu_frag_needed_and_mss_clamp(pair: topo.Sites, tmp_path: Path) -> None:
+    # A DF packet larger than the TUN's MTU: "fragmentation needed" comes back at once.
+    res = pair.run("ha", "ping", "-n", "-c", "1", "-M", "do", "-s", "1450", "-W", "2",
+                   "198.51.100.130", check=False)  # fmt: skip
+    assert "mtu = 1400" in res.stdout + res.stderr, res.stdout + res.stderr
+    assert ping(pair, "ha", "198.51.100.130", 1, 0.1) == (1, 1)
+    # A SYN through the tunnel arrives with its MSS clamped to the TUN's MTU - 40.
+    pcap = tmp_path / "lan.pcap"
+    with capture(pair, "hb", "b-lan1", pcap):
+        tcp_transfer(pair, "ha", "hb", "198.51.100.130", b"mss" * 1000, port=5004)
+    host_a = bytes([198, 51, 100, 10])
+    frames = [f for f in read_pcap(pcap) if f.proto == 6 and f.src == host_a]
+    mss = [m for f in frames if (m := _mss(f)) is not None]
+    assert mss and max(mss) <= 1360, mss  # host A announced 1460 (its MTU is 1500)
