@@ -24,11 +24,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "-v", "--verbose", dest="engine_verbose", action="count", default=0, help="debug logs"
     )
     d = Names()
-    r.add_argument("--tun", default=d.tun, metavar="NAME", help=f"TUN device (default {d.tun})")
+    r.add_argument(
+        "--tun", default=d.tun, type=_ifname, metavar="NAME", help=f"TUN device (default {d.tun})"
+    )
     r.add_argument("--mtu", type=int, default=d.mtu, help=f"TUN MTU (default {d.mtu})")
     r.add_argument("--table", type=int, default=d.table, help=f"routing table (default {d.table})")
     r.add_argument("--fwmark", type=lambda s: int(s, 0), default=d.mark, help="firewall mark")
     r.set_defaults(func=run)
+
+
+def _ifname(text: str) -> str:
+    if not 0 < len(text) <= 15 or "/" in text or text.strip() != text:
+        raise argparse.ArgumentTypeError(f"not a network interface name: {text!r} (1-15 chars)")
+    return text
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipsecconf.engine.ports import ClearDrop, HostConfig
+from ipsecconf.errors import IpsecconfError
 from ipsecconf.esp.spd import Action, Direction, Level, Policy
 from ipsecconf.ike.config import ChildConfig, Identity, Mode, PskLookup, PskQuery
 from ipsecconf.model.proposals import Proposal, ProposalError, child_proposals, default_ike, parse
@@ -25,7 +26,7 @@ from ipsecconf.model.spd import PolicyRow
 from ipsecconf.state.store import Store
 
 
-class LiveConfigError(ValueError):
+class LiveConfigError(IpsecconfError):
     """The stored or desired state cannot be turned into live tables."""
 
 

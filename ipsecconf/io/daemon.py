@@ -24,7 +24,7 @@ from typing import IO
 
 from ipsecconf.engine.control import Control
 from ipsecconf.engine.runtime import Engine
-from ipsecconf.errors import StateError
+from ipsecconf.errors import IpsecconfError, StateError
 from ipsecconf.io.control import ControlServer, socket_path
 from ipsecconf.io.hostnet import HostNet, Names
 from ipsecconf.io.sockets import Sockets
@@ -34,6 +34,10 @@ from ipsecconf.state.store import Store
 log = logging.getLogger("ipsecconf.engine")
 
 SHUTDOWN_WAIT = 3.0
+
+
+class EngineStartError(IpsecconfError):
+    """The engine cannot start (no TUN device, ports in use, no privileges)."""
 
 
 class PidLock:
@@ -96,8 +100,17 @@ class Daemon:
         left = host.cleanup()
         if left:
             log.info("removed what an earlier engine left: %s", "; ".join(left))
-        tun = TunDevice(self.names.tun)
-        socks = Sockets(self.names.mark)
+        try:
+            tun = TunDevice(self.names.tun)
+        except OSError as exc:
+            store.close()
+            raise EngineStartError(f"cannot create TUN device {self.names.tun}: {exc}") from None
+        try:
+            socks = Sockets(self.names.mark)
+        except OSError as exc:
+            tun.close()
+            store.close()
+            raise EngineStartError(f"cannot open the IKE/ESP sockets: {exc}") from None
         engine = Engine(store, socks, tun, host, os.urandom, time.time)
         control = ControlServer(
             socket_path(self.state_path), Control(engine, clock, self.state_path).handle
