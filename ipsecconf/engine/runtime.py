@@ -63,6 +63,8 @@ class Engine:
         self._next_sync = 0.0
         self._drop_logged: dict[DropReason, tuple[float, int]] = {}
         self._send_errors: tuple[float, int] = (-DROP_LOG_INTERVAL, 0)
+        self._udp_headers: dict[tuple[str, str], ip.OuterHeader] = {}
+        """IP header templates for ESP-in-UDP payloads, by (source, destination)."""
 
     # -- configuration -------------------------------------------------------------
     def reqid(self, pair: str) -> int:
@@ -181,10 +183,16 @@ class Engine:
         """ESP-in-UDP payloads from the port-4500 socket: (payload, src, sport, dst, dport).
         The processor works on IP packets, so each gets its IP and UDP headers back."""
         packets = []
+        headers = self._udp_headers
         for payload, src, sport, dst, dport in payloads:
-            s, d = ip_packed(src), ip_packed(dst)
+            outer = headers.get((src, dst))
+            if outer is None:
+                if len(headers) > 1024:
+                    headers.clear()
+                outer = headers[(src, dst)] = ip.OuterHeader(
+                    ip_packed(src), ip_packed(dst), ip.PROTO_UDP
+                )
             udp = push_udp_header(sport, dport, len(payload))
-            outer = ip.OuterHeader(s, d, ip.PROTO_UDP)
             packets.append(outer.build(8 + len(payload), 0, 0, False) + udp + payload)
         self.inbound(packets, now)
 

@@ -90,7 +90,16 @@ class MemNet:
                         str(ipaddress.ip_address(packet[12:16])),
                     )
                     node = self.nodes.get(dst)
-                    if node is not None and dst not in self.down and src not in self.down:
+                    if node is None or dst in self.down or src in self.down:
+                        continue
+                    if packet[9] == 17 and packet[22:24] == b"\x11\x94":
+                        # UDP 4500 arrives on the engine's socket: the payload only.
+                        payload, sport = packet[28:], int.from_bytes(packet[20:22], "big")
+                        if payload[:4] == bytes(4):
+                            node.ike_datagram(payload, (src, sport), dst, 4500, now)
+                        else:
+                            node.udp_esp([(payload, src, sport, dst, 4500)], now)
+                    else:
                         node.inbound([packet], now)
 
 
@@ -132,6 +141,7 @@ policies:
     authentication: none
     lifetime: {{time: {lifetime}, rekey_margin: 20}}
     start: {start}
+    udp_encapsulation: {udp}
 """
 
 
@@ -142,6 +152,7 @@ def write_config(
     lifetime: int = 3600,
     start: str = "on_demand",
     ike_lifetime: int = 14400,
+    udp: bool = False,
 ) -> Path:
     """The YAML of site ``a`` (198.51.100.0/25) or ``b`` (198.51.100.128/25)."""
     d.mkdir(parents=True, exist_ok=True)
@@ -151,7 +162,8 @@ def write_config(
     cfg = d / "ipsec.yaml"
     cfg.write_text(
         CONFIG.format(peer=peer, local=local, src=src, dst=dst, encryption=encryption,
-                      lifetime=lifetime, start=start, ike_lifetime=ike_lifetime)
+                      lifetime=lifetime, start=start, ike_lifetime=ike_lifetime,
+                      udp=str(udp).lower())
     )  # fmt: skip
     return cfg
 

@@ -233,3 +233,16 @@ def test_dying_while_the_rekey_runs_then_dead(net: MemNet, clock: Clock, tmp_pat
     states = {int(r["spi"]): r["state"] for r in sa_rows(a)}  # type: ignore[call-overload]
     assert all(states.get(spi, "D") == "D" for spi in old)
     assert len(live_spis(a)) == 2 and not (live_spis(a) & old)
+
+
+def test_esp_in_udp_when_the_policy_asks(net: MemNet, clock: Clock, tmp_path: Path) -> None:
+    a = node(net, clock, tmp_path, "a", udp=True)
+    b = node(net, clock, tmp_path, "b", udp=True)
+    for seq in range(3):
+        a.engine.outbound([icmp(HOST_A, HOST_B, seq)], clock.t)
+        run(net, clock, [a, b], 1.0)
+    assert b.tun.packets == [icmp(HOST_A, HOST_B, seq) for seq in range(3)]
+    # ESP rode in UDP 4500 (RFC 3948), nothing went as bare ESP.
+    assert net.wire_log and all(p[9] == 17 for p in net.wire_log)
+    rows = [r for r in sa_rows(b) if r["state"] == "M"]
+    assert rows and all(r["details"]["udp_encapsulation"] for r in rows)  # type: ignore[index]

@@ -270,3 +270,21 @@ def test_tun_mtu_frag_needed_and_mss_clamp(pair: topo.Sites, tmp_path: Path) -> 
     frames = [f for f in read_pcap(pcap) if f.proto == 6 and f.src == host_a]
     mss = [m for f in frames if (m := _mss(f)) is not None]
     assert mss and max(mss) <= 1360, mss  # host A announced 1460 (its MTU is 1500)
+
+
+def test_esp_in_udp_between_the_engines(pair: topo.Sites, tmp_path: Path) -> None:
+    new = {"site": ("aes128", "sha256")}
+    pair.apply("a", pair.write_config("a", PAIRS_A, new, udp=True))
+    pair.apply("b", pair.write_config("b", PAIRS_B, new, udp=True))
+    marker = os.urandom(32)
+    pcap = tmp_path / "wan.pcap"
+    with capture(pair, "ga", "wan0", pcap):
+        assert ping(pair, "ha", "198.51.100.130", 5, 0.1) == (5, 5), pair.log("a")
+        got = tcp_transfer(pair, "ha", "hb", "198.51.100.130", marker * 100, port=5005)
+    assert got == marker * 100
+    frames = read_pcap(pcap)
+    # ESP-in-UDP: UDP 4500 datagrams whose payload is not an IKE message (no zero marker).
+    natt = [f for f in frames if f.proto == 17 and f.data[22:24] == b"\x11\x94"]
+    esp_in_udp = [f for f in natt if f.data[28:32] != bytes(4)]
+    assert len(esp_in_udp) >= 10 and not any(f.proto == 50 for f in frames)
+    assert marker not in pcap.read_bytes() and clear_inner(frames) == []

@@ -65,6 +65,7 @@ POLICY_YAML = """\
     encryption: {encryption}
     authentication: {authentication}
     start: {start}
+    udp_encapsulation: {udp}
 """
 
 
@@ -164,6 +165,7 @@ class Sites:
         liveness: int = 5,
         ipv6: bool = False,
         extra_policies: str = "",
+        udp: bool = False,
     ) -> Path:
         """Site ``side`` ('a' or 'b') protecting (name, local subnet, remote subnet) pairs;
         with ``ipv6`` also a pair ``six`` between the IPv6 subnets over an IPv6 tunnel."""
@@ -186,6 +188,7 @@ class Sites:
                 encryption=enc.get(name, ("aes128gcm", "none"))[0],
                 authentication=enc.get(name, ("aes128gcm", "none"))[1],
                 start=start,
+                udp=str(udp).lower(),
             )
             for name, src, dst in pairs
         )
@@ -197,6 +200,7 @@ class Sites:
             policies += POLICY_YAML.format(
                 name="six", src=src6, dst=dst6, peer_name="gw6", local_addr=local6,
                 peer_addr=peer6, encryption="aes128gcm", authentication="none", start=start,
+                udp=str(udp).lower(),
             )  # fmt: skip
         policies += extra_policies
         cfg = d / "ipsec.yaml"
