@@ -121,7 +121,7 @@ def _lifetimes(mgr: IkeManager, pair: PairSpec) -> Lifetimes:
 
 
 def _install(mgr: IkeManager, entry: IkeEntry, ev: ChildSaEstablished, now: float) -> None:
-    from ipsecconf.engine.ikemgr import Child
+    from ipsecconf.engine.ikemgr import Child  # ikemgr imports this module
 
     pair = mgr.config.pairs.get(ev.name)
     if pair is None:

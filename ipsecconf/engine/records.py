@@ -10,7 +10,6 @@ small transactions; the SAD and counters never move the store's serial.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from ipsecconf.esp.sa import SaState, SecurityAssociation
 from ipsecconf.esp.sad import DEAD_VISIBLE_SECONDS, LarvalSa, SaKey, SaTable, sa_key
 from ipsecconf.esp.spd import Direction
 from ipsecconf.state.store import Store
+from ipsecconf.state.writer import canonical
 
 _DROP_COUNTERS: dict[DropReason, str] = {
     DropReason.INTEGRITY_FAILED: "integrity_failures",
@@ -205,11 +205,4 @@ class SaBook:
 
 
 def _json(data: dict[str, Any]) -> str:
-    from ipsecconf.state.writer import canonical
-
     return canonical(data)
-
-
-def packed(address: str) -> bytes:
-    """An address as the SAD keys it."""
-    return ipaddress.ip_address(address).packed

@@ -13,6 +13,7 @@ all.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -259,15 +260,11 @@ class Engine:
 
 def ip_text(packed: bytes) -> str:
     """A packed address as text."""
-    import ipaddress
-
     return str(ipaddress.ip_address(packed))
 
 
 def ip_packed(text: str) -> bytes:
     """A textual address packed."""
-    import ipaddress
-
     return ipaddress.ip_address(text).packed
 
 
