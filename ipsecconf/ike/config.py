@@ -244,6 +244,10 @@ class IkeConfig:
     keepalive_interval: float = 20.0
     """Seconds between NAT-T keepalives while this side is behind a NAT (RFC 3948 2.3);
     0 turns them off."""
+    liveness_interval: float = 0.0
+    """Seconds of silence from the peer after which an empty INFORMATIONAL probes it
+    (RFC 7296 2.4, dead peer detection); 0 turns the probes off.  Unanswered, the probe
+    is retransmitted as ``retransmit`` says and then the SA fails (peer-not-responding)."""
 
     @property
     def effective_local_id(self) -> Identity:

@@ -60,6 +60,9 @@ class TaskManager:
         if self.ctx.state in (IkeState.FAILED, IkeState.DELETED):
             self.queued.clear()
             return
+        self.queued = deque(t for t in self.queued if not t.obsolete(self.ctx))
+        if not self.queued:
+            return
         exchange = self.queued[0].exchange
         while self.queued and self.queued[0].exchange == exchange:
             self.active.append(self.queued.popleft())
@@ -171,7 +174,13 @@ class TaskManager:
         self.active.clear()
         self._deadline = None
         self.my_mid += 1
+        self.take_followups()
         self.initiate(now)
+
+    def take_followups(self) -> None:
+        """Queue the tasks that the tasks just run asked for (the Delete after a rekey)."""
+        self.queued.extend(self.ctx.followups)
+        self.ctx.followups.clear()
 
     # -- the peer's requests ----------------------------------------------------------
     def on_request(
@@ -220,14 +229,16 @@ class TaskManager:
         response = self._answer(header, data, payloads)
         if init and self.ctx.state is IkeState.CONNECTING:
             self.ctx.init_response = response
+        self.take_followups()
 
     def _check_exchange(self, header: Header) -> None:
         state = self.ctx.state
         allowed = {
             ExchangeType.IKE_SA_INIT: state is IkeState.CREATED and not self.ctx.initiator,
             ExchangeType.IKE_AUTH: state is IkeState.CONNECTING and not self.ctx.initiator,
-            ExchangeType.CREATE_CHILD_SA: state is IkeState.ESTABLISHED,
-            ExchangeType.INFORMATIONAL: state in (IkeState.ESTABLISHED, IkeState.DELETING),
+            ExchangeType.CREATE_CHILD_SA: state in (IkeState.ESTABLISHED, IkeState.REKEYED),
+            ExchangeType.INFORMATIONAL: state
+            in (IkeState.ESTABLISHED, IkeState.REKEYED, IkeState.DELETING),
         }.get(header.exchange, False)  # type: ignore[call-overload]
         if not allowed:
             raise RemoteProtocolError(

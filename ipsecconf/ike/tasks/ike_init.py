@@ -74,7 +74,12 @@ def process_natd(ctx: SaContext, message: Message, spi_r: bytes) -> None:
 
 def derive(ctx: SaContext, algorithms: IkeAlgorithms, shared: bytes) -> None:
     """SKEYSEED, SK_* and the SK payload transforms of this SA (RFC 7296 2.14)."""
-    seed = skeyseed(algorithms.prf, ctx.ni, ctx.nr, shared)
+    install_keys(ctx, algorithms, skeyseed(algorithms.prf, ctx.ni, ctx.nr, shared))
+
+
+def install_keys(ctx: SaContext, algorithms: IkeAlgorithms, seed: bytes) -> None:
+    """SK_* from SKEYSEED ``seed`` (fresh, or 2.18's for a rekeyed SA) and the SK
+    payload transforms, with ``ctx``'s nonces and SPIs."""
     keys = ike_keys(
         algorithms.prf,
         algorithms.cipher,
