@@ -169,6 +169,9 @@ class TaskManager:
                 self._report(self.ctx.error_to_report)
             return
         if Status.NEED_MORE in statuses:
+            if not init:  # a retry after INVALID_KE_PAYLOAD is a new exchange: new ID
+                self.my_mid += 1
+                self._active_mid = self.my_mid
             self._build_and_send(now)
             return
         self.active.clear()
