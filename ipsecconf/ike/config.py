@@ -13,12 +13,20 @@ it.
 
 from __future__ import annotations
 
+import datetime
 import enum
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ipsecconf.ike.constants import IdType, ProtocolId
+from ipsecconf.ike.credentials import (
+    METHOD_NAMES,
+    SIGNATURE_METHODS,
+    SIGNATURE_MODES,
+    Credentials,
+    TrustAnchors,
+)
 from ipsecconf.ike.errors import LocalProtocolError
 from ipsecconf.ike.payloads import IdPayload
 from ipsecconf.model.proposals import Proposal, default_ike
@@ -226,7 +234,8 @@ class IkeConfig:
 
     local_address: IPAddress
     remote_address: IPAddress
-    psk: PskLookup = field(repr=False)
+    psk: PskLookup = field(repr=False, default=lambda query: None)
+    """The pre-shared key lookup; not needed when this side signs with ``credentials``."""
     local_port: int = 500
     remote_port: int = 500
     local_id: Identity | None = None
@@ -249,12 +258,44 @@ class IkeConfig:
     (RFC 7296 2.4, dead peer detection); 0 turns the probes off.  Unanswered, the probe
     is retransmitted as ``retransmit`` says and then the SA fails (peer-not-responding)."""
 
+    credentials: Credentials | None = None
+    """Our certificate and private key: with them we authenticate by signature."""
+    trust: TrustAnchors | None = None
+    """The roots a peer's certificate chain must reach (needed to accept signatures)."""
+    remote_auth: frozenset[str] = frozenset()
+    """AUTH methods accepted from the peer: ``psk``, ``rsa`` (method 1), ``ecdsa``
+    (9-11), ``digital-signature`` (RFC 7427).  Empty: the kind we use ourselves (``psk``,
+    or the three signature methods when we have ``credentials``)."""
+    signature: str = "auto"
+    """How we sign (:data:`ipsecconf.ike.credentials.SIGNATURE_MODES`)."""
+    clock: Callable[[], datetime.datetime] | None = field(default=None, repr=False)
+    """Wall-clock time (timezone-aware) for certificate validity; required with ``trust``."""
+
     @property
     def effective_local_id(self) -> Identity:
         """Our identity, defaulting to our address."""
         return self.local_id or Identity.address(self.local_address)
 
+    @property
+    def accepted_methods(self) -> frozenset[str]:
+        """The AUTH method names accepted from the peer."""
+        if self.remote_auth:
+            return self.remote_auth
+        return SIGNATURE_METHODS if self.credentials is not None else frozenset({"psk"})
+
+    @property
+    def uses_signatures(self) -> bool:
+        """True when signatures play a part on either side (hash algorithms announced)."""
+        return self.credentials is not None or bool(self.accepted_methods & SIGNATURE_METHODS)
+
     def __post_init__(self) -> None:
+        unknown = self.remote_auth - set(METHOD_NAMES.values())
+        if unknown:
+            raise LocalProtocolError(f"unknown remote auth method(s) {sorted(unknown)}")
+        if self.signature not in SIGNATURE_MODES:
+            raise LocalProtocolError(f"signature must be one of {', '.join(SIGNATURE_MODES)}")
+        if self.accepted_methods & SIGNATURE_METHODS and (self.trust is None or not self.clock):
+            raise LocalProtocolError("accepting signatures needs trust anchors and a clock")
         if not self.proposals or any(p.protocol != "ike" for p in self.proposals):
             raise LocalProtocolError("IKE proposals must be non-empty and of protocol ike")
         if not 16 <= self.nonce_bytes <= 256:

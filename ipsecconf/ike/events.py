@@ -52,6 +52,8 @@ class FailureReason(enum.StrEnum):
     TEMPORARY_FAILURE = "temporary-failure"
     """The peer is busy with a conflicting exchange (2.25): retry a little later."""
     CHILD_SA_NOT_FOUND = "child-sa-not-found"
+    CERTIFICATE_EXPIRED = "certificate-expired"
+    """The peer's certificate is not valid now (expired or not yet valid)."""
     UNTRUSTED_CERTIFICATE = "untrusted-certificate"
     """The peer's certificate does not chain to a configured root, or is not valid now."""
     IDENTITY_MISMATCH = "identity-mismatch"

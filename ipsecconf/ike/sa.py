@@ -217,7 +217,7 @@ class IkeSa:
         if not ctx.initiator or self._connected:
             raise LocalProtocolError("connect() is for a new initiator SA, once")
         query = PskQuery(ctx.remote_address, ctx.config.remote_id, ctx.config.effective_local_id)
-        if ctx.config.psk(query) is None:
+        if ctx.config.credentials is None and ctx.config.psk(query) is None:
             raise LocalProtocolError(f"no pre-shared key for peer {ctx.remote_address}")
         self._connected = True
         self._manager.queue(IkeInitInitiator(ctx))
