@@ -133,6 +133,7 @@ class SaContext:
         self.natd_supported = False
         self.remote_id: Identity | None = None
         self.peer_initial_contact = False
+        self.peer_auth_method = 0
         self.peer_hashes: frozenset[int] = frozenset()
         """RFC 7427 hash algorithms the peer announced (SIGNATURE_HASH_ALGORITHMS)."""
         self.children: list[ChildRecord] = []

@@ -85,6 +85,8 @@ class IkeSaEstablished:
     """IKE (from IKE_AUTH on) and ESP use UDP 4500: a NAT on either side, or forced."""
     initial_contact: bool
     """The peer sent INITIAL_CONTACT: the engine drops older SAs with it (RFC 7296 2.4)."""
+    peer_auth_method: int = 0
+    """The AUTH method the peer proved itself with (2 PSK, 1 RSA, 9-11 ECDSA, 14 RFC 7427)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ def established(ctx: SaContext) -> IkeSaEstablished:
         nat_remote=ctx.nat_remote,
         udp_encap=ctx.udp_encap,
         initial_contact=ctx.peer_initial_contact,
+        peer_auth_method=ctx.peer_auth_method,
     )
 
 
@@ -133,6 +134,7 @@ class IkeAuthInitiator(Task):
         if refusal is not None:
             return self._fail(ctx, refusal.reason, refusal.detail, None, False)
         ctx.remote_id = remote
+        ctx.peer_auth_method = auth.method
         ctx.transition(IkeState.ESTABLISHED)
         ctx.push(established(ctx))
         return Status.SUCCESS
@@ -173,6 +175,7 @@ class IkeAuthResponder(Task):
         if self.auth is None:
             return self._refuse(ctx, f"no pre-shared key for {remote} at {ctx.remote_address}")
         ctx.remote_id = remote
+        ctx.peer_auth_method = auth.method
         ctx.peer_initial_contact = has_notify(message, NotifyType.INITIAL_CONTACT)
         ctx.transition(IkeState.ESTABLISHED)
         ctx.push(established(ctx))
