@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ipsecconf.crypto import dh
 from ipsecconf.crypto.dh import KeyExchangeFactory, Rng
@@ -35,6 +34,7 @@ from ipsecconf.ike.context import ChildRecord, ChildState, IkeState, SaContext
 from ipsecconf.ike.errors import DropReason, LocalProtocolError, RemoteProtocolError
 from ipsecconf.ike.events import IkeEvent
 from ipsecconf.ike.message import Header, pull_header
+from ipsecconf.ike.routing import Address, ChildInfo, Datagram, RouteInfo, random_spi, route
 from ipsecconf.ike.task_manager import TaskManager
 from ipsecconf.ike.tasks.base import Task
 from ipsecconf.ike.tasks.child_create import ChildCreateInitiator, ChildCreateResponder
@@ -49,75 +49,7 @@ from ipsecconf.ike.tasks.informational import (
     Liveness,
 )
 
-Address = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Datagram:
-    """One UDP payload to send from ``local_port`` to ``remote``."""
-
-    data: bytes
-    remote: Address
-    local_port: int
-
-
-@dataclass(frozen=True, slots=True)
-class ChildInfo:
-    """A child SA pair as this IKE SA knows it (introspection for the engine and tests)."""
-
-    name: str
-    spi_in: int
-    spi_out: int
-    protocol: int
-    state: str
-
-
-@dataclass(frozen=True, slots=True)
-class RouteInfo:
-    """What the engine needs to find the IKE SA of an incoming datagram."""
-
-    spi_i: bytes
-    spi_r: bytes
-    exchange: int
-    is_response: bool
-    from_initiator: bool
-    message_id: int
-
-    @property
-    def is_new_sa(self) -> bool:
-        """An IKE_SA_INIT request: a new responder SA may be created for it."""
-        return (
-            self.exchange == ExchangeType.IKE_SA_INIT
-            and not self.is_response
-            and self.spi_r == bytes(8)
-            and self.message_id == 0
-        )
-
-
-def _random_spi(rng: Rng) -> int:
-    for _ in range(64):
-        spi = int.from_bytes(rng(4), "big")
-        if spi > 255:
-            return spi
-    raise LocalProtocolError("the rng gave no usable SPI")  # pragma: no cover
-
-
-def route(data: bytes) -> RouteInfo | None:
-    """The SPIs and kind of an IKE datagram (with or without non-ESP marker), or ``None``."""
-    if data.startswith(NON_ESP_MARKER):
-        data = data[4:]
-    try:
-        header = pull_header(data)
-    except RemoteProtocolError:
-        return None
-    return RouteInfo(
-        header.spi_i,
-        header.spi_r,
-        header.exchange,
-        header.is_response,
-        header.from_initiator,
-        header.message_id,
-    )
+__all__ = ["Address", "ChildInfo", "Datagram", "IkeSa", "RouteInfo", "route"]
 
 
 class IkeSa:
@@ -140,7 +72,7 @@ class IkeSa:
             initiator,
             rng,
             ke_factory or dh.factory(rng),
-            spi_allocator or (lambda: _random_spi(rng)),
+            spi_allocator or (lambda: random_spi(rng)),
         )
         self._setup(ctx)
 
