@@ -7,10 +7,10 @@ the bare ``cryptography`` AES-GCM call rate on the same plaintext, with the rati
 with 100 and with 100,000 policies, and the ratio.  ``bench ike`` measures IKE SA + first
 CHILD SA establishments per second on one core (both peers in this process, in memory)
 for x25519 + PSK, ecp256 + RSA-2048 certificates and modp2048 + PSK, and in the same run
-the crypto-only bound of one establishment (ipsecconf.ike.benchwork), with the ratio.  Only this module prints; the lower
-layers are called as they are in the engine, with caches that would flatter the figures
-turned off (the outer-header cache, no flow cache exists).  Figures on a shared machine
-are noisy: each is the best of three runs.
+the crypto-only bound of one establishment (ipsecconf.ike.benchwork), with the ratio.
+Only this module prints; the lower layers are called as they are in the engine, with
+caches that would flatter the figures turned off (the outer-header cache, no flow cache
+exists).  Figures on a shared machine are noisy: each is the best of three runs.
 """
 
 from __future__ import annotations
