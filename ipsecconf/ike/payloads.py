@@ -15,6 +15,7 @@ functions add and check the generic headers:
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from ipsecconf.codec import Buffer, BufferReadError
@@ -25,6 +26,8 @@ from ipsecconf.ike.payloads_ts import TsPayload, pull_ts, push_ts
 
 MAX_PAYLOADS = 64
 NONCE_MIN, NONCE_MAX = 16, 256
+_GENERIC = struct.Struct("!BBH")
+_U16 = struct.Struct("!H")
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,38 +284,67 @@ def push_body(buf: Buffer, payload: Payload) -> None:
         buf.push_bytes(payload.data)
 
 
+def _pull_simple(ptype: int, body: bytes) -> Payload | None:
+    """The payloads of every handshake, parsed by slicing (the codec's hot path);
+    ``None`` for the others, which :func:`_pull_body` parses with a Buffer."""
+    if ptype == PayloadType.NONCE:
+        if not NONCE_MIN <= len(body) <= NONCE_MAX:
+            raise malformed(f"nonce of {len(body)} bytes")
+        return NoncePayload(body)
+    if len(body) < 4:
+        return None  # let the Buffer parser report the truncation
+    if ptype == PayloadType.NOTIFY:
+        protocol, spi_size, ntype = _GENERIC.unpack_from(body)
+        if 4 + spi_size > len(body):
+            return None
+        return NotifyPayload(ntype, protocol, body[4 : 4 + spi_size], body[4 + spi_size :])
+    if ptype == PayloadType.KE:
+        return KePayload(_U16.unpack_from(body)[0], body[4:])
+    if ptype in (PayloadType.IDI, PayloadType.IDR):
+        return IdPayload(ptype == PayloadType.IDI, body[0], body[4:])
+    if ptype == PayloadType.AUTH:
+        return AuthPayload(body[0], body[4:])
+    return None
+
+
 def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None]:
     """Parse a payload chain starting with type ``first``; an SK payload ends it.
 
     Raises :class:`RemoteProtocolError` for malformed data and for an unknown critical
     payload (with UNSUPPORTED_CRITICAL_PAYLOAD and the type as notification data).
     """
-    buf = Buffer(data)
+    data = bytes(data)
     payloads: list[Payload] = []
     ptype = first
+    pos, end = 0, len(data)
     try:
         while ptype != PayloadType.NONE:
             if len(payloads) >= MAX_PAYLOADS:
                 raise RemoteProtocolError(DropReason.TOO_LARGE, "too many payloads")
-            start = buf.tell()
-            next_type = buf.pull_uint8()
-            critical = buf.pull_uint8() & 0x80
-            length = buf.pull_uint16()
-            if length < 4 or length - 4 > buf.remaining():
+            if pos + 4 > end:
                 raise RemoteProtocolError(
-                    DropReason.BAD_LENGTH, f"payload {ptype} length {length} at offset {start}"
+                    DropReason.TRUNCATED, f"payload chain: no generic header at offset {pos}"
                 )
-            body = buf.pull_bytes(length - 4)
+            next_type, flags, length = _GENERIC.unpack_from(data, pos)
+            if length < 4 or pos + length > end:
+                raise RemoteProtocolError(
+                    DropReason.BAD_LENGTH, f"payload {ptype} length {length} at offset {pos}"
+                )
+            body = data[pos + 4 : pos + length]
+            pos += length
             if ptype == PayloadType.SK:
-                if not buf.eof():
+                if pos != end:
                     raise malformed("data after the encrypted payload")
                 return payloads, SkPayload(next_type, body)
             if ptype in _KNOWN:
-                inner = Buffer(body)
-                payloads.append(_pull_body(ptype, inner))
-                if not inner.eof():
-                    raise malformed(f"payload {ptype} has trailing data")
-            elif critical:
+                payload = _pull_simple(ptype, body)
+                if payload is None:
+                    inner = Buffer(body)
+                    payload = _pull_body(ptype, inner)
+                    if not inner.eof():
+                        raise malformed(f"payload {ptype} has trailing data")
+                payloads.append(payload)
+            elif flags & 0x80:
                 raise RemoteProtocolError(
                     DropReason.UNSUPPORTED_CRITICAL,
                     f"unknown critical payload type {ptype}",
@@ -322,7 +354,7 @@ def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None
             ptype = next_type
     except BufferReadError as exc:
         raise RemoteProtocolError(DropReason.TRUNCATED, f"payload chain: {exc}") from None
-    if not buf.eof():
+    if pos != end:
         raise malformed("data after the last payload")
     return payloads, None
 
@@ -334,14 +366,12 @@ def push_chain(payloads: list[Payload], trailer: int = PayloadType.NONE) -> tupl
     """
     if not payloads:
         return trailer, b""
-    buf = Buffer()
+    types = [payload_type(p) for p in payloads]
+    parts = []
     for index, payload in enumerate(payloads):
         body = Buffer()
         push_body(body, payload)
         raw = body.data()
-        nxt = payload_type(payloads[index + 1]) if index + 1 < len(payloads) else trailer
-        buf.push_uint8(nxt)
-        buf.push_uint8(0)
-        buf.push_uint16(4 + len(raw))
-        buf.push_bytes(raw)
-    return payload_type(payloads[0]), buf.data()
+        nxt = types[index + 1] if index + 1 < len(payloads) else trailer
+        parts.append(_GENERIC.pack(nxt, 0, 4 + len(raw)) + raw)
+    return types[0], b"".join(parts)
