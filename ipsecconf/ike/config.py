@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,7 +53,8 @@ class Identity:
     @classmethod
     def address(cls, value: str | IPAddress) -> Identity:
         """An ID_IPV4_ADDR or ID_IPV6_ADDR identity."""
-        addr = ipaddress.ip_address(value)
+        # An address object is taken as it is: ip_address() would re-parse its text.
+        addr = value if not isinstance(value, str) else ipaddress.ip_address(value)
         kind = IdType.IPV4_ADDR if addr.version == 4 else IdType.IPV6_ADDR
         return cls(kind, addr.packed)
 
@@ -135,10 +137,7 @@ class PskTable:
 
     @staticmethod
     def _norm(key: str) -> str:
-        try:
-            return str(ipaddress.ip_address(key))
-        except ValueError:
-            return key.lower()
+        return _norm_key(key)
 
     @classmethod
     def parse(cls, text: str) -> PskTable:
@@ -302,6 +301,16 @@ class IkeConfig:
             raise LocalProtocolError("nonce size must be 16..256 bytes (RFC 7296 2.10)")
         if self.local_address.version != self.remote_address.version:
             raise LocalProtocolError("local and remote addresses are of different families")
+
+
+@functools.lru_cache(maxsize=4096)
+def _norm_key(key: str) -> str:
+    """An address in canonical text, anything else in lower case (cached: every IKE_AUTH
+    looks keys up by identity and address text)."""
+    try:
+        return str(ipaddress.ip_address(key))
+    except ValueError:
+        return key.lower()
 
 
 def psk_table(entries: Iterable[tuple[str, bytes]]) -> PskTable:
