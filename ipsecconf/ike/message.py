@@ -11,11 +11,11 @@ before it spends work on decryption: :func:`pull_header` then :func:`decode`.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from ipsecconf.codec import Buffer
 from ipsecconf.crypto.suites import CryptoError, IntegrityContext, encryption
 from ipsecconf.ike.constants import ExchangeType, Flags, PayloadType
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError
@@ -23,6 +23,7 @@ from ipsecconf.ike.payloads import Payload, pull_chain, push_chain
 from ipsecconf.model.algorithms import Cipher, Integrity
 
 HEADER_BYTES = 28
+_HEADER = struct.Struct("!8s8sBBBBII")
 MAX_MESSAGE_BYTES = 65535
 """An IKE message never exceeds one UDP datagram (fragmentation is RFC 7383)."""
 IKE_VERSION = 0x20
@@ -59,17 +60,10 @@ def pull_header(data: bytes) -> Header:
         raise RemoteProtocolError(DropReason.TRUNCATED, f"{len(data)} bytes is no IKE header")
     if len(data) > MAX_MESSAGE_BYTES:
         raise RemoteProtocolError(DropReason.TOO_LARGE, f"{len(data)}-byte message")
-    buf = Buffer(data[:HEADER_BYTES])
-    header = Header(
-        spi_i=buf.pull_bytes(8),
-        spi_r=buf.pull_bytes(8),
-        next_payload=buf.pull_uint8(),
-        version=buf.pull_uint8(),
-        exchange=buf.pull_uint8(),
-        flags=buf.pull_uint8(),
-        message_id=buf.pull_uint32(),
-        length=buf.pull_uint32(),
+    spi_i, spi_r, next_payload, version, exchange, flags, message_id, length = _HEADER.unpack_from(
+        data
     )
+    header = Header(spi_i, spi_r, next_payload, version, exchange, flags, message_id, length)
     if header.version >> 4 != 2:
         raise RemoteProtocolError(DropReason.BAD_VERSION, f"IKE version {header.version:#x}")
     if header.length != len(data):
@@ -202,16 +196,16 @@ def encode(message: Message, crypto: SkCrypto | None) -> bytes:
 
 
 def _header(message: Message, first: int, flags: int, length: int) -> bytes:
-    buf = Buffer()
-    buf.push_bytes(message.spi_i)
-    buf.push_bytes(message.spi_r)
-    buf.push_uint8(first)
-    buf.push_uint8(IKE_VERSION)
-    buf.push_uint8(message.exchange)
-    buf.push_uint8(flags)
-    buf.push_uint32(message.message_id)
-    buf.push_uint32(length)
-    return buf.data()
+    return _HEADER.pack(
+        message.spi_i,
+        message.spi_r,
+        first,
+        IKE_VERSION,
+        message.exchange,
+        flags,
+        message.message_id,
+        length,
+    )
 
 
 def decode(data: bytes, header: Header, crypto: SkCrypto | None) -> Message:

@@ -244,6 +244,24 @@ _TYPES: dict[type, PayloadType] = {
 }
 
 
+def _body(payload: Payload) -> bytes:
+    """One payload body as bytes: the handshake's payloads directly, others via a Buffer."""
+    if isinstance(payload, NoncePayload):
+        return payload.nonce
+    if isinstance(payload, NotifyPayload):
+        head = _GENERIC.pack(payload.protocol, len(payload.spi), payload.type)
+        return head + payload.spi + payload.data
+    if isinstance(payload, KePayload):
+        return _U16.pack(payload.group) + b"\0\0" + payload.data
+    if isinstance(payload, IdPayload):
+        return payload.rest()
+    if isinstance(payload, AuthPayload):
+        return bytes((payload.method, 0, 0, 0)) + payload.data
+    body = Buffer()
+    push_body(body, payload)
+    return body.data()
+
+
 def push_body(buf: Buffer, payload: Payload) -> None:
     """Serialise one payload body (no generic header)."""
     if isinstance(payload, SaPayload):
@@ -369,9 +387,7 @@ def push_chain(payloads: list[Payload], trailer: int = PayloadType.NONE) -> tupl
     types = [payload_type(p) for p in payloads]
     parts = []
     for index, payload in enumerate(payloads):
-        body = Buffer()
-        push_body(body, payload)
-        raw = body.data()
+        raw = _body(payload)
         nxt = types[index + 1] if index + 1 < len(payloads) else trailer
         parts.append(_GENERIC.pack(nxt, 0, 4 + len(raw)) + raw)
     return types[0], b"".join(parts)
