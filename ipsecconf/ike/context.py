@@ -120,6 +120,7 @@ class SaContext:
         self.local_port = config.local_port
         self.remote_address: IPAddress = config.remote_address
         self.remote_port = config.remote_port
+        self._remote_text = str(config.remote_address)
         self.ni = b""
         self.nr = b""
         self.init_request = b""
@@ -171,6 +172,7 @@ class SaContext:
         new = SaContext(self.config, initiator, self.rng, self.ke_factory, self.spi_allocator)
         new.local_address, new.local_port = self.local_address, self.local_port
         new.remote_address, new.remote_port = self.remote_address, self.remote_port
+        new._remote_text = self._remote_text
         new.nat_local, new.nat_remote = self.nat_local, self.nat_remote
         new.natd_supported = self.natd_supported
         new.remote_id = self.remote_id
@@ -211,11 +213,14 @@ class SaContext:
 
     def update_remote(self, host: str, port: int) -> None:
         """Follow the peer's address after an authenticated request (NAT mapping changes)."""
+        if port == self.remote_port and host == self._remote_text:
+            return  # the usual case: nothing moved, nothing to parse
         try:
             self.remote_address = ipaddress.ip_address(host)
         except ValueError:
             return
         self.remote_port = port
+        self._remote_text = host
 
     def push(self, event: IkeEvent) -> None:
         """Queue an event for the engine."""

@@ -24,6 +24,7 @@ from ipsecconf.model.algorithms import Cipher, Integrity
 
 HEADER_BYTES = 28
 _HEADER = struct.Struct("!8s8sBBBBII")
+_INITIATOR, _RESPONSE = int(Flags.INITIATOR), int(Flags.RESPONSE)  # plain ints: hot path
 MAX_MESSAGE_BYTES = 65535
 """An IKE message never exceeds one UDP datagram (fragmentation is RFC 7383)."""
 IKE_VERSION = 0x20
@@ -46,12 +47,12 @@ class Header:
     @property
     def is_response(self) -> bool:
         """The Response flag."""
-        return bool(self.flags & Flags.RESPONSE)
+        return bool(self.flags & _RESPONSE)
 
     @property
     def from_initiator(self) -> bool:
         """The Initiator flag: sent by the original initiator of the IKE SA."""
-        return bool(self.flags & Flags.INITIATOR)
+        return bool(self.flags & _INITIATOR)
 
 
 def pull_header(data: bytes) -> Header:
@@ -179,11 +180,9 @@ class SkCrypto:
 
 def encode(message: Message, crypto: SkCrypto | None) -> bytes:
     """Serialise ``message``; encrypted messages need ``crypto``."""
-    flags = Flags.NONE
-    if message.from_initiator:
-        flags |= Flags.INITIATOR
-    if message.is_response:
-        flags |= Flags.RESPONSE
+    flags = (_INITIATOR if message.from_initiator else 0) | (
+        _RESPONSE if message.is_response else 0
+    )
     if message.encrypted:
         if crypto is None:
             raise ValueError("an encrypted message needs SK keys")

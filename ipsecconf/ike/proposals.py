@@ -14,6 +14,7 @@ of its own proposals with exactly one transform of each type.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 from ipsecconf.ike.constants import ProtocolId
@@ -237,6 +238,16 @@ def select(
     offered: SaPayload, mine: tuple[Proposal, ...] | list[Proposal], spi: bytes = b""
 ) -> tuple[WireProposal, dict[int, object]] | None:
     """The responder's choice: (answer proposal, chosen algorithms by type), or ``None``."""
+    found = _select(offered, tuple(mine), spi)
+    return None if found is None else (found[0], dict(found[1]))
+
+
+@functools.lru_cache(maxsize=512)
+def _select(
+    offered: SaPayload, mine: tuple[Proposal, ...], spi: bytes
+) -> tuple[WireProposal, tuple[tuple[int, object], ...]] | None:
+    # Cached (inputs are immutable, the answer a pure function of them): peers offer the
+    # same lists again and again, and matching is the costly part of IKE_SA_INIT.
     for offer in offered.proposals:
         for p in mine:
             protocol = {"ike": ProtocolId.IKE, "esp": ProtocolId.ESP, "ah": ProtocolId.AH}[
@@ -250,7 +261,7 @@ def select(
                 continue
             chosen = _match(offer, p)
             if chosen is not None:
-                return _response(offer, chosen, spi), chosen
+                return _response(offer, chosen, spi), tuple(chosen.items())
     return None
 
 
@@ -259,6 +270,14 @@ def check_answer(
 ) -> dict[int, object] | None:
     """The initiator's check of the responder's SA: one proposal, one transform per type,
     all from what we offered; the chosen algorithms, or ``None`` when it is invalid."""
+    found = _check_answer(answer, tuple(mine))
+    return None if found is None else dict(found)
+
+
+@functools.lru_cache(maxsize=512)
+def _check_answer(
+    answer: SaPayload, mine: tuple[Proposal, ...]
+) -> tuple[tuple[int, object], ...] | None:
     if len(answer.proposals) != 1:
         return None
     ans = answer.proposals[0]
@@ -270,7 +289,7 @@ def check_answer(
     chosen = _match(ans, mine[ans.number - 1])
     if chosen is None or len(chosen) != len(types):
         return None
-    return chosen
+    return tuple(chosen.items())
 
 
 def ike_algorithms(chosen: dict[int, object]) -> IkeAlgorithms:
