@@ -252,6 +252,10 @@ class IkeConfig:
     keepalive_interval: float = 20.0
     """Seconds between NAT-T keepalives while this side is behind a NAT (RFC 3948 2.3);
     0 turns them off."""
+    fragment_size: int = 1200
+    """Encrypted messages larger than this many bytes are sent as RFC 7383 fragments when
+    the peer supports them (1200 fits IPv6's minimum MTU with IP, UDP and the non-ESP
+    marker); 0 turns IKE fragmentation off (not announced)."""
     liveness_interval: float = 0.0
     """Seconds of silence from the peer after which an empty INFORMATIONAL probes it
     (RFC 7296 2.4, dead peer detection); 0 turns the probes off.  Unanswered, the probe

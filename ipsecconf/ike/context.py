@@ -132,6 +132,8 @@ class SaContext:
         self.nat_local = False
         self.nat_remote = False
         self.natd_supported = False
+        self.fragmentation = False
+        """Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 2.3)."""
         self.remote_id: Identity | None = None
         self.peer_initial_contact = False
         self.peer_auth_method = 0
@@ -175,6 +177,7 @@ class SaContext:
         new._remote_text = self._remote_text
         new.nat_local, new.nat_remote = self.nat_local, self.nat_remote
         new.natd_supported = self.natd_supported
+        new.fragmentation = self.fragmentation
         new.remote_id = self.remote_id
         new.adopt = self.adopt
         return new

@@ -126,16 +126,18 @@ class SkCrypto:
     def _icv_bytes(self) -> int:
         return self.integrity.icv_bytes if self.integrity else 0
 
-    def seal(self, prefix: bytes, first_inner: int, inner: bytes) -> bytes:
+    def seal(self, prefix: bytes, first_inner: int, inner: bytes, extra: bytes = b"") -> bytes:
         """The SK payload (with generic header) for ``inner``; ``prefix`` is the header
-        plus any payloads before SK, with the final length already in the header."""
+        plus any payloads before SK, with the final length already in the header.
+        ``extra`` follows the generic header (an SKF's fragment numbers, RFC 7383 2.5)
+        and is authenticated with it."""
         block = 1 if self.cipher.aead else self.cipher.block_bytes
         pad = (-(len(inner) + 1)) % block
         plaintext = inner + bytes(pad) + bytes((pad,))
         iv = self._rng(self.cipher.iv_bytes)
         tag = self.cipher.icv_bytes if self.cipher.aead else self._icv_bytes
-        sk_len = 4 + len(iv) + len(plaintext) + tag
-        sk_header = bytes((first_inner, 0)) + sk_len.to_bytes(2, "big")
+        sk_len = 4 + len(extra) + len(iv) + len(plaintext) + tag
+        sk_header = bytes((first_inner, 0)) + sk_len.to_bytes(2, "big") + extra
         if self.cipher.aead:
             return sk_header + iv + self._enc_out.encrypt(iv, plaintext, prefix + sk_header)
         body = sk_header + iv + self._enc_out.encrypt(iv, plaintext)
@@ -149,16 +151,18 @@ class SkCrypto:
         tag = self.cipher.icv_bytes if self.cipher.aead else self._icv_bytes
         return 4 + self.cipher.iv_bytes + padded + tag
 
-    def open(self, data: bytes, body: bytes) -> bytes:
-        """The inner payload chain of a message whose last payload is SK with ``body``."""
-        sk_start = len(data) - len(body) - 4
+    def open(self, data: bytes, body: bytes, extra: int = 0) -> bytes:
+        """The inner payload chain of a message whose last payload is SK with ``body``
+        (after ``extra`` header bytes: 4 for an SKF fragment)."""
+        sk_start = len(data) - len(body) - 4 - extra
         iv_len = self.cipher.iv_bytes
         try:
             if self.cipher.aead:
                 if len(body) < iv_len + self.cipher.icv_bytes + 1:
                     raise RemoteProtocolError(DropReason.INTEGRITY, "SK payload too short")
                 iv = body[:iv_len]
-                plaintext = self._enc_in.decrypt(iv, body[iv_len:], data[: sk_start + 4])
+                aad = data[: sk_start + 4 + extra]
+                plaintext = self._enc_in.decrypt(iv, body[iv_len:], aad)
             else:
                 icv = self._icv_bytes
                 if len(body) < iv_len + icv + self.cipher.block_bytes:
@@ -192,6 +196,14 @@ def encode(message: Message, crypto: SkCrypto | None) -> bytes:
         return header + crypto.seal(header, first_inner, inner)
     first, chain = push_chain(message.payloads)
     return _header(message, first, int(flags), HEADER_BYTES + len(chain)) + chain
+
+
+def header_bytes(message: Message, first: int, length: int) -> bytes:
+    """The IKE header of ``message`` with Next Payload ``first`` and ``length``."""
+    flags = (_INITIATOR if message.from_initiator else 0) | (
+        _RESPONSE if message.is_response else 0
+    )
+    return _header(message, first, flags, length)
 
 
 def _header(message: Message, first: int, flags: int, length: int) -> bytes:

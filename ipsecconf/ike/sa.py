@@ -29,7 +29,7 @@ from collections.abc import Callable
 from ipsecconf.crypto import dh
 from ipsecconf.crypto.dh import KeyExchangeFactory, Rng
 from ipsecconf.ike.config import IkeConfig, PskQuery, TriggerPacket
-from ipsecconf.ike.constants import NATT_PORT, NON_ESP_MARKER, ExchangeType
+from ipsecconf.ike.constants import NATT_PORT, NON_ESP_MARKER, ExchangeType, PayloadType
 from ipsecconf.ike.context import ChildRecord, ChildState, IkeState, SaContext
 from ipsecconf.ike.errors import DropReason, LocalProtocolError, RemoteProtocolError
 from ipsecconf.ike.events import IkeEvent
@@ -327,7 +327,10 @@ class IkeSa:
             raise RemoteProtocolError(DropReason.WRONG_ROLE, "initiator flag of our own role")
         self._check_spis(header)
         if header.is_response:
-            self._manager.on_response(header, data, now)
+            if header.next_payload == PayloadType.SKF:
+                self._manager.on_fragment(header, data, now, lambda: None)
+            else:
+                self._manager.on_response(header, data, now)
             self._manager.initiate(now)
             return
 
@@ -337,7 +340,10 @@ class IkeSa:
             if natt:
                 ctx.local_port = NATT_PORT
 
-        self._manager.on_request(header, data, now, accepted)
+        if header.next_payload == PayloadType.SKF:
+            self._manager.on_fragment(header, data, now, accepted)
+        else:
+            self._manager.on_request(header, data, now, accepted)
         self._manager.initiate(now)
 
     def _check_spis(self, header: Header) -> None:

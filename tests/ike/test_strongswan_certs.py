@@ -2,7 +2,8 @@
 
 In both roles our core authenticates to charon with an RSA certificate from a small PKI
 made by tests/certgen.py (charon trusts the root, we trust the same root), and charon's
-log confirms it verified our signature.  Then, on that IKE SA, a child rekey and an IKE
+log confirms it verified our signature; the certificate-sized IKE_AUTH messages travel as
+RFC 7383 fragments in both directions.  Then, on that IKE SA, a child rekey and an IKE
 rekey are started by each side in turn; after each, ``swanctl --list-sas`` and our core
 agree on the new IKE and child SPIs and neither lists the old ones.  Finally a child and
 the IKE SA are deleted (one by each side, swapped between the two roles), and both
@@ -210,6 +211,8 @@ def test_certificates_rekeys_and_deletes_with_strongswan(
         log = lab.log_text()[mark:]
         # charon verified our certificate and RFC 7427 signature, and we verified its.
         assert f"authentication of '{ME_ADDR}' with RSA_EMSA_PKCS1_SHA2_256 successful" in log, log
+        # The certificate-sized IKE_AUTH messages went as RFC 7383 fragments both ways.
+        assert "received fragment #" in log and "splitting IKE message" in log, log
         first = agree(lab, driver, name)
         assert first[0] == (ike["spi_i"], ike["spi_r"])
 

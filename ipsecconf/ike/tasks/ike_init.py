@@ -65,8 +65,11 @@ def _hash_notify() -> NotifyPayload:
 
 def auth_announcements(ctx: SaContext, response: bool) -> list[Payload]:
     """What IKE_SA_INIT says about signatures: our hash algorithms (in a response only
-    when the peer announced its own) and, from the responder, a CERTREQ of our roots."""
+    when the peer announced its own) and, from the responder, a CERTREQ of our roots;
+    and IKEV2_FRAGMENTATION_SUPPORTED (in a response only when the peer sent it)."""
     out: list[Payload] = []
+    if ctx.config.fragment_size and (not response or ctx.fragmentation):
+        out.append(NotifyPayload(NotifyType.FRAGMENTATION_SUPPORTED))
     if ctx.config.uses_signatures and (not response or ctx.peer_hashes):
         out.append(_hash_notify())
     if response and ctx.config.trust is not None and ctx.config.uses_signatures:
@@ -75,7 +78,11 @@ def auth_announcements(ctx: SaContext, response: bool) -> list[Payload]:
 
 
 def process_hashes(ctx: SaContext, message: Message) -> None:
-    """Remember the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 4)."""
+    """Remember the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 4) and whether both
+    sides do IKE fragmentation (RFC 7383 2.3)."""
+    ctx.fragmentation = bool(ctx.config.fragment_size) and any(
+        n.type == NotifyType.FRAGMENTATION_SUPPORTED for n in notifies(message)
+    )
     found: set[int] = set()
     for n in notifies(message):
         if n.type == NotifyType.SIGNATURE_HASH_ALGORITHMS:
