@@ -252,6 +252,9 @@ class IkeConfig:
     keepalive_interval: float = 20.0
     """Seconds between NAT-T keepalives while this side is behind a NAT (RFC 3948 2.3);
     0 turns them off."""
+    half_open_timeout: float = 30.0
+    """Seconds a responder SA may stay unauthenticated before it fails (peer-not-
+    responding), freeing its half-open slot (RFC 7296 2.6)."""
     fragment_size: int = 1200
     """Encrypted messages larger than this many bytes are sent as RFC 7383 fragments when
     the peer supports them (1200 fits IPv6's minimum MTU with IP, UDP and the non-ESP

@@ -32,7 +32,7 @@ from ipsecconf.ike.config import IkeConfig, PskQuery, TriggerPacket
 from ipsecconf.ike.constants import NATT_PORT, NON_ESP_MARKER, ExchangeType, PayloadType
 from ipsecconf.ike.context import ChildRecord, ChildState, IkeState, SaContext
 from ipsecconf.ike.errors import DropReason, LocalProtocolError, RemoteProtocolError
-from ipsecconf.ike.events import IkeEvent
+from ipsecconf.ike.events import FailureReason, IkeEvent, IkeSaFailed
 from ipsecconf.ike.message import Header, pull_header
 from ipsecconf.ike.routing import Address, ChildInfo, Datagram, RouteInfo, random_spi, route
 from ipsecconf.ike.task_manager import TaskManager
@@ -101,6 +101,7 @@ class IkeSa:
         self._keepalive_at: float | None = None
         self._heard_at = ctx.now
         self._probe_at: float | None = None
+        self._half_open_until: float | None = None
 
     def __repr__(self) -> str:
         role = "initiator" if self._ctx.initiator else "responder"
@@ -235,6 +236,9 @@ class IkeSa:
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """Feed one UDP payload received from ``addr``."""
         self._ctx.now = now
+        if self._half_open_until is None and not self._ctx.initiator and not self._connected:
+            self._connected = True
+            self._half_open_until = now + self._ctx.config.half_open_timeout
         try:
             self._receive(bytes(data), addr, now)
         except RemoteProtocolError as exc:
@@ -254,7 +258,14 @@ class IkeSa:
     def get_timer(self) -> float | None:
         """The time at which :meth:`handle_timer` must be called, or ``None``."""
         timers = [
-            t for t in (self._manager.timer(), self._keepalive_at, self._probe_at) if t is not None
+            t
+            for t in (
+                self._manager.timer(),
+                self._keepalive_at,
+                self._probe_at,
+                self._half_open_until,
+            )
+            if t is not None
         ]
         return min(timers) if timers else None
 
@@ -263,6 +274,15 @@ class IkeSa:
         liveness probe when due."""
         self._ctx.now = now
         self._manager.on_timer(now)
+        if self._half_open_until is not None and now >= self._half_open_until:
+            self._half_open_until = None
+            if self._ctx.state in (IkeState.CREATED, IkeState.CONNECTING):
+                # A responder whose initiator never finished IKE_AUTH (2.6): give it up,
+                # so that the engine forgets it and the gate counts it no longer.
+                self._ctx.transition(IkeState.FAILED)
+                self._ctx.push(
+                    IkeSaFailed(FailureReason.TIMEOUT, "half-open: IKE_AUTH never completed")
+                )
         if self._probe_at is not None and now >= self._probe_at:
             self._probe_at = now + self._ctx.config.liveness_interval
             if now - self._heard_at >= self._ctx.config.liveness_interval and not (
@@ -280,6 +300,8 @@ class IkeSa:
 
     def _arm_timers(self, now: float) -> None:
         ctx = self._ctx
+        if ctx.state not in (IkeState.CREATED, IkeState.CONNECTING):
+            self._half_open_until = None
         live = ctx.config.liveness_interval
         if ctx.state is not IkeState.ESTABLISHED or live <= 0:
             self._probe_at = None

@@ -8,7 +8,7 @@ import time
 
 from ipsecconf.ike.config import IkeConfig
 from ipsecconf.ike.context import IkeState
-from ipsecconf.ike.events import ChildSaEstablished, IkeSaEstablished
+from ipsecconf.ike.events import ChildSaEstablished, FailureReason, IkeSaEstablished, IkeSaFailed
 from ipsecconf.ike.gate import IkeResponderGate
 from ipsecconf.ike.routing import Datagram, route
 from ipsecconf.ike.sa import IkeSa
@@ -159,3 +159,15 @@ def test_junk_is_dropped_and_counted() -> None:
         decision = gate.check(junk, ("203.0.113.5", 500), 0.0)
         assert decision.reply is None
     assert gate.stats["malformed"] > 400
+
+
+def test_half_open_responder_fails_after_its_timeout() -> None:
+    _, cr = configs()
+    responder = IkeSa(cr, initiator=False, rng=seeded_rng(8))
+    responder.receive_datagram(first_request(), (str(ADDR_I), 500), 100.0)
+    assert responder.datagrams_to_send(100.0)  # answered IKE_SA_INIT, waits for IKE_AUTH
+    assert responder.get_timer() == 130.0
+    responder.handle_timer(130.0)
+    event = responder.next_event()
+    assert isinstance(event, IkeSaFailed) and event.reason is FailureReason.TIMEOUT
+    assert responder.state is IkeState.FAILED and responder.get_timer() is None
