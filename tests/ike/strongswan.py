@@ -214,6 +214,17 @@ charon {{
             env=env,
         )
 
+    def swanctl_async(self, *args: str) -> subprocess.Popen[str]:
+        """Start swanctl against our charon without waiting (the caller waits, bounded)."""
+        env = {**os.environ, "STRONGSWAN_CONF": str(self.conf)}
+        return subprocess.Popen(
+            ["ip", "netns", "exec", self.ns_ss, "swanctl", *args, "--uri", self.uri],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+
     def load(
         self, name: str, ike: str, esp: str, *, family: int = 4, certs: dict[str, str] | None = None
     ) -> None:

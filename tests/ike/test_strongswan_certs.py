@@ -155,8 +155,13 @@ def _spec(role: str, pki: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _ours(driver: Driver) -> tuple[tuple[str, str], set[tuple[str, str]]]:
-    [ike] = driver.send("status")["status"]["ike"]
+def _ours(driver: Driver) -> tuple[tuple[str, str], set[tuple[str, str]]] | None:
+    """Our one established IKE SA and its child pairs; ``None`` while a rekey is
+    changing hands (no or two established SAs)."""
+    live = driver.send("status")["status"]["ike"]
+    if len(live) != 1:
+        return None
+    [ike] = live
     return (ike["spi_i"], ike["spi_r"]), {(c["spi_in"], c["spi_out"]) for c in ike["children"]}
 
 
@@ -263,4 +268,51 @@ def test_certificates_rekeys_and_deletes_with_strongswan(
     finally:
         drops = driver.stop().get("drops", {})
     # Nothing strongSwan sent was refused (retransmits aside).
+    assert not {k: v for k, v in drops.items() if k != "retransmit"}, drops
+
+
+def _crossed(lab: Lab, driver: Driver, ours: str, theirs: list[str]) -> None:
+    """Start our request and strongSwan's so that they cross on the wire: ours is
+    parked, strongSwan's arrives and is parked too, then ours goes out first."""
+    driver.send("hold")
+    driver.send(ours)
+    mark = lab.log_size()
+    swanctl = lab.swanctl_async(*theirs)  # waits for the exchange: cannot finish yet
+    try:
+        deadline = time.monotonic() + 10
+        while "sending packet" not in lab.log_text()[mark:] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert driver.send("release")["released"][1] >= 1, lab.log_text()[mark:]
+        swanctl.communicate(timeout=25)
+    finally:
+        if swanctl.poll() is None:  # our own child process only
+            swanctl.kill()
+            swanctl.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("what", ["child", "ike"])
+def test_simultaneous_rekey_with_strongswan(lab: Lab, pki: dict[str, str], what: str) -> None:
+    name = f"coll{what}"
+    certs = {"cert": pki["ss.pem"], "key": pki["ss-key.pem"], "root": pki["root.pem"]}
+    lab.load(name, "aes128-sha256-x25519", "aes128-sha256", certs=certs)
+    driver = Driver(lab, _spec("initiator", pki))
+    try:
+        driver.wait_event("child")
+        before = agree(lab, driver, name)
+        mark = lab.log_size()
+        if what == "child":
+            _crossed(lab, driver, "rekey_child", ["--rekey", "--child", "net"])
+        else:
+            _crossed(lab, driver, "rekey_ike", ["--rekey", "--ike", name])
+        after = agree(lab, driver, name)
+        log = lab.log_text()[mark:]
+        # Both sides saw the collision and settled on the same survivor (RFC 7296 2.8.1).
+        assert "collision" in log.lower(), log
+        if what == "child":
+            assert after[0] == before[0] and not after[1] & before[1]
+        else:
+            assert after[0] != before[0] and after[1] == before[1]
+    finally:
+        drops = driver.stop().get("drops", {})
     assert not {k: v for k, v in drops.items() if k != "retransmit"}, drops

@@ -9,7 +9,8 @@ line says whether the peer confirmed.  Every wait is bounded.
 With ``"interactive": true`` it is a tiny engine instead (:func:`interactive`): each event
 is printed as it happens (``{"event": ...}``), IKE SAs born from rekeys are followed, and
 commands on stdin (``status``, ``rekey_child``, ``rekey_ike``, ``delete_child``,
-``close``, ``stop``) act on the current IKE SA.
+``close``, ``stop``) act on the current IKE SA; ``hold`` and ``release`` park and then
+replay traffic so that two requests cross (collision tests).
 """
 
 from __future__ import annotations
@@ -289,10 +290,16 @@ def interactive(spec: dict[str, Any]) -> None:
         sas[0].connect(time.monotonic())
     print(json.dumps({"ready": True}), flush=True)
     deadline = time.monotonic() + float(spec.get("timeout", 120))
+    # "hold" parks every datagram in and out until "release", which sends ours first and
+    # then processes the peer's: a way to make two requests cross on the wire (2.8.1).
+    held: tuple[list[Any], list[Any]] | None = None
     while time.monotonic() < deadline:
         now = time.monotonic()
         for sa in list(sas):
             for d in sa.datagrams_to_send(now):
+                if held is not None:
+                    held[0].append(d)
+                    continue
                 socks[d.local_port].sendto(d.data, d.remote)
             while (event := sa.next_event()) is not None:
                 if isinstance(event, IkeSaRekeyed):
@@ -307,9 +314,27 @@ def interactive(spec: dict[str, Any]) -> None:
                 if line in ("stop", ""):
                     print(json.dumps({"drops": _drops(sas)}), flush=True)
                     return
+                if line == "hold":
+                    held = ([], [])
+                    print(json.dumps({"held": True}), flush=True)
+                    continue
+                if line == "release" and held is not None:
+                    out, inbound = held
+                    held = None
+                    for d in out:
+                        socks[d.local_port].sendto(d.data, d.remote)
+                    for data, addr in inbound:
+                        target = _target(data, sas, config)
+                        if target is not None:
+                            target.receive_datagram(data, addr, time.monotonic())
+                    print(json.dumps({"released": [len(out), len(inbound)]}), flush=True)
+                    continue
                 print(json.dumps(_command(line, sas, time.monotonic())), flush=True)
                 continue
             data, addr = s.recvfrom(65535)  # type: ignore[union-attr]
+            if held is not None:
+                held[1].append((data, (addr[0], addr[1])))
+                continue
             target = _target(data, sas, config)
             if target is not None:
                 target.receive_datagram(data, (addr[0], addr[1]), time.monotonic())
