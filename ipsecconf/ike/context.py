@@ -150,6 +150,10 @@ class SaContext:
         manager queues them once the current message is handled."""
         self.ike_rekeying = False
         """Our CREATE_CHILD_SA rekey of this IKE SA is in flight."""
+        self.child_exchange = False
+        """Our exchange creating, rekeying or deleting a child is in flight: the peer's IKE
+        rekey must wait (TEMPORARY_FAILURE, RFC 7296 2.25.2) or the child would be lost
+        between the old and the new IKE SA."""
         self.peer_ike_rekey: PeerRekey | None = None
         self.adopt: Callable[[SaContext], IkeSa] | None = None
         """Wraps a rekeyed IKE SA's context into an :class:`IkeSa` (set by ``IkeSa``)."""

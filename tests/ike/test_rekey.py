@@ -13,6 +13,7 @@ from ipsecconf.ike.events import (
     ChildSaFailed,
     FailureReason,
     IkeEvent,
+    IkeRekeyFailed,
     IkeSaDeleted,
     IkeSaFailed,
     IkeSaRekeyed,
@@ -296,3 +297,21 @@ def test_children_config_is_kept_for_rekeys() -> None:
     pair = up()
     record = pair.initiator._ctx.children[0]
     assert isinstance(record.config, ChildConfig) and record.config.name == "host"
+
+
+def test_ike_rekey_waits_for_a_child_exchange_in_flight() -> None:
+    pair = up()
+    [child] = pair.initiator.children
+    pair.initiator.delete_child(pair.now, child.spi_in)
+    pair.responder.rekey_ike(pair.now)
+    pair.run()
+    # The initiator had its Delete out: it refused the IKE rekey for now (2.25.2).
+    [failed] = of(pair.events_r, IkeRekeyFailed)
+    assert failed.reason is FailureReason.TEMPORARY_FAILURE and failed.notify == 43
+    assert of(pair.events_i, ChildSaDeleted) and not pair.responder.children
+    # Retried later, it goes through.
+    pair.responder.rekey_ike(pair.now)
+    pair.run()
+    [new_i] = pair.live("i")
+    [new_r] = pair.live("r")
+    assert (new_i.spi_i, new_i.spi_r) == (new_r.spi_i, new_r.spi_r)

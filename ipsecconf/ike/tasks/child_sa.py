@@ -93,6 +93,7 @@ class CreateChild(Task):
         )
 
     def build_request(self, ctx: SaContext) -> list[Payload]:
+        ctx.child_exchange = True
         if not self.spi_in:
             self.spi_in = ctx.spi_allocator()
         self.ni = ctx.rng(ctx.config.nonce_bytes)
@@ -139,6 +140,7 @@ class CreateChild(Task):
         return Status.SUCCESS  # a failed child leaves the IKE SA up (2.21.3)
 
     def process_response(self, ctx: SaContext, message: Message) -> Status:
+        ctx.child_exchange = False
         error = first_error(message)
         sa = one(message, SaPayload)
         if error is not None and sa is None:
@@ -248,10 +250,12 @@ class ChildDelete(Task):
         )
 
     def build_request(self, ctx: SaContext) -> list[Payload]:
+        ctx.child_exchange = True
         self.record.state = ChildState.DELETING
         return [DeletePayload(self.record.protocol, (self.record.spi_in.to_bytes(4, "big"),))]
 
     def process_response(self, ctx: SaContext, message: Message) -> Status:
+        ctx.child_exchange = False
         record = self.record
         if record in ctx.children:  # else the peer's own Delete crossed ours (1.4.1)
             ctx.children.remove(record)

@@ -196,7 +196,7 @@ class IkeRekeyResponder(Task):
         sa, nonce, ke = one(message, SaPayload), one(message, NoncePayload), one(message, KePayload)
         if sa is None or nonce is None or ke is None:
             return self._refuse(NotifyType.INVALID_SYNTAX)
-        busy = any(c.state is ChildState.REKEYING for c in ctx.children)
+        busy = ctx.child_exchange or any(c.state is ChildState.REKEYING for c in ctx.children)
         if ctx.state is not IkeState.ESTABLISHED or busy:
             return self._refuse(NotifyType.TEMPORARY_FAILURE)  # 2.25.2: retry later
         offers = SaPayload(
