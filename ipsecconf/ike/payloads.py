@@ -15,6 +15,7 @@ functions add and check the generic headers:
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -325,6 +326,17 @@ def _pull_simple(ptype: int, body: bytes) -> Payload | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
+def _pull_buffered(ptype: int, body: bytes) -> Payload:
+    # Cached by the raw bytes: payloads are immutable, and peers send the same SA and TS
+    # payloads in every handshake (a miss costs nothing more than the parse itself).
+    inner = Buffer(body)
+    payload = _pull_body(ptype, inner)
+    if not inner.eof():
+        raise malformed(f"payload {ptype} has trailing data")
+    return payload
+
+
 def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None]:
     """Parse a payload chain starting with type ``first``; an SK payload ends it.
 
@@ -356,12 +368,7 @@ def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None
                 return payloads, SkPayload(next_type, body)
             if ptype in _KNOWN:
                 payload = _pull_simple(ptype, body)
-                if payload is None:
-                    inner = Buffer(body)
-                    payload = _pull_body(ptype, inner)
-                    if not inner.eof():
-                        raise malformed(f"payload {ptype} has trailing data")
-                payloads.append(payload)
+                payloads.append(payload if payload is not None else _pull_buffered(ptype, body))
             elif flags & 0x80:
                 raise RemoteProtocolError(
                     DropReason.UNSUPPORTED_CRITICAL,

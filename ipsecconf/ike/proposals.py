@@ -64,7 +64,8 @@ def _encr(cipher: alg.Cipher) -> Transform:
     return Transform(TransformType.ENCR, cipher.encr_id, cipher.key_length_attribute)
 
 
-def _transforms(p: Proposal, protocol: str) -> list[Transform]:
+@functools.lru_cache(maxsize=256)
+def _transforms(p: Proposal, protocol: str) -> tuple[Transform, ...]:
     out: list[Transform] = [_encr(c) for c in p.ciphers]
     if protocol == "ike":
         out += [Transform(TransformType.PRF, f.prf_id) for f in p.prfs]
@@ -72,7 +73,7 @@ def _transforms(p: Proposal, protocol: str) -> list[Transform]:
     out += [Transform(TransformType.DH, g.dh_id) for g in p.dh_groups]
     if protocol != "ike":
         out += [Transform(TransformType.ESN, int(e)) for e in p.esn]
-    return out
+    return tuple(out)
 
 
 def to_wire(proposals: tuple[Proposal, ...] | list[Proposal], spi: bytes = b"") -> SaPayload:
@@ -80,7 +81,7 @@ def to_wire(proposals: tuple[Proposal, ...] | list[Proposal], spi: bytes = b"") 
     out = []
     for number, p in enumerate(proposals, 1):
         protocol = {"ike": ProtocolId.IKE, "esp": ProtocolId.ESP, "ah": ProtocolId.AH}[p.protocol]
-        out.append(WireProposal(number, protocol, spi, tuple(_transforms(p, p.protocol))))
+        out.append(WireProposal(number, protocol, spi, _transforms(p, p.protocol)))
     return SaPayload(tuple(out))
 
 
