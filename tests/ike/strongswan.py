@@ -202,27 +202,20 @@ charon {{
         return self.log.read_text() if self.log.exists() else "(no log)"
 
     # -- strongSwan side --------------------------------------------------------------
+    def _swanctl(self, args: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+        cmd = ["ip", "netns", "exec", self.ns_ss, "swanctl", *args, "--uri", self.uri]
+        return cmd, {**os.environ, "STRONGSWAN_CONF": str(self.conf)}
+
     def swanctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run swanctl against our charon."""
-        env = {**os.environ, "STRONGSWAN_CONF": str(self.conf)}
-        return subprocess.run(
-            ["ip", "netns", "exec", self.ns_ss, "swanctl", *args, "--uri", self.uri],
-            check=check,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=env,
-        )
+        cmd, env = self._swanctl(args)
+        return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=30, env=env)
 
     def swanctl_async(self, *args: str) -> subprocess.Popen[str]:
         """Start swanctl against our charon without waiting (the caller waits, bounded)."""
-        env = {**os.environ, "STRONGSWAN_CONF": str(self.conf)}
+        cmd, env = self._swanctl(args)
         return subprocess.Popen(
-            ["ip", "netns", "exec", self.ns_ss, "swanctl", *args, "--uri", self.uri],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
 
     def load(

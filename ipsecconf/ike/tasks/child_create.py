@@ -46,7 +46,8 @@ _CHILD_ERRORS = {
 }
 
 
-def _ts(message: Message, initiator: bool) -> list[TsEntry] | None:
+def ts_of(message: Message, initiator: bool) -> list[TsEntry] | None:
+    """The selectors of the TSi (``initiator``) or TSr payload, if there is one."""
     for p in message.payloads:
         if isinstance(p, TsPayload) and p.initiator == initiator:
             return list(p.selectors)
@@ -180,7 +181,7 @@ class ChildCreateInitiator(Task):
             return self._fail(
                 ctx, reason, f"the peer refused child {self.child.name!r}", error.type, True
             )
-        tsi, tsr = _ts(message, True), _ts(message, False)
+        tsi, tsr = ts_of(message, True), ts_of(message, False)
         if sa is None or tsi is None or tsr is None:
             return self._fail(
                 ctx,
@@ -233,7 +234,7 @@ class ChildCreateResponder(Task):
             self.skip = True
             return Status.FAILED
         sa = one(message, SaPayload)
-        tsi, tsr = _ts(message, True), _ts(message, False)
+        tsi, tsr = ts_of(message, True), ts_of(message, False)
         if sa is None:
             self.skip = True  # childless IKE_AUTH
             return Status.SUCCESS

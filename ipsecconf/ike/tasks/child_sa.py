@@ -33,6 +33,7 @@ from ipsecconf.ike.proposals import check_answer, child_algorithms, select, to_w
 from ipsecconf.ike.selectors import covered, proposed, responder_narrow
 from ipsecconf.ike.tasks.base import Status, Task, first_error, has_notify, notifies, one
 from ipsecconf.ike.tasks.child_create import install
+from ipsecconf.ike.tasks.child_create import ts_of as _ts
 from ipsecconf.model.algorithms import DhGroup, TransformType
 
 MAX_KE_RETRIES = 2
@@ -45,13 +46,6 @@ _FAILURES = {
     NotifyType.CHILD_SA_NOT_FOUND: FailureReason.CHILD_SA_NOT_FOUND,
     NotifyType.NO_ADDITIONAL_SAS: FailureReason.PEER_ERROR,
 }
-
-
-def _ts(message: Message, initiator: bool) -> list[TsEntry] | None:
-    for p in message.payloads:
-        if isinstance(p, TsPayload) and p.initiator == initiator:
-            return list(p.selectors)
-    return None
 
 
 def lost_collision(ours: tuple[bytes, bytes], theirs: tuple[bytes, bytes]) -> bool:
