@@ -14,7 +14,19 @@ here, and an incoming datagram that starts with it is known to have arrived on 4
 the engine passes UDP payloads as they are: everything from port 500, and from port 4500
 what starts with the marker (the rest is ESP for the dataplane; a one-byte 0xFF payload
 is a NAT-T keepalive, counted and ignored here).  :func:`route` tells which SA a datagram
-belongs to, or that it starts a new responder SA.
+belongs to, or that it starts a new responder SA; such a request goes through an
+:class:`~ipsecconf.ike.gate.IkeResponderGate` first (cookies, half-open limits), and the
+engine calls ``gate.settled(spi_i)`` when that SA is established, failed or deleted.
+
+After establishment the engine calls :meth:`IkeSa.rekey_child` at a child's soft
+lifetime, :meth:`IkeSa.rekey_ike`, :meth:`IkeSa.create_child`, :meth:`IkeSa.delete_child`,
+:meth:`IkeSa.close`, :meth:`IkeSa.report_invalid_spi` for ESP with an unknown SPI, and
+:meth:`IkeSa.note_activity` when authentic ESP arrives (liveness probes run by
+themselves every ``liveness_interval`` of silence).  A rekeyed child arrives as a
+``ChildSaEstablished`` with ``rekey_of``: install it and send with it, keep the old pair
+for inbound until its ``ChildSaDeleted``.  A rekeyed IKE SA arrives as ``IkeSaRekeyed``:
+register its ``successor`` (route by its SPIs, drive its timers); the old one ends with
+``IkeSaDeleted(rekeyed=True)``, which must not tear the children down.
 
 Nothing a peer sends escapes as an exception: every refused datagram is counted in
 :attr:`IkeSa.drops` under a :class:`~ipsecconf.ike.errors.DropReason`.  Misuse by the
