@@ -18,6 +18,7 @@ Nothing here raises on a bad signature: :func:`verify` returns False.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 
 from cryptography import x509
@@ -276,8 +277,10 @@ def subject_der(cert: Certificate) -> bytes:
     return cert.subject.public_bytes()
 
 
+@functools.lru_cache(maxsize=256)
 def load_der_certificate(data: bytes) -> Certificate | None:
-    """A certificate from a CERT payload's DER bytes, or ``None`` when it does not parse."""
+    """A certificate from a CERT payload's DER bytes, or ``None`` when it does not parse
+    (cached by the bytes: certificates are immutable and peers resend theirs)."""
     try:
         return x509.load_der_x509_certificate(bytes(data))
     except ValueError:

@@ -258,6 +258,8 @@ def _body(payload: Payload) -> bytes:
         return payload.rest()
     if isinstance(payload, AuthPayload):
         return bytes((payload.method, 0, 0, 0)) + payload.data
+    if isinstance(payload, CertPayload | CertReqPayload):
+        return bytes((payload.encoding,)) + payload.data
     body = Buffer()
     _push_other(body, payload)
     return body.data()
@@ -279,9 +281,6 @@ def _push_other(buf: Buffer, payload: Payload) -> None:
             buf.push_bytes(spi)
     elif isinstance(payload, TsPayload):
         push_ts(buf, payload)
-    elif isinstance(payload, CertPayload | CertReqPayload):
-        buf.push_uint8(payload.encoding)
-        buf.push_bytes(payload.data)
     elif isinstance(payload, ConfigPayload):
         buf.push_bytes(bytes((payload.cfg_type, 0, 0, 0)))
         for attr in payload.attributes:
