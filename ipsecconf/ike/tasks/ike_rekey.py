@@ -15,6 +15,8 @@ the four nonces is redundant; its creator deletes it, the other side deletes the
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ipsecconf.crypto.dh import KeyExchange, KeyExchangeError
 from ipsecconf.ike.constants import ExchangeType, NotifyType, ProtocolId
 from ipsecconf.ike.context import ChildState, IkeState, PeerRekey, SaContext
@@ -232,13 +234,12 @@ class IkeRekeyResponder(Task):
             shared=shared,
         )
         if ctx.ike_rekeying:
-            ctx.peer_ike_rekey = PeerRekey((nonce.nonce, nr), new)  # decided by our answer
+            # Decided when the answer to our own rekey arrives (2.8.1).
+            ctx.peer_ike_rekey = PeerRekey((nonce.nonce, nr), new)
         else:
             hand_over(ctx, new, by_peer=True, redundant=None)
         self.payloads = [
-            SaPayload(
-                (answer.__class__(answer.number, answer.protocol, spi_r, answer.transforms),)
-            ),
+            SaPayload((replace(answer, spi=spi_r),)),
             NoncePayload(nr),
             KePayload(algorithms.dh.dh_id, own.public_key()),
         ]
