@@ -3,12 +3,14 @@ into SKF fragments, delivered reversed, lost, duplicated or forged, and reassemb
 
 from __future__ import annotations
 
+import random
+
 from ipsecconf.ike.config import IkeConfig
 from ipsecconf.ike.constants import PayloadType
 from ipsecconf.ike.context import IkeState
 from ipsecconf.ike.credentials import TrustAnchors
 from ipsecconf.ike.errors import DropReason
-from ipsecconf.ike.message import pull_header
+from ipsecconf.ike.message import Message, header_bytes, pull_header
 from ipsecconf.ike.sa import Datagram
 from tests.certgen import NOW
 from tests.ike.pair import ADDR_I, ADDR_R, Pair, configs, make_pair
@@ -97,4 +99,31 @@ def test_without_support_on_one_side_nothing_is_fragmented(pki: Pki) -> None:  #
     sent = run_collecting(pair)
     assert not [d for d in sent if is_fragment(d)]
     assert max(len(d.data) for d in sent) > 1000
+    assert pair.initiator.state is IkeState.ESTABLISHED
+
+
+def test_random_fragments_are_dropped_without_harm(pki: Pki) -> None:  # noqa: F811
+    pair = make_pair(*cert_configs(pki))
+    pair.run()
+    resp = pair.responder
+    r = random.Random(7383)
+    for _ in range(300):
+        body = r.randbytes(r.randrange(0, 120))
+        number, total = r.randrange(0, 40), r.randrange(0, 40)
+        skf = bytes((r.randrange(256), 0)) + (8 + len(body)).to_bytes(2, "big")
+        skf += number.to_bytes(2, "big") + total.to_bytes(2, "big") + body
+        message = Message(
+            exchange=r.choice((35, 36, 37)),
+            message_id=r.choice((0, 1, 2, 5)),
+            spi_i=resp.spi_i,
+            spi_r=resp.spi_r,
+            from_initiator=True,
+            is_response=r.random() < 0.3,
+        )
+        data = header_bytes(message, PayloadType.SKF, 28 + len(skf)) + skf
+        resp.receive_datagram(data, (str(ADDR_I), 4500), pair.now)
+    assert sum(resp.drops.values()) == 300
+    assert resp.state is IkeState.ESTABLISHED
+    pair.initiator.check_liveness(pair.now)
+    pair.run()
     assert pair.initiator.state is IkeState.ESTABLISHED
