@@ -7,7 +7,9 @@ RFC 7383 fragments in both directions.  Then, on that IKE SA, a child rekey and 
 rekey are started by each side in turn; after each, ``swanctl --list-sas`` and our core
 agree on the new IKE and child SPIs and neither lists the old ones.  Finally a child and
 the IKE SA are deleted (one by each side, swapped between the two roles), and both
-sides forget them.
+sides forget them.  Simultaneous child and IKE rekeys (requests crossed on the wire)
+end with one surviving SA both sides agree on, and charon verifies our AUTH by method 1,
+RFC 7427 PSS and ECDSA, and RFC 4754 ECDSA.
 
 Our side is tests/ike/udp_driver.py in interactive mode: a tiny engine that follows the
 IKE SAs born from rekeys, prints events as they happen and obeys commands on stdin.
@@ -27,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.certgen import issue
+from tests.certgen import Issued, issue
 from tests.ike.strongswan import (
     ME_ADDR,
     OUR_NET,
@@ -54,10 +56,19 @@ def lab() -> Iterator[Lab]:
             instance.close()
 
 
+_ROOTS: dict[str, Issued] = {}
+
+
+def pki_root(pki: dict[str, str]) -> Issued:
+    """The root (with its key) that issued the files of ``pki``."""
+    return _ROOTS[pki["root.pem"]]
+
+
 @pytest.fixture(scope="module")
 def pki(lab: Lab) -> dict[str, str]:
     """Root, strongSwan's and our RSA certificates as files in the lab's directory."""
     root = issue("Interop Root", ca=True, key_kind="rsa")
+    _ROOTS[str(lab.dir / "root.pem")] = root
     files: dict[str, bytes] = {"root.pem": root.cert_pem()}
     for who, addr in (("ss", SS_ADDR), ("me", ME_ADDR)):
         leaf = issue(f"interop-{who}", issuer=root, key_kind="rsa", ips=(addr,))
@@ -316,3 +327,39 @@ def test_simultaneous_rekey_with_strongswan(lab: Lab, pki: dict[str, str], what:
     finally:
         drops = driver.stop().get("drops", {})
     assert not {k: v for k, v in drops.items() if k != "retransmit"}, drops
+
+
+@pytest.mark.parametrize(
+    ("kind", "signature", "scheme"),
+    [
+        ("rsa", "classic", "RSA signature"),  # charon's name for AUTH method 1
+        ("rsa", "pss", "RSA_EMSA_PSS"),
+        ("ec", "auto", "ECDSA_WITH_SHA256_DER"),
+        ("ec", "classic", "ECDSA-256"),
+    ],
+)
+def test_signature_schemes_with_strongswan(
+    lab: Lab, pki: dict[str, str], kind: str, signature: str, scheme: str
+) -> None:
+    """Our AUTH by method 1, RFC 7427 PSS and ECDSA (RFC 7427 and RFC 4754) is what
+    charon verifies; charon's own RSA signature we verify in every case."""
+    name = f"sig{kind}{signature}"
+    me = issue(f"interop-me-{kind}", issuer=pki_root(pki), key_kind=kind, ips=(ME_ADDR,))
+    cert, key = lab.dir / f"{name}.pem", lab.dir / f"{name}-key.pem"
+    cert.write_bytes(me.cert_pem())
+    key.write_bytes(me.key_pem())
+    key.chmod(0o600)
+    certs = {"cert": pki["ss.pem"], "key": pki["ss-key.pem"], "root": pki["root.pem"]}
+    lab.load(name, "aes128-sha256-x25519", "aes128-sha256", certs=certs)
+    mark = lab.log_size()
+    spec = {**_spec("initiator", pki), "cert": str(cert), "key": str(key), "signature": signature}
+    driver = Driver(lab, spec)
+    try:
+        driver.wait_event("child")
+        log = lab.log_text()[mark:]
+        assert f"authentication of '{ME_ADDR}' with {scheme}" in log, log
+        agree(lab, driver, name)
+        driver.send("close")
+        driver.wait_event("ike-deleted")
+    finally:
+        driver.stop()
