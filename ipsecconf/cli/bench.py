@@ -4,10 +4,13 @@
 decapsulation per suite and inner packet size (64, 512, 1400 bytes), and in the same run
 the bare ``cryptography`` AES-GCM call rate on the same plaintext, with the ratio.
 ``bench spd`` measures the SPD lookup over 100,000 distinct random flows (hits and misses)
-with 100 and with 100,000 policies, and the ratio.  Only this module prints; the lower
-layers are called as they are in the engine, with caches that would flatter the figures
-turned off (the outer-header cache, no flow cache exists).  Figures on a shared machine
-are noisy: each is the best of three runs.
+with 100 and with 100,000 policies, and the ratio.  ``bench ike`` measures IKE SA + first
+CHILD SA establishments per second on one core (both peers in this process, in memory)
+for x25519 + PSK, ecp256 + RSA-2048 certificates and modp2048 + PSK, and in the same run
+the crypto-only bound of one establishment (ipsecconf.ike.benchwork), with the ratio.
+Only this module prints; the lower layers are called as they are in the engine, with
+caches that would flatter the figures turned off (the outer-header cache, no flow cache
+exists).  Figures on a shared machine are noisy: each is the best of three runs.
 """
 
 from __future__ import annotations
@@ -46,12 +49,10 @@ def register(subparsers: Any) -> None:
     """Add ``bench`` to the ``ipsecconf`` sub-command parsers."""
     p = subparsers.add_parser(
         "bench",
-        help="measure dataplane speed (ESP suites, SPD lookup)",
+        help="measure speed (ESP suites, SPD lookup, IKE handshakes)",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    # TODO(ike): add "ike" (IKE_SA_INIT + IKE_AUTH exchanges per second with the in-memory
-    # pair) once ipsecconf.ike lands.
-    p.add_argument("what", nargs="?", choices=("all", "esp", "spd"), default="all")
+    p.add_argument("what", nargs="?", choices=("all", "esp", "spd", "ike"), default="all")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--seconds", type=float, default=0.3, help="time per measurement (default 0.3)")
     p.add_argument(
@@ -250,6 +251,28 @@ def bench_spd(flows_n: int = 100_000, small_n: int = 100, big_n: int = 100_000) 
     return result
 
 
+def bench_ike(seconds: float) -> list[dict[str, Any]]:
+    """Handshakes per second and the crypto-only bound, per suite (one core).  A full
+    handshake takes milliseconds, so the CLI gives each at least a second."""
+    import datetime
+
+    from ipsecconf.ike.benchwork import SUITES, Workload
+
+    rows = []
+    for suite in SUITES:
+        work = Workload(suite, os.urandom, lambda: datetime.datetime.now(datetime.UTC))
+        full, bound = _rates([(work.handshake, 1), (work.crypto, 1)], seconds)
+        rows.append(
+            {
+                "suite": suite,
+                "handshakes_per_s": round(full, 1),
+                "crypto_bound_per_s": round(bound, 1),
+                "ratio": round(full / bound, 3),
+            }
+        )
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the chosen benchmarks and print them (text or JSON)."""
     report: dict[str, Any] = {}
@@ -263,6 +286,8 @@ def run(args: argparse.Namespace) -> int:
         report.update(bench_esp(args.seconds, sizes, suites))
     if args.what in ("all", "spd"):
         report["spd"] = bench_spd()
+    if args.what in ("all", "ike"):
+        report["ike"] = bench_ike(max(args.seconds, 1.0))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -284,6 +309,14 @@ def run(args: argparse.Namespace) -> int:
                     f"bare AESGCM.encrypt at {r['size']} B: {r['bare_aesgcm_pps']:,}/s; "
                     f"encapsulation {r['encap_vs_bare']:.0%} of it, bursts {r['burst_vs_bare']:.0%}"
                 )
+    if "ike" in report:
+        print("IKE SA + first CHILD SA per second, one core, both peers in memory")
+        print(f"{'suite':<18}{'handshakes/s':>14}{'crypto bound/s':>16}{'ratio':>8}")
+        for r in report["ike"]:
+            print(
+                f"{r['suite']:<18}{r['handshakes_per_s']:>14,.1f}"
+                f"{r['crypto_bound_per_s']:>16,.1f}{r['ratio']:>8.0%}"
+            )
     if "spd" in report:
         s = report["spd"]
         print(f"SPD lookup over {s['flows']:,} distinct flows (hits and misses):")

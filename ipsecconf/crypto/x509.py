@@ -11,6 +11,7 @@ them at once; nothing here raises on a bad certificate.  Time is passed in.
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -148,6 +149,12 @@ def check_validity(cert: x509.Certificate, now: datetime.datetime) -> list[str]:
 
 def check_usage(cert: x509.Certificate, *, ca: bool) -> list[str]:
     """Key usage fit for an IKE end entity (digitalSignature) or a CA (keyCertSign)."""
+    return list(_usage_problems(cert, ca))
+
+
+@functools.lru_cache(maxsize=1024)
+def _usage_problems(cert: x509.Certificate, ca: bool) -> tuple[str, ...]:
+    # A pure function of the certificate's bytes: cached, as every IKE_AUTH asks again.
     subject = cert.subject.rfc4514_string()
     problems = []
     try:
@@ -174,12 +181,20 @@ def check_usage(cert: x509.Certificate, *, ca: bool) -> list[str]:
         }
         if eku is not None and not allowed & set(eku):
             problems.append(f"{subject!r} has an extended key usage that excludes IKE")
-    return problems
+    return tuple(problems)
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     if cert.issuer != issuer.subject:
         return False
+    return _signed_by(cert, issuer)
+
+
+@functools.lru_cache(maxsize=1024)
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    # Cached like strongSwan's cert_cache: a signature over fixed DER bytes verifies the
+    # same way every time, and peers present the same chains at every (re)connection.
+    # Validity and usage are still checked on every call of verify_chain.
     try:
         cert.verify_directly_issued_by(issuer)
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
@@ -222,6 +237,12 @@ def verify_chain(
 
 def identities(cert: x509.Certificate) -> dict[str, set[str]]:
     """The identities a certificate carries: ip, fqdn, email (SAN) and dn (subject)."""
+    return {kind: set(values) for kind, values in _identities(cert).items()}
+
+
+@functools.lru_cache(maxsize=1024)
+def _identities(cert: x509.Certificate) -> dict[str, frozenset[str]]:
+    # Cached (a pure function of the certificate); callers get copies or read only.
     out: dict[str, set[str]] = {"ip": set(), "fqdn": set(), "email": set(), "dn": set()}
     out["dn"].add(cert.subject.rfc4514_string())
     try:
@@ -234,7 +255,7 @@ def identities(cert: x509.Certificate) -> dict[str, set[str]]:
         out["email"] |= {e.lower() for e in san.get_values_for_type(x509.RFC822Name)}
     for attr in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
         out["email"].add(str(attr.value).lower())
-    return out
+    return {kind: frozenset(values) for kind, values in out.items()}
 
 
 def _same_dn(a: str, b: str) -> bool:
@@ -246,7 +267,7 @@ def _same_dn(a: str, b: str) -> bool:
 
 def identity_matches(cert: x509.Certificate, kind: str, value: str) -> bool:
     """True when the certificate carries the identity ``kind:value``."""
-    ids = identities(cert)
+    ids = _identities(cert)
     if kind == "ip":
         try:
             return str(ipaddress.ip_address(value)) in ids["ip"]

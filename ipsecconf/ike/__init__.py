@@ -3,7 +3,9 @@
 The engine needs only what is re-exported here: build an :class:`IkeConfig` (with its
 :class:`ChildConfig` children, :class:`Identity` values and a PSK lookup such as a
 :class:`PskTable`), create an :class:`IkeSa` per peer (``route()`` tells which SA an
-incoming datagram belongs to, or that it starts a new one), and pull events.
+incoming datagram belongs to, or that it starts a new one, which an
+:class:`IkeResponderGate` admits or answers with a cookie), and pull events.  IKE SAs
+born from rekeys arrive in :class:`IkeSaRekeyed` events.
 """
 
 from ipsecconf.ike.config import (
@@ -18,6 +20,7 @@ from ipsecconf.ike.config import (
     TriggerPacket,
 )
 from ipsecconf.ike.context import IkeState
+from ipsecconf.ike.credentials import Credentials, TrustAnchors
 from ipsecconf.ike.errors import DropReason, LocalProtocolError, RemoteProtocolError
 from ipsecconf.ike.events import (
     ChildSaDeleted,
@@ -25,14 +28,24 @@ from ipsecconf.ike.events import (
     ChildSaFailed,
     FailureReason,
     IkeEvent,
+    IkeRekeyFailed,
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
+    IkeSaRekeyed,
 )
-from ipsecconf.ike.sa import Datagram, IkeSa, RouteInfo, route
+from ipsecconf.ike.gate import GateDecision, IkeResponderGate
+from ipsecconf.ike.sa import ChildInfo, Datagram, IkeSa, RouteInfo, route
 
 __all__ = [
     "ChildConfig",
+    "ChildInfo",
+    "Credentials",
+    "GateDecision",
+    "IkeRekeyFailed",
+    "IkeResponderGate",
+    "IkeSaRekeyed",
+    "TrustAnchors",
     "ChildSaDeleted",
     "ChildSaEstablished",
     "ChildSaFailed",

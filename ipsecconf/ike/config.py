@@ -13,12 +13,21 @@ it.
 
 from __future__ import annotations
 
+import datetime
 import enum
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ipsecconf.ike.constants import IdType, ProtocolId
+from ipsecconf.ike.credentials import (
+    METHOD_NAMES,
+    SIGNATURE_METHODS,
+    SIGNATURE_MODES,
+    Credentials,
+    TrustAnchors,
+)
 from ipsecconf.ike.errors import LocalProtocolError
 from ipsecconf.ike.payloads import IdPayload
 from ipsecconf.model.proposals import Proposal, default_ike
@@ -44,7 +53,8 @@ class Identity:
     @classmethod
     def address(cls, value: str | IPAddress) -> Identity:
         """An ID_IPV4_ADDR or ID_IPV6_ADDR identity."""
-        addr = ipaddress.ip_address(value)
+        # An address object is taken as it is: ip_address() would re-parse its text.
+        addr = value if not isinstance(value, str) else ipaddress.ip_address(value)
         kind = IdType.IPV4_ADDR if addr.version == 4 else IdType.IPV6_ADDR
         return cls(kind, addr.packed)
 
@@ -127,10 +137,7 @@ class PskTable:
 
     @staticmethod
     def _norm(key: str) -> str:
-        try:
-            return str(ipaddress.ip_address(key))
-        except ValueError:
-            return key.lower()
+        return _norm_key(key)
 
     @classmethod
     def parse(cls, text: str) -> PskTable:
@@ -226,7 +233,8 @@ class IkeConfig:
 
     local_address: IPAddress
     remote_address: IPAddress
-    psk: PskLookup = field(repr=False)
+    psk: PskLookup = field(repr=False, default=lambda query: None)
+    """The pre-shared key lookup; not needed when this side signs with ``credentials``."""
     local_port: int = 500
     remote_port: int = 500
     local_id: Identity | None = None
@@ -244,19 +252,72 @@ class IkeConfig:
     keepalive_interval: float = 20.0
     """Seconds between NAT-T keepalives while this side is behind a NAT (RFC 3948 2.3);
     0 turns them off."""
+    half_open_timeout: float = 30.0
+    """Seconds a responder SA may stay unauthenticated before it fails (peer-not-
+    responding), freeing its half-open slot (RFC 7296 2.6)."""
+    fragment_size: int = 1200
+    """Encrypted messages larger than this many bytes are sent as RFC 7383 fragments when
+    the peer supports them (1200 fits IPv6's minimum MTU with IP, UDP and the non-ESP
+    marker); 0 turns IKE fragmentation off (not announced)."""
+    liveness_interval: float = 0.0
+    """Seconds of silence from the peer after which an empty INFORMATIONAL probes it
+    (RFC 7296 2.4, dead peer detection); 0 turns the probes off.  Unanswered, the probe
+    is retransmitted as ``retransmit`` says and then the SA fails (peer-not-responding)."""
+
+    credentials: Credentials | None = None
+    """Our certificate and private key: with them we authenticate by signature."""
+    trust: TrustAnchors | None = None
+    """The roots a peer's certificate chain must reach (needed to accept signatures)."""
+    remote_auth: frozenset[str] = frozenset()
+    """AUTH methods accepted from the peer: ``psk``, ``rsa`` (method 1), ``ecdsa``
+    (9-11), ``digital-signature`` (RFC 7427).  Empty: the kind we use ourselves (``psk``,
+    or the three signature methods when we have ``credentials``)."""
+    signature: str = "auto"
+    """How we sign (:data:`ipsecconf.ike.credentials.SIGNATURE_MODES`)."""
+    clock: Callable[[], datetime.datetime] | None = field(default=None, repr=False)
+    """Wall-clock time (timezone-aware) for certificate validity; required with ``trust``."""
 
     @property
     def effective_local_id(self) -> Identity:
         """Our identity, defaulting to our address."""
         return self.local_id or Identity.address(self.local_address)
 
+    @property
+    def accepted_methods(self) -> frozenset[str]:
+        """The AUTH method names accepted from the peer."""
+        if self.remote_auth:
+            return self.remote_auth
+        return SIGNATURE_METHODS if self.credentials is not None else frozenset({"psk"})
+
+    @property
+    def uses_signatures(self) -> bool:
+        """True when signatures play a part on either side (hash algorithms announced)."""
+        return self.credentials is not None or bool(self.accepted_methods & SIGNATURE_METHODS)
+
     def __post_init__(self) -> None:
+        unknown = self.remote_auth - set(METHOD_NAMES.values())
+        if unknown:
+            raise LocalProtocolError(f"unknown remote auth method(s) {sorted(unknown)}")
+        if self.signature not in SIGNATURE_MODES:
+            raise LocalProtocolError(f"signature must be one of {', '.join(SIGNATURE_MODES)}")
+        if self.accepted_methods & SIGNATURE_METHODS and (self.trust is None or not self.clock):
+            raise LocalProtocolError("accepting signatures needs trust anchors and a clock")
         if not self.proposals or any(p.protocol != "ike" for p in self.proposals):
             raise LocalProtocolError("IKE proposals must be non-empty and of protocol ike")
         if not 16 <= self.nonce_bytes <= 256:
             raise LocalProtocolError("nonce size must be 16..256 bytes (RFC 7296 2.10)")
         if self.local_address.version != self.remote_address.version:
             raise LocalProtocolError("local and remote addresses are of different families")
+
+
+@functools.lru_cache(maxsize=4096)
+def _norm_key(key: str) -> str:
+    """An address in canonical text, anything else in lower case (cached: every IKE_AUTH
+    looks keys up by identity and address text)."""
+    try:
+        return str(ipaddress.ip_address(key))
+    except ValueError:
+        return key.lower()
 
 
 def psk_table(entries: Iterable[tuple[str, bytes]]) -> PskTable:

@@ -11,16 +11,22 @@ import hashlib
 import ipaddress
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ipsecconf.crypto.dh import KeyExchangeFactory
-from ipsecconf.ike.config import Identity, IkeConfig, IPAddress, TriggerPacket
+from ipsecconf.ike.config import ChildConfig, Identity, IkeConfig, IPAddress, TriggerPacket
 from ipsecconf.ike.constants import NATT_PORT
 from ipsecconf.ike.errors import LocalProtocolError
 from ipsecconf.ike.events import IkeEvent
 from ipsecconf.ike.keymat import IkeKeys
 from ipsecconf.ike.message import SkCrypto
-from ipsecconf.ike.proposals import IkeAlgorithms
+from ipsecconf.ike.payloads_ts import TsEntry
+from ipsecconf.ike.proposals import ChildAlgorithms, IkeAlgorithms
+
+if TYPE_CHECKING:  # only for annotations: tasks and sa import this module
+    from ipsecconf.ike.sa import IkeSa
+    from ipsecconf.ike.tasks.base import Task
 
 Rng = Callable[[int], bytes]
 
@@ -31,6 +37,8 @@ class IkeState(enum.Enum):
     CREATED = "created"
     CONNECTING = "connecting"
     ESTABLISHED = "established"
+    REKEYED = "rekeyed"
+    """Replaced by a rekeyed IKE SA that holds the children now; awaiting its Delete."""
     DELETING = "deleting"
     DELETED = "deleted"
     FAILED = "failed"
@@ -41,21 +49,52 @@ class IkeState(enum.Enum):
 TRANSITIONS: dict[IkeState, frozenset[IkeState]] = {
     IkeState.CREATED: frozenset({IkeState.CONNECTING, IkeState.FAILED}),
     IkeState.CONNECTING: frozenset({IkeState.ESTABLISHED, IkeState.FAILED}),
-    IkeState.ESTABLISHED: frozenset({IkeState.DELETING, IkeState.DELETED, IkeState.FAILED}),
+    IkeState.ESTABLISHED: frozenset(
+        {IkeState.REKEYED, IkeState.DELETING, IkeState.DELETED, IkeState.FAILED}
+    ),
+    IkeState.REKEYED: frozenset({IkeState.DELETING, IkeState.DELETED, IkeState.FAILED}),
     IkeState.DELETING: frozenset({IkeState.DELETED, IkeState.FAILED}),
     IkeState.DELETED: frozenset(),
     IkeState.FAILED: frozenset(),
 }
 
 
+class ChildState(enum.Enum):
+    """Life cycle of a child SA inside its IKE SA (strongSwan's child_sa_state_t, reduced)."""
+
+    INSTALLED = "installed"
+    REKEYING = "rekeying"
+    """Our CREATE_CHILD_SA rekey for it is under way."""
+    REKEYED = "rekeyed"
+    """A successor exists; the SA stays installed until its Delete (make-before-break)."""
+    DELETING = "deleting"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRekey:
+    """A rekey the peer made of one of our SAs (child or IKE) while we were rekeying it
+    too: what RFC 7296 2.8.1 needs to decide which of the two new SAs survives."""
+
+    nonces: tuple[bytes, bytes]
+    successor: object
+    """The new :class:`ChildRecord` or :class:`SaContext` of the peer's exchange."""
+
+
 @dataclass(slots=True)
 class ChildRecord:
-    """A negotiated child SA as the IKE SA remembers it (for delete and rekey later)."""
+    """A negotiated child SA as the IKE SA remembers it (for delete and rekey)."""
 
     name: str
     spi_in: int
     spi_out: int
     protocol: int
+    config: ChildConfig | None = None
+    algorithms: ChildAlgorithms | None = None
+    local_ts: tuple[TsEntry, ...] = ()
+    remote_ts: tuple[TsEntry, ...] = ()
+    transport: bool = False
+    state: ChildState = ChildState.INSTALLED
+    peer_rekey: PeerRekey | None = field(default=None, repr=False)
 
 
 class SaContext:
@@ -81,6 +120,7 @@ class SaContext:
         self.local_port = config.local_port
         self.remote_address: IPAddress = config.remote_address
         self.remote_port = config.remote_port
+        self._remote_text = str(config.remote_address)
         self.ni = b""
         self.nr = b""
         self.init_request = b""
@@ -92,14 +132,59 @@ class SaContext:
         self.nat_local = False
         self.nat_remote = False
         self.natd_supported = False
+        self.fragmentation = False
+        """Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 2.3)."""
         self.remote_id: Identity | None = None
         self.peer_initial_contact = False
+        self.peer_auth_method = 0
+        self.peer_hashes: frozenset[int] = frozenset()
+        """RFC 7427 hash algorithms the peer announced (SIGNATURE_HASH_ALGORITHMS)."""
         self.children: list[ChildRecord] = []
         self.error_to_report: int | None = None
         """An error notify to send once in a separate INFORMATIONAL request, when our
         side refused a response (RFC 7296 2.21.2: the initiator refusing the AUTH)."""
         self.trigger: TriggerPacket | None = None
         self.events: deque[IkeEvent] = deque()
+        self.followups: list[Task] = []
+        """Tasks a task wants initiated after it (the Delete after a rekey); the task
+        manager queues them once the current message is handled."""
+        self.ike_rekeying = False
+        """Our CREATE_CHILD_SA rekey of this IKE SA is in flight."""
+        self.child_exchange = False
+        """Our exchange creating, rekeying or deleting a child is in flight: the peer's IKE
+        rekey must wait (TEMPORARY_FAILURE, RFC 7296 2.25.2) or the child would be lost
+        between the old and the new IKE SA."""
+        self.peer_ike_rekey: PeerRekey | None = None
+        self.adopt: Callable[[SaContext], IkeSa] | None = None
+        """Wraps a rekeyed IKE SA's context into an :class:`IkeSa` (set by ``IkeSa``)."""
+        self.rekeyed_to: SaContext | None = None
+        self.now = 0.0
+        """The time of the call being handled (set by ``IkeSa`` at every entry point)."""
+
+    def find_child(
+        self, spi: int, *, inbound: bool, protocol: int | None = None
+    ) -> ChildRecord | None:
+        """The child with our inbound (or the peer's, ``inbound=False``) SPI ``spi``."""
+        for record in self.children:
+            if (record.spi_in if inbound else record.spi_out) == spi and (
+                protocol is None or record.protocol == protocol
+            ):
+                return record
+        return None
+
+    def successor(self, initiator: bool) -> SaContext:
+        """A fresh context for the IKE SA that replaces this one after a rekey: the same
+        peer, config and NAT state; the new SA's initiator is the rekey's initiator."""
+        new = SaContext(self.config, initiator, self.rng, self.ke_factory, self.spi_allocator)
+        new.local_address, new.local_port = self.local_address, self.local_port
+        new.remote_address, new.remote_port = self.remote_address, self.remote_port
+        new._remote_text = self._remote_text
+        new.nat_local, new.nat_remote = self.nat_local, self.nat_remote
+        new.natd_supported = self.natd_supported
+        new.fragmentation = self.fragmentation
+        new.remote_id = self.remote_id
+        new.adopt = self.adopt
+        return new
 
     def __repr__(self) -> str:
         return f"SaContext({'initiator' if self.initiator else 'responder'}, {self.state.value})"
@@ -135,11 +220,14 @@ class SaContext:
 
     def update_remote(self, host: str, port: int) -> None:
         """Follow the peer's address after an authenticated request (NAT mapping changes)."""
+        if port == self.remote_port and host == self._remote_text:
+            return  # the usual case: nothing moved, nothing to parse
         try:
             self.remote_address = ipaddress.ip_address(host)
         except ValueError:
             return
         self.remote_port = port
+        self._remote_text = host
 
     def push(self, event: IkeEvent) -> None:
         """Queue an event for the engine."""

@@ -7,7 +7,16 @@
 * :class:`ChildSaFailed` / :class:`IkeSaFailed` - a negotiation ended; ``reason`` says why
   in words, ``notify`` is the notify that was sent or received, ``by_peer`` whose
   decision it was.
-* :class:`IkeSaDeleted` - the SA is gone (deleted by either side).
+* :class:`IkeSaDeleted` - the SA is gone (deleted by either side); after a rekey
+  (``rekeyed``) its children live on in the successor and must stay installed.
+* :class:`IkeSaRekeyed` - a new IKE SA replaces this one (RFC 7296 2.18): register the
+  ``successor`` :class:`~ipsecconf.ike.sa.IkeSa` under its SPIs and drive it like any
+  other; the children now belong to it.  In a simultaneous rekey (2.8.1) one of the two
+  new SAs is ``redundant``: register it too; it deletes itself or is deleted by the peer.
+* :class:`IkeRekeyFailed` - our IKE rekey did not happen; the old SA is still fine.
+* :class:`ChildSaEstablished` with ``rekey_of`` - the new SA of a child rekey: install it
+  and send with it from now on, but keep the old pair (``rekey_of`` is its ``spi_in``)
+  until its :class:`ChildSaDeleted` arrives (make-before-break).
 
 Events are plain data: the engine may log them (keys are excluded from ``repr``).
 """
@@ -16,12 +25,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ipsecconf.ike.config import Identity, IPAddress, Mode
 from ipsecconf.ike.constants import NotifyType, ProtocolId
 from ipsecconf.ike.payloads_ts import TsEntry
 from ipsecconf.ike.proposals import ChildAlgorithms, IkeAlgorithms
 from ipsecconf.model.selectors import Selector
+
+if TYPE_CHECKING:  # annotation only: sa.py imports this module
+    from ipsecconf.ike.sa import IkeSa
 
 
 class FailureReason(enum.StrEnum):
@@ -36,6 +49,17 @@ class FailureReason(enum.StrEnum):
     PEER_ERROR = "peer-error"
     PROTOCOL_ERROR = "protocol-error"
     MODE_MISMATCH = "mode-mismatch"
+    TEMPORARY_FAILURE = "temporary-failure"
+    """The peer is busy with a conflicting exchange (2.25): retry a little later."""
+    CHILD_SA_NOT_FOUND = "child-sa-not-found"
+    CERTIFICATE_EXPIRED = "certificate-expired"
+    """The peer's certificate is not valid now (expired or not yet valid)."""
+    UNTRUSTED_CERTIFICATE = "untrusted-certificate"
+    """The peer's certificate does not chain to a configured root, or is not valid now."""
+    IDENTITY_MISMATCH = "identity-mismatch"
+    """The peer's certificate does not carry the identity it claims."""
+    METHOD_NOT_ALLOWED = "auth-method-not-allowed"
+    """The peer authenticated with a method this side does not accept from it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +85,8 @@ class IkeSaEstablished:
     """IKE (from IKE_AUTH on) and ESP use UDP 4500: a NAT on either side, or forced."""
     initial_contact: bool
     """The peer sent INITIAL_CONTACT: the engine drops older SAs with it (RFC 7296 2.4)."""
+    peer_auth_method: int = 0
+    """The AUTH method the peer proved itself with (2 PSK, 1 RSA, 9-11 ECDSA, 14 RFC 7427)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +118,8 @@ class ChildSaEstablished:
     remote_port: int = 0
     ike_spi_i: bytes = b""
     ike_spi_r: bytes = b""
+    rekey_of: int | None = None
+    """When this pair rekeys another: the old pair's ``spi_in``; it stays until deleted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +158,32 @@ class IkeSaDeleted:
     """The IKE SA (and so all its children) is deleted."""
 
     by_peer: bool
+    rekeyed: bool = False
+    """The SA was replaced by a rekey: its children moved to the successor, keep them."""
+
+
+@dataclass(frozen=True, slots=True)
+class IkeSaRekeyed:
+    """A new IKE SA replaces this one; the engine must register ``successor``."""
+
+    successor: IkeSa = field(repr=False)
+    old_spi_i: bytes
+    old_spi_r: bytes
+    spi_i: bytes
+    spi_r: bytes
+    algorithms: IkeAlgorithms
+    by_peer: bool
+    redundant: bool = False
+    """The loser of a simultaneous rekey (2.8.1): no children; it is deleted shortly."""
+
+
+@dataclass(frozen=True, slots=True)
+class IkeRekeyFailed:
+    """Our IKE SA rekey failed; the current IKE SA stays in use (retry later)."""
+
+    reason: FailureReason
+    detail: str
+    notify: NotifyType | int | None = None
 
 
 IkeEvent = (
@@ -139,4 +193,6 @@ IkeEvent = (
     | ChildSaDeleted
     | IkeSaFailed
     | IkeSaDeleted
+    | IkeSaRekeyed
+    | IkeRekeyFailed
 )

@@ -11,11 +11,11 @@ before it spends work on decryption: :func:`pull_header` then :func:`decode`.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from ipsecconf.codec import Buffer
 from ipsecconf.crypto.suites import CryptoError, IntegrityContext, encryption
 from ipsecconf.ike.constants import ExchangeType, Flags, PayloadType
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError
@@ -23,6 +23,8 @@ from ipsecconf.ike.payloads import Payload, pull_chain, push_chain
 from ipsecconf.model.algorithms import Cipher, Integrity
 
 HEADER_BYTES = 28
+_HEADER = struct.Struct("!8s8sBBBBII")
+_INITIATOR, _RESPONSE = int(Flags.INITIATOR), int(Flags.RESPONSE)  # plain ints: hot path
 MAX_MESSAGE_BYTES = 65535
 """An IKE message never exceeds one UDP datagram (fragmentation is RFC 7383)."""
 IKE_VERSION = 0x20
@@ -45,12 +47,12 @@ class Header:
     @property
     def is_response(self) -> bool:
         """The Response flag."""
-        return bool(self.flags & Flags.RESPONSE)
+        return bool(self.flags & _RESPONSE)
 
     @property
     def from_initiator(self) -> bool:
         """The Initiator flag: sent by the original initiator of the IKE SA."""
-        return bool(self.flags & Flags.INITIATOR)
+        return bool(self.flags & _INITIATOR)
 
 
 def pull_header(data: bytes) -> Header:
@@ -59,17 +61,10 @@ def pull_header(data: bytes) -> Header:
         raise RemoteProtocolError(DropReason.TRUNCATED, f"{len(data)} bytes is no IKE header")
     if len(data) > MAX_MESSAGE_BYTES:
         raise RemoteProtocolError(DropReason.TOO_LARGE, f"{len(data)}-byte message")
-    buf = Buffer(data[:HEADER_BYTES])
-    header = Header(
-        spi_i=buf.pull_bytes(8),
-        spi_r=buf.pull_bytes(8),
-        next_payload=buf.pull_uint8(),
-        version=buf.pull_uint8(),
-        exchange=buf.pull_uint8(),
-        flags=buf.pull_uint8(),
-        message_id=buf.pull_uint32(),
-        length=buf.pull_uint32(),
+    spi_i, spi_r, next_payload, version, exchange, flags, message_id, length = _HEADER.unpack_from(
+        data
     )
+    header = Header(spi_i, spi_r, next_payload, version, exchange, flags, message_id, length)
     if header.version >> 4 != 2:
         raise RemoteProtocolError(DropReason.BAD_VERSION, f"IKE version {header.version:#x}")
     if header.length != len(data):
@@ -131,16 +126,18 @@ class SkCrypto:
     def _icv_bytes(self) -> int:
         return self.integrity.icv_bytes if self.integrity else 0
 
-    def seal(self, prefix: bytes, first_inner: int, inner: bytes) -> bytes:
+    def seal(self, prefix: bytes, first_inner: int, inner: bytes, extra: bytes = b"") -> bytes:
         """The SK payload (with generic header) for ``inner``; ``prefix`` is the header
-        plus any payloads before SK, with the final length already in the header."""
+        plus any payloads before SK, with the final length already in the header.
+        ``extra`` follows the generic header (an SKF's fragment numbers, RFC 7383 2.5)
+        and is authenticated with it."""
         block = 1 if self.cipher.aead else self.cipher.block_bytes
         pad = (-(len(inner) + 1)) % block
         plaintext = inner + bytes(pad) + bytes((pad,))
         iv = self._rng(self.cipher.iv_bytes)
         tag = self.cipher.icv_bytes if self.cipher.aead else self._icv_bytes
-        sk_len = 4 + len(iv) + len(plaintext) + tag
-        sk_header = bytes((first_inner, 0)) + sk_len.to_bytes(2, "big")
+        sk_len = 4 + len(extra) + len(iv) + len(plaintext) + tag
+        sk_header = bytes((first_inner, 0)) + sk_len.to_bytes(2, "big") + extra
         if self.cipher.aead:
             return sk_header + iv + self._enc_out.encrypt(iv, plaintext, prefix + sk_header)
         body = sk_header + iv + self._enc_out.encrypt(iv, plaintext)
@@ -154,16 +151,18 @@ class SkCrypto:
         tag = self.cipher.icv_bytes if self.cipher.aead else self._icv_bytes
         return 4 + self.cipher.iv_bytes + padded + tag
 
-    def open(self, data: bytes, body: bytes) -> bytes:
-        """The inner payload chain of a message whose last payload is SK with ``body``."""
-        sk_start = len(data) - len(body) - 4
+    def open(self, data: bytes, body: bytes, extra: int = 0) -> bytes:
+        """The inner payload chain of a message whose last payload is SK with ``body``
+        (after ``extra`` header bytes: 4 for an SKF fragment)."""
+        sk_start = len(data) - len(body) - 4 - extra
         iv_len = self.cipher.iv_bytes
         try:
             if self.cipher.aead:
                 if len(body) < iv_len + self.cipher.icv_bytes + 1:
                     raise RemoteProtocolError(DropReason.INTEGRITY, "SK payload too short")
                 iv = body[:iv_len]
-                plaintext = self._enc_in.decrypt(iv, body[iv_len:], data[: sk_start + 4])
+                aad = data[: sk_start + 4 + extra]
+                plaintext = self._enc_in.decrypt(iv, body[iv_len:], aad)
             else:
                 icv = self._icv_bytes
                 if len(body) < iv_len + icv + self.cipher.block_bytes:
@@ -185,11 +184,9 @@ class SkCrypto:
 
 def encode(message: Message, crypto: SkCrypto | None) -> bytes:
     """Serialise ``message``; encrypted messages need ``crypto``."""
-    flags = Flags.NONE
-    if message.from_initiator:
-        flags |= Flags.INITIATOR
-    if message.is_response:
-        flags |= Flags.RESPONSE
+    flags = (_INITIATOR if message.from_initiator else 0) | (
+        _RESPONSE if message.is_response else 0
+    )
     if message.encrypted:
         if crypto is None:
             raise ValueError("an encrypted message needs SK keys")
@@ -201,17 +198,25 @@ def encode(message: Message, crypto: SkCrypto | None) -> bytes:
     return _header(message, first, int(flags), HEADER_BYTES + len(chain)) + chain
 
 
+def header_bytes(message: Message, first: int, length: int) -> bytes:
+    """The IKE header of ``message`` with Next Payload ``first`` and ``length``."""
+    flags = (_INITIATOR if message.from_initiator else 0) | (
+        _RESPONSE if message.is_response else 0
+    )
+    return _header(message, first, flags, length)
+
+
 def _header(message: Message, first: int, flags: int, length: int) -> bytes:
-    buf = Buffer()
-    buf.push_bytes(message.spi_i)
-    buf.push_bytes(message.spi_r)
-    buf.push_uint8(first)
-    buf.push_uint8(IKE_VERSION)
-    buf.push_uint8(message.exchange)
-    buf.push_uint8(flags)
-    buf.push_uint32(message.message_id)
-    buf.push_uint32(length)
-    return buf.data()
+    return _HEADER.pack(
+        message.spi_i,
+        message.spi_r,
+        first,
+        IKE_VERSION,
+        message.exchange,
+        flags,
+        message.message_id,
+        length,
+    )
 
 
 def decode(data: bytes, header: Header, crypto: SkCrypto | None) -> Message:

@@ -15,6 +15,8 @@ functions add and check the generic headers:
 
 from __future__ import annotations
 
+import functools
+import struct
 from dataclasses import dataclass
 
 from ipsecconf.codec import Buffer, BufferReadError
@@ -25,6 +27,8 @@ from ipsecconf.ike.payloads_ts import TsPayload, pull_ts, push_ts
 
 MAX_PAYLOADS = 64
 NONCE_MIN, NONCE_MAX = 16, 256
+_GENERIC = struct.Struct("!BBH")
+_U16 = struct.Struct("!H")
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,25 +245,34 @@ _TYPES: dict[type, PayloadType] = {
 }
 
 
+def _body(payload: Payload) -> bytes:
+    """One payload body as bytes: the handshake's payloads directly, others via a Buffer."""
+    if isinstance(payload, NoncePayload):
+        return payload.nonce
+    if isinstance(payload, NotifyPayload):
+        head = _GENERIC.pack(payload.protocol, len(payload.spi), payload.type)
+        return head + payload.spi + payload.data
+    if isinstance(payload, KePayload):
+        return _U16.pack(payload.group) + b"\0\0" + payload.data
+    if isinstance(payload, IdPayload):
+        return payload.rest()
+    if isinstance(payload, AuthPayload):
+        return bytes((payload.method, 0, 0, 0)) + payload.data
+    if isinstance(payload, CertPayload | CertReqPayload):
+        return bytes((payload.encoding,)) + payload.data
+    body = Buffer()
+    _push_other(body, payload)
+    return body.data()
+
+
 def push_body(buf: Buffer, payload: Payload) -> None:
     """Serialise one payload body (no generic header)."""
+    buf.push_bytes(_body(payload))
+
+
+def _push_other(buf: Buffer, payload: Payload) -> None:
     if isinstance(payload, SaPayload):
         push_sa(buf, payload)
-    elif isinstance(payload, KePayload):
-        buf.push_uint16(payload.group)
-        buf.push_uint16(0)
-        buf.push_bytes(payload.data)
-    elif isinstance(payload, NoncePayload):
-        buf.push_bytes(payload.nonce)
-    elif isinstance(payload, IdPayload):
-        buf.push_bytes(payload.rest())
-    elif isinstance(payload, AuthPayload):
-        buf.push_bytes(bytes((payload.method, 0, 0, 0)) + payload.data)
-    elif isinstance(payload, NotifyPayload):
-        buf.push_uint8(payload.protocol)
-        buf.push_uint8(len(payload.spi))
-        buf.push_uint16(payload.type)
-        buf.push_bytes(payload.spi + payload.data)
     elif isinstance(payload, DeletePayload):
         buf.push_uint8(payload.protocol)
         buf.push_uint8(len(payload.spis[0]) if payload.spis else 0)
@@ -268,17 +281,50 @@ def push_body(buf: Buffer, payload: Payload) -> None:
             buf.push_bytes(spi)
     elif isinstance(payload, TsPayload):
         push_ts(buf, payload)
-    elif isinstance(payload, CertPayload | CertReqPayload):
-        buf.push_uint8(payload.encoding)
-        buf.push_bytes(payload.data)
     elif isinstance(payload, ConfigPayload):
         buf.push_bytes(bytes((payload.cfg_type, 0, 0, 0)))
         for attr in payload.attributes:
             buf.push_uint16(attr.type)
             buf.push_uint16(len(attr.value))
             buf.push_bytes(attr.value)
-    else:  # VendorIdPayload, EapPayload
+    elif isinstance(payload, VendorIdPayload | EapPayload):
         buf.push_bytes(payload.data)
+    else:  # pragma: no cover - _body serialises the others itself
+        raise TypeError(f"no serialiser for {type(payload).__name__}")
+
+
+def _pull_simple(ptype: int, body: bytes) -> Payload | None:
+    """The payloads of every handshake, parsed by slicing (the codec's hot path);
+    ``None`` for the others, which :func:`_pull_body` parses with a Buffer."""
+    if ptype == PayloadType.NONCE:
+        if not NONCE_MIN <= len(body) <= NONCE_MAX:
+            raise malformed(f"nonce of {len(body)} bytes")
+        return NoncePayload(body)
+    if len(body) < 4:
+        return None  # let the Buffer parser report the truncation
+    if ptype == PayloadType.NOTIFY:
+        protocol, spi_size, ntype = _GENERIC.unpack_from(body)
+        if 4 + spi_size > len(body):
+            return None
+        return NotifyPayload(ntype, protocol, body[4 : 4 + spi_size], body[4 + spi_size :])
+    if ptype == PayloadType.KE:
+        return KePayload(_U16.unpack_from(body)[0], body[4:])
+    if ptype in (PayloadType.IDI, PayloadType.IDR):
+        return IdPayload(ptype == PayloadType.IDI, body[0], body[4:])
+    if ptype == PayloadType.AUTH:
+        return AuthPayload(body[0], body[4:])
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _pull_buffered(ptype: int, body: bytes) -> Payload:
+    # Cached by the raw bytes: payloads are immutable, and peers send the same SA and TS
+    # payloads in every handshake (a miss costs nothing more than the parse itself).
+    inner = Buffer(body)
+    payload = _pull_body(ptype, inner)
+    if not inner.eof():
+        raise malformed(f"payload {ptype} has trailing data")
+    return payload
 
 
 def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None]:
@@ -287,32 +333,33 @@ def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None
     Raises :class:`RemoteProtocolError` for malformed data and for an unknown critical
     payload (with UNSUPPORTED_CRITICAL_PAYLOAD and the type as notification data).
     """
-    buf = Buffer(data)
+    data = bytes(data)
     payloads: list[Payload] = []
     ptype = first
+    pos, end = 0, len(data)
     try:
         while ptype != PayloadType.NONE:
             if len(payloads) >= MAX_PAYLOADS:
                 raise RemoteProtocolError(DropReason.TOO_LARGE, "too many payloads")
-            start = buf.tell()
-            next_type = buf.pull_uint8()
-            critical = buf.pull_uint8() & 0x80
-            length = buf.pull_uint16()
-            if length < 4 or length - 4 > buf.remaining():
+            if pos + 4 > end:
                 raise RemoteProtocolError(
-                    DropReason.BAD_LENGTH, f"payload {ptype} length {length} at offset {start}"
+                    DropReason.TRUNCATED, f"payload chain: no generic header at offset {pos}"
                 )
-            body = buf.pull_bytes(length - 4)
+            next_type, flags, length = _GENERIC.unpack_from(data, pos)
+            if length < 4 or pos + length > end:
+                raise RemoteProtocolError(
+                    DropReason.BAD_LENGTH, f"payload {ptype} length {length} at offset {pos}"
+                )
+            body = data[pos + 4 : pos + length]
+            pos += length
             if ptype == PayloadType.SK:
-                if not buf.eof():
+                if pos != end:
                     raise malformed("data after the encrypted payload")
                 return payloads, SkPayload(next_type, body)
             if ptype in _KNOWN:
-                inner = Buffer(body)
-                payloads.append(_pull_body(ptype, inner))
-                if not inner.eof():
-                    raise malformed(f"payload {ptype} has trailing data")
-            elif critical:
+                payload = _pull_simple(ptype, body)
+                payloads.append(payload if payload is not None else _pull_buffered(ptype, body))
+            elif flags & 0x80:
                 raise RemoteProtocolError(
                     DropReason.UNSUPPORTED_CRITICAL,
                     f"unknown critical payload type {ptype}",
@@ -322,7 +369,7 @@ def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None
             ptype = next_type
     except BufferReadError as exc:
         raise RemoteProtocolError(DropReason.TRUNCATED, f"payload chain: {exc}") from None
-    if not buf.eof():
+    if pos != end:
         raise malformed("data after the last payload")
     return payloads, None
 
@@ -334,14 +381,10 @@ def push_chain(payloads: list[Payload], trailer: int = PayloadType.NONE) -> tupl
     """
     if not payloads:
         return trailer, b""
-    buf = Buffer()
+    types = [payload_type(p) for p in payloads]
+    parts = []
     for index, payload in enumerate(payloads):
-        body = Buffer()
-        push_body(body, payload)
-        raw = body.data()
-        nxt = payload_type(payloads[index + 1]) if index + 1 < len(payloads) else trailer
-        buf.push_uint8(nxt)
-        buf.push_uint8(0)
-        buf.push_uint16(4 + len(raw))
-        buf.push_bytes(raw)
-    return payload_type(payloads[0]), buf.data()
+        raw = _body(payload)
+        nxt = types[index + 1] if index + 1 < len(payloads) else trailer
+        parts.append(_GENERIC.pack(nxt, 0, 4 + len(raw)) + raw)
+    return types[0], b"".join(parts)

@@ -84,8 +84,9 @@ def pull_ts(buf: Buffer, initiator: bool) -> TsPayload:
             raise malformed(f"traffic selector length {length} for type {ts_type}")
         start_port = buf.pull_uint16()
         end_port = buf.pull_uint16()
-        start = ipaddress.ip_address(buf.pull_bytes(size))
-        end = ipaddress.ip_address(buf.pull_bytes(size))
+        family = ipaddress.IPv4Address if size == 4 else ipaddress.IPv6Address
+        start: IPAddress = family(buf.pull_bytes(size))
+        end: IPAddress = family(buf.pull_bytes(size))
         if start > end or start_port > end_port:  # type: ignore[operator]
             raise malformed("traffic selector range is reversed")
         entries.append(TsEntry(start, end, protocol, start_port, end_port))

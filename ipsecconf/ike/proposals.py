@@ -14,6 +14,7 @@ of its own proposals with exactly one transform of each type.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 from ipsecconf.ike.constants import ProtocolId
@@ -63,7 +64,8 @@ def _encr(cipher: alg.Cipher) -> Transform:
     return Transform(TransformType.ENCR, cipher.encr_id, cipher.key_length_attribute)
 
 
-def _transforms(p: Proposal, protocol: str) -> list[Transform]:
+@functools.lru_cache(maxsize=256)
+def _transforms(p: Proposal, protocol: str) -> tuple[Transform, ...]:
     out: list[Transform] = [_encr(c) for c in p.ciphers]
     if protocol == "ike":
         out += [Transform(TransformType.PRF, f.prf_id) for f in p.prfs]
@@ -71,7 +73,7 @@ def _transforms(p: Proposal, protocol: str) -> list[Transform]:
     out += [Transform(TransformType.DH, g.dh_id) for g in p.dh_groups]
     if protocol != "ike":
         out += [Transform(TransformType.ESN, int(e)) for e in p.esn]
-    return out
+    return tuple(out)
 
 
 def to_wire(proposals: tuple[Proposal, ...] | list[Proposal], spi: bytes = b"") -> SaPayload:
@@ -79,7 +81,7 @@ def to_wire(proposals: tuple[Proposal, ...] | list[Proposal], spi: bytes = b"") 
     out = []
     for number, p in enumerate(proposals, 1):
         protocol = {"ike": ProtocolId.IKE, "esp": ProtocolId.ESP, "ah": ProtocolId.AH}[p.protocol]
-        out.append(WireProposal(number, protocol, spi, tuple(_transforms(p, p.protocol))))
+        out.append(WireProposal(number, protocol, spi, _transforms(p, p.protocol)))
     return SaPayload(tuple(out))
 
 
@@ -237,6 +239,16 @@ def select(
     offered: SaPayload, mine: tuple[Proposal, ...] | list[Proposal], spi: bytes = b""
 ) -> tuple[WireProposal, dict[int, object]] | None:
     """The responder's choice: (answer proposal, chosen algorithms by type), or ``None``."""
+    found = _select(offered, tuple(mine), spi)
+    return None if found is None else (found[0], dict(found[1]))
+
+
+@functools.lru_cache(maxsize=512)
+def _select(
+    offered: SaPayload, mine: tuple[Proposal, ...], spi: bytes
+) -> tuple[WireProposal, tuple[tuple[int, object], ...]] | None:
+    # Cached (inputs are immutable, the answer a pure function of them): peers offer the
+    # same lists again and again, and matching is the costly part of IKE_SA_INIT.
     for offer in offered.proposals:
         for p in mine:
             protocol = {"ike": ProtocolId.IKE, "esp": ProtocolId.ESP, "ah": ProtocolId.AH}[
@@ -250,7 +262,7 @@ def select(
                 continue
             chosen = _match(offer, p)
             if chosen is not None:
-                return _response(offer, chosen, spi), chosen
+                return _response(offer, chosen, spi), tuple(chosen.items())
     return None
 
 
@@ -259,6 +271,14 @@ def check_answer(
 ) -> dict[int, object] | None:
     """The initiator's check of the responder's SA: one proposal, one transform per type,
     all from what we offered; the chosen algorithms, or ``None`` when it is invalid."""
+    found = _check_answer(answer, tuple(mine))
+    return None if found is None else dict(found)
+
+
+@functools.lru_cache(maxsize=512)
+def _check_answer(
+    answer: SaPayload, mine: tuple[Proposal, ...]
+) -> tuple[tuple[int, object], ...] | None:
     if len(answer.proposals) != 1:
         return None
     ans = answer.proposals[0]
@@ -270,7 +290,7 @@ def check_answer(
     chosen = _match(ans, mine[ans.number - 1])
     if chosen is None or len(chosen) != len(types):
         return None
-    return chosen
+    return tuple(chosen.items())
 
 
 def ike_algorithms(chosen: dict[int, object]) -> IkeAlgorithms:

@@ -14,7 +14,19 @@ here, and an incoming datagram that starts with it is known to have arrived on 4
 the engine passes UDP payloads as they are: everything from port 500, and from port 4500
 what starts with the marker (the rest is ESP for the dataplane; a one-byte 0xFF payload
 is a NAT-T keepalive, counted and ignored here).  :func:`route` tells which SA a datagram
-belongs to, or that it starts a new responder SA.
+belongs to, or that it starts a new responder SA; such a request goes through an
+:class:`~ipsecconf.ike.gate.IkeResponderGate` first (cookies, half-open limits), and the
+engine calls ``gate.settled(spi_i)`` when that SA is established, failed or deleted.
+
+After establishment the engine calls :meth:`IkeSa.rekey_child` at a child's soft
+lifetime, :meth:`IkeSa.rekey_ike`, :meth:`IkeSa.create_child`, :meth:`IkeSa.delete_child`,
+:meth:`IkeSa.close`, :meth:`IkeSa.report_invalid_spi` for ESP with an unknown SPI, and
+:meth:`IkeSa.note_activity` when authentic ESP arrives (liveness probes run by
+themselves every ``liveness_interval`` of silence).  A rekeyed child arrives as a
+``ChildSaEstablished`` with ``rekey_of``: install it and send with it, keep the old pair
+for inbound until its ``ChildSaDeleted``.  A rekeyed IKE SA arrives as ``IkeSaRekeyed``:
+register its ``successor`` (route by its SPIs, drive its timers); the old one ends with
+``IkeSaDeleted(rekeyed=True)``, which must not tear the children down.
 
 Nothing a peer sends escapes as an exception: every refused datagram is counted in
 :attr:`IkeSa.drops` under a :class:`~ipsecconf.ike.errors.DropReason`.  Misuse by the
@@ -25,78 +37,31 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ipsecconf.crypto import dh
 from ipsecconf.crypto.dh import KeyExchangeFactory, Rng
 from ipsecconf.ike.config import IkeConfig, PskQuery, TriggerPacket
-from ipsecconf.ike.constants import NATT_PORT, NON_ESP_MARKER, ExchangeType
-from ipsecconf.ike.context import IkeState, SaContext
+from ipsecconf.ike.constants import NATT_PORT, NON_ESP_MARKER, ExchangeType, PayloadType
+from ipsecconf.ike.context import ChildRecord, ChildState, IkeState, SaContext
 from ipsecconf.ike.errors import DropReason, LocalProtocolError, RemoteProtocolError
-from ipsecconf.ike.events import IkeEvent
+from ipsecconf.ike.events import FailureReason, IkeEvent, IkeSaFailed
 from ipsecconf.ike.message import Header, pull_header
+from ipsecconf.ike.routing import Address, ChildInfo, Datagram, RouteInfo, random_spi, route
 from ipsecconf.ike.task_manager import TaskManager
 from ipsecconf.ike.tasks.base import Task
 from ipsecconf.ike.tasks.child_create import ChildCreateInitiator, ChildCreateResponder
+from ipsecconf.ike.tasks.child_sa import ChildDelete, CreateChild
 from ipsecconf.ike.tasks.ike_auth import IkeAuthInitiator, IkeAuthResponder
 from ipsecconf.ike.tasks.ike_init import IkeInitInitiator, IkeInitResponder
+from ipsecconf.ike.tasks.ike_rekey import CreateChildSaResponder, IkeRekey
 from ipsecconf.ike.tasks.informational import (
     IkeDelete,
     InformationalResponder,
+    InvalidSpiReport,
     Liveness,
-    RefuseChildSa,
 )
 
-Address = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Datagram:
-    """One UDP payload to send from ``local_port`` to ``remote``."""
-
-    data: bytes
-    remote: Address
-    local_port: int
-
-
-@dataclass(frozen=True, slots=True)
-class RouteInfo:
-    """What the engine needs to find the IKE SA of an incoming datagram."""
-
-    spi_i: bytes
-    spi_r: bytes
-    exchange: int
-    is_response: bool
-    from_initiator: bool
-    message_id: int
-
-    @property
-    def is_new_sa(self) -> bool:
-        """An IKE_SA_INIT request: a new responder SA may be created for it."""
-        return (
-            self.exchange == ExchangeType.IKE_SA_INIT
-            and not self.is_response
-            and self.spi_r == bytes(8)
-            and self.message_id == 0
-        )
-
-
-def route(data: bytes) -> RouteInfo | None:
-    """The SPIs and kind of an IKE datagram (with or without non-ESP marker), or ``None``."""
-    if data.startswith(NON_ESP_MARKER):
-        data = data[4:]
-    try:
-        header = pull_header(data)
-    except RemoteProtocolError:
-        return None
-    return RouteInfo(
-        header.spi_i,
-        header.spi_r,
-        header.exchange,
-        header.is_response,
-        header.from_initiator,
-        header.message_id,
-    )
+__all__ = ["Address", "ChildInfo", "Datagram", "IkeSa", "RouteInfo", "route"]
 
 
 class IkeSa:
@@ -114,13 +79,30 @@ class IkeSa:
         """``rng`` supplies every random byte (SPIs, nonces, IVs, DH private values unless
         ``ke_factory`` is given); ``spi_allocator`` reserves inbound child SPIs in the
         dataplane (default: random from ``rng``, above 255 as RFC 4303 reserves)."""
-        self._ctx = SaContext(
+        ctx = SaContext(
             config,
             initiator,
             rng,
             ke_factory or dh.factory(rng),
-            spi_allocator or self._random_spi,
+            spi_allocator or (lambda: random_spi(rng)),
         )
+        self._setup(ctx)
+
+    @classmethod
+    def _adopt(cls, ctx: SaContext) -> IkeSa:
+        """Wrap the context of an IKE SA born from a rekey (already established); tasks
+        it must start at once (the Delete of a redundant SA) go out now."""
+        sa = cls.__new__(cls)
+        sa._setup(ctx)
+        sa._connected = True
+        sa._manager.take_followups()
+        sa._manager.initiate(ctx.now)
+        sa._arm_timers(ctx.now)
+        return sa
+
+    def _setup(self, ctx: SaContext) -> None:
+        self._ctx = ctx
+        ctx.adopt = IkeSa._adopt
         self._manager = TaskManager(self._ctx, self._queue_send, self._passive_tasks)
         self._outbox: list[Datagram] = []
         self.drops: Counter[DropReason] = Counter()
@@ -129,6 +111,9 @@ class IkeSa:
         """The detail of the latest refused datagram (for debug logs; never secret)."""
         self._connected = False
         self._keepalive_at: float | None = None
+        self._heard_at = ctx.now
+        self._probe_at: float | None = None
+        self._half_open_until: float | None = None
 
     def __repr__(self) -> str:
         role = "initiator" if self._ctx.initiator else "responder"
@@ -160,6 +145,14 @@ class IkeSa:
         """True when IKE and ESP run over UDP 4500."""
         return self._ctx.udp_encap
 
+    @property
+    def children(self) -> tuple[ChildInfo, ...]:
+        """The child SA pairs this IKE SA holds now (after a rekey: the successor's)."""
+        return tuple(
+            ChildInfo(c.name, c.spi_in, c.spi_out, c.protocol, c.state.value)
+            for c in self._ctx.children
+        )
+
     # -- commands ---------------------------------------------------------------------
     def connect(
         self, now: float, *, child: str | None = None, trigger: TriggerPacket | None = None
@@ -169,7 +162,7 @@ class IkeSa:
         if not ctx.initiator or self._connected:
             raise LocalProtocolError("connect() is for a new initiator SA, once")
         query = PskQuery(ctx.remote_address, ctx.config.remote_id, ctx.config.effective_local_id)
-        if ctx.config.psk(query) is None:
+        if ctx.config.credentials is None and ctx.config.psk(query) is None:
             raise LocalProtocolError(f"no pre-shared key for peer {ctx.remote_address}")
         self._connected = True
         self._manager.queue(IkeInitInitiator(ctx))
@@ -186,13 +179,65 @@ class IkeSa:
     def check_liveness(self, now: float) -> None:
         """Send an empty INFORMATIONAL; no answer after the retries fails the SA (2.4)."""
         self._require_established()
-        self._manager.queue(Liveness())
-        self._manager.initiate(now)
+        self._start(Liveness(), now)
 
     def close(self, now: float) -> None:
         """Delete the IKE SA and its children with an INFORMATIONAL Delete (1.4.1)."""
         self._require_established()
-        self._manager.queue(IkeDelete())
+        self._start(IkeDelete(), now)
+
+    def create_child(self, now: float, *, child: str, trigger: TriggerPacket | None = None) -> None:
+        """Negotiate another child SA (CREATE_CHILD_SA, 1.3.1) for the child named;
+        ``ChildSaEstablished`` or ``ChildSaFailed`` follows."""
+        self._require_established()
+        found = [c for c in self._ctx.config.children if c.name == child]
+        if not found:
+            raise LocalProtocolError(f"no child named {child!r}")
+        self._start(CreateChild(found[0], trigger=trigger), now)
+
+    def rekey_child(self, now: float, spi_in: int) -> None:
+        """Rekey the child pair whose inbound SPI is ``spi_in`` (the engine calls this
+        at the soft lifetime).  A ``ChildSaEstablished`` with ``rekey_of=spi_in`` brings
+        the new pair; the old one is deleted after it (``ChildSaDeleted``).  A failure is
+        a ``ChildSaFailed`` and the old pair stays."""
+        self._require_established()
+        record = self._child(spi_in)
+        if record.state is not ChildState.INSTALLED or record.config is None:
+            raise LocalProtocolError(f"child SA {spi_in:#x} is {record.state.value}")
+        self._start(CreateChild(record.config, rekey=record), now)
+
+    def delete_child(self, now: float, spi_in: int) -> None:
+        """Delete the child pair whose inbound SPI is ``spi_in`` (INFORMATIONAL Delete)."""
+        self._require_established()
+        self._start(ChildDelete(self._child(spi_in)), now)
+
+    def rekey_ike(self, now: float) -> None:
+        """Rekey this IKE SA (2.18).  ``IkeSaRekeyed`` brings the successor ``IkeSa``
+        (register it), then this SA ends with ``IkeSaDeleted(rekeyed=True)``; a failure
+        is ``IkeRekeyFailed`` and this SA stays in use."""
+        self._require_established()
+        self._start(IkeRekey(), now)
+
+    def report_invalid_spi(self, now: float, spi: int, protocol: int = 3) -> None:
+        """Tell the peer that ESP (3) or AH (2) came with an SPI we have no SA for
+        (2.21.4); the engine calls this, rate-limited, for SPIs the peer owns."""
+        self._require_established()
+        self._start(InvalidSpiReport(spi, protocol), now)
+
+    def note_activity(self, now: float) -> None:
+        """The dataplane received authentic ESP/AH from the peer: no liveness probe is
+        needed before ``now + liveness_interval``."""
+        self._heard_at = max(self._heard_at, now)
+
+    def _child(self, spi_in: int) -> ChildRecord:
+        record = self._ctx.find_child(spi_in, inbound=True)
+        if record is None:
+            raise LocalProtocolError(f"no child SA with inbound SPI {spi_in:#x}")
+        return record
+
+    def _start(self, task: Task, now: float) -> None:
+        self._ctx.now = now
+        self._manager.queue(task)
         self._manager.initiate(now)
 
     def _require_established(self) -> None:
@@ -202,6 +247,10 @@ class IkeSa:
     # -- sans-IO contract -------------------------------------------------------------
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """Feed one UDP payload received from ``addr``."""
+        self._ctx.now = now
+        if self._half_open_until is None and not self._ctx.initiator and not self._connected:
+            self._connected = True
+            self._half_open_until = now + self._ctx.config.half_open_timeout
         try:
             self._receive(bytes(data), addr, now)
         except RemoteProtocolError as exc:
@@ -209,7 +258,9 @@ class IkeSa:
         except (ValueError, IndexError, KeyError, OverflowError) as exc:
             # Defence in depth: the codec converts these, but a peer must never crash us.
             self._drop(DropReason.MALFORMED, type(exc).__name__)
-        self._arm_keepalive(now)
+        else:
+            self._heard_at = now
+        self._arm_timers(now)
 
     def datagrams_to_send(self, now: float) -> list[Datagram]:
         """Datagrams produced since the last call."""
@@ -218,12 +269,38 @@ class IkeSa:
 
     def get_timer(self) -> float | None:
         """The time at which :meth:`handle_timer` must be called, or ``None``."""
-        timers = [t for t in (self._manager.timer(), self._keepalive_at) if t is not None]
+        timers = [
+            t
+            for t in (
+                self._manager.timer(),
+                self._keepalive_at,
+                self._probe_at,
+                self._half_open_until,
+            )
+            if t is not None
+        ]
         return min(timers) if timers else None
 
     def handle_timer(self, now: float) -> None:
-        """Retransmit or give up, as the schedule says; send a NAT-T keepalive when due."""
+        """Retransmit or give up, as the schedule says; send a NAT-T keepalive or a
+        liveness probe when due."""
+        self._ctx.now = now
         self._manager.on_timer(now)
+        if self._half_open_until is not None and now >= self._half_open_until:
+            self._half_open_until = None
+            if self._ctx.state in (IkeState.CREATED, IkeState.CONNECTING):
+                # A responder whose initiator never finished IKE_AUTH (2.6): give it up,
+                # so that the engine forgets it and the gate counts it no longer.
+                self._ctx.transition(IkeState.FAILED)
+                self._ctx.push(
+                    IkeSaFailed(FailureReason.TIMEOUT, "half-open: IKE_AUTH never completed")
+                )
+        if self._probe_at is not None and now >= self._probe_at:
+            self._probe_at = now + self._ctx.config.liveness_interval
+            if now - self._heard_at >= self._ctx.config.liveness_interval and not (
+                self._manager.active or self._manager.queued
+            ):
+                self._start(Liveness(), now)
         if self._keepalive_at is not None and now >= self._keepalive_at:
             ctx = self._ctx
             # One 0xFF byte, no marker, keeps our NAT mapping for port 4500 open.
@@ -231,10 +308,17 @@ class IkeSa:
                 Datagram(b"\xff", (str(ctx.remote_address), ctx.remote_port), ctx.local_port)
             )
             self._keepalive_at = None
-        self._arm_keepalive(now)
+        self._arm_timers(now)
 
-    def _arm_keepalive(self, now: float) -> None:
+    def _arm_timers(self, now: float) -> None:
         ctx = self._ctx
+        if ctx.state not in (IkeState.CREATED, IkeState.CONNECTING):
+            self._half_open_until = None
+        live = ctx.config.liveness_interval
+        if ctx.state is not IkeState.ESTABLISHED or live <= 0:
+            self._probe_at = None
+        elif self._probe_at is None or self._probe_at < self._heard_at + live:
+            self._probe_at = max(now, self._heard_at + live)
         interval = ctx.config.keepalive_interval
         if ctx.state is not IkeState.ESTABLISHED or not ctx.nat_local or interval <= 0:
             self._keepalive_at = None
@@ -250,13 +334,6 @@ class IkeSa:
         self.drops[reason] += 1
         self.last_drop_detail = detail
 
-    def _random_spi(self) -> int:
-        for _ in range(64):
-            spi = int.from_bytes(self._ctx.rng(4), "big")
-            if spi > 255:
-                return spi
-        raise LocalProtocolError("the rng gave no usable SPI")  # pragma: no cover
-
     def _queue_send(self, data: bytes) -> None:
         ctx = self._ctx
         payload = NON_ESP_MARKER + data if ctx.local_port == NATT_PORT else data
@@ -269,7 +346,7 @@ class IkeSa:
         if exchange == ExchangeType.IKE_AUTH:
             return [IkeAuthResponder(), ChildCreateResponder()]
         if exchange == ExchangeType.CREATE_CHILD_SA:
-            return [RefuseChildSa()]
+            return [CreateChildSaResponder()]
         return [InformationalResponder()]
 
     def _receive(self, data: bytes, addr: Address, now: float) -> None:
@@ -284,7 +361,10 @@ class IkeSa:
             raise RemoteProtocolError(DropReason.WRONG_ROLE, "initiator flag of our own role")
         self._check_spis(header)
         if header.is_response:
-            self._manager.on_response(header, data, now)
+            if header.next_payload == PayloadType.SKF:
+                self._manager.on_fragment(header, data, now, lambda: None)
+            else:
+                self._manager.on_response(header, data, now)
             self._manager.initiate(now)
             return
 
@@ -294,7 +374,10 @@ class IkeSa:
             if natt:
                 ctx.local_port = NATT_PORT
 
-        self._manager.on_request(header, data, now, accepted)
+        if header.next_payload == PayloadType.SKF:
+            self._manager.on_fragment(header, data, now, accepted)
+        else:
+            self._manager.on_request(header, data, now, accepted)
         self._manager.initiate(now)
 
     def _check_spis(self, header: Header) -> None:

@@ -12,6 +12,7 @@ an empty result on either side is TS_UNACCEPTABLE.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from ipsecconf.ike.config import ChildConfig, TriggerPacket
@@ -147,6 +148,13 @@ def to_selectors(local: list[TsEntry], remote: list[TsEntry]) -> list[Selector]:
     """Negotiated TS lists as ``out``-direction selectors for the dataplane (cross product,
     keeping only pairs of one family and a compatible protocol; ranges that are not a
     prefix are split into prefixes)."""
+    return list(_to_selectors(tuple(local), tuple(remote)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _to_selectors(local: tuple[TsEntry, ...], remote: tuple[TsEntry, ...]) -> tuple[Selector, ...]:
+    # Cached: every rekey of a child negotiates the same selectors again, and splitting
+    # ranges into prefixes is costly (values are immutable, so sharing them is safe).
     out: list[Selector] = []
     for lo in local:
         for re_ in remote:
@@ -165,7 +173,7 @@ def to_selectors(local: list[TsEntry], remote: list[TsEntry]) -> list[Selector]:
                             proto,
                         )
                     )
-    return out
+    return tuple(out)
 
 
 def _prefixes(entry: TsEntry) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

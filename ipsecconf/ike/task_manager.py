@@ -22,6 +22,7 @@ from ipsecconf.ike.constants import ExchangeType
 from ipsecconf.ike.context import IkeState, SaContext
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError
 from ipsecconf.ike.events import FailureReason, IkeSaFailed
+from ipsecconf.ike.fragments import Reassembly, encode_fragments
 from ipsecconf.ike.message import Header, Message, decode, encode
 from ipsecconf.ike.payloads import NotifyPayload, Payload
 from ipsecconf.ike.tasks.base import Status, Task
@@ -40,13 +41,15 @@ class TaskManager:
         self.queued: deque[Task] = deque()
         self.active: list[Task] = []
         self._active_mid = 0
-        self._packet = b""
+        self._packets: list[bytes] = []
         self._tries = 0
         self._deadline: float | None = None
         self.my_mid = 0
         self.peer_mid = 0
         self._cached_request = b""
-        self._cached_response = b""
+        self._cached_response: list[bytes] = []
+        self._reassembly = {True: Reassembly(), False: Reassembly()}
+        """Fragments being collected, of responses (True) and of requests (False)."""
 
     # -- our requests -----------------------------------------------------------------
     def queue(self, task: Task) -> None:
@@ -59,6 +62,9 @@ class TaskManager:
             return
         if self.ctx.state in (IkeState.FAILED, IkeState.DELETED):
             self.queued.clear()
+            return
+        self.queued = deque(t for t in self.queued if not t.obsolete(self.ctx))
+        if not self.queued:
             return
         exchange = self.queued[0].exchange
         while self.queued and self.queued[0].exchange == exchange:
@@ -84,12 +90,23 @@ class TaskManager:
             payloads=payloads,
             encrypted=exchange != ExchangeType.IKE_SA_INIT,
         )
-        self._packet = encode(message, self.ctx.crypto)
+        self._packets = self._encode(message)
         if exchange == ExchangeType.IKE_SA_INIT:
-            self.ctx.init_request = self._packet
+            self.ctx.init_request = self._packets[0]
         self._tries = 0
         self._deadline = now + self._wait(0)
-        self._send(self._packet)
+        for packet in self._packets:
+            self._send(packet)
+
+    def _encode(self, message: Message) -> list[bytes]:
+        """The datagrams of a message: one, or its RFC 7383 fragments when both sides
+        support them and it is larger than the configured fragment size."""
+        data = encode(message, self.ctx.crypto)
+        limit = self.ctx.config.fragment_size
+        if message.encrypted and self.ctx.fragmentation and limit and len(data) > limit:
+            assert self.ctx.crypto is not None
+            return encode_fragments(message, self.ctx.crypto, limit)
+        return [data]
 
     def _wait(self, tries: int) -> float:
         policy = self.ctx.config.retransmit
@@ -142,16 +159,50 @@ class TaskManager:
             return
         self._tries += 1
         self._deadline = now + self._wait(self._tries)
-        self._send(self._packet)
+        for packet in self._packets:
+            self._send(packet)
 
-    def on_response(self, header: Header, data: bytes, now: float) -> None:
-        """Process the peer's response to our outstanding request."""
+    def on_fragment(
+        self, header: Header, data: bytes, now: float, accepted: Callable[[], None]
+    ) -> None:
+        """One SKF fragment (RFC 7383): kept until its message is whole, then handled."""
+        if header.is_response:
+            self._check_response(header)
+            message = self._reassembly[True].add(data, header, self.ctx.crypto)
+            if message is not None:
+                self.on_response(header, data, now, message)
+            return
+        if header.message_id + 1 == self.peer_mid and self._cached_response:
+            if data == self._cached_request:  # fragment 1 of a retransmitted request
+                for packet in self._cached_response:
+                    self._send(packet)
+            raise RemoteProtocolError(DropReason.RETRANSMIT, "fragment of an answered request")
+        if header.message_id != self.peer_mid:
+            raise RemoteProtocolError(
+                DropReason.INVALID_MESSAGE_ID,
+                f"fragment of request {header.message_id}, expected {self.peer_mid}",
+            )
+        self._check_exchange(header)
+        reassembly = self._reassembly[False]
+        message = reassembly.add(data, header, self.ctx.crypto)
+        if message is not None:
+            self.on_request(header, reassembly.first, now, accepted, message)
+
+    def _check_response(self, header: Header) -> None:
         if not self.active or header.message_id != self._active_mid:
             raise RemoteProtocolError(DropReason.UNEXPECTED_RESPONSE, "no request with this ID")
         if header.exchange != self.active[0].exchange:
             raise RemoteProtocolError(DropReason.UNEXPECTED_RESPONSE, "wrong exchange type")
+
+    def on_response(
+        self, header: Header, data: bytes, now: float, message: Message | None = None
+    ) -> None:
+        """Process the peer's response to our outstanding request (``message`` when it
+        was reassembled from fragments)."""
+        self._check_response(header)
         init = header.exchange == ExchangeType.IKE_SA_INIT
-        message = decode(data, header, None if init else self.ctx.crypto)
+        if message is None:
+            message = decode(data, header, None if init else self.ctx.crypto)
         if init:
             self.ctx.init_response = data
         statuses = []
@@ -166,25 +217,40 @@ class TaskManager:
                 self._report(self.ctx.error_to_report)
             return
         if Status.NEED_MORE in statuses:
+            if not init:  # a retry after INVALID_KE_PAYLOAD is a new exchange: new ID
+                self.my_mid += 1
+                self._active_mid = self.my_mid
             self._build_and_send(now)
             return
         self.active.clear()
         self._deadline = None
         self.my_mid += 1
+        self.take_followups()
         self.initiate(now)
+
+    def take_followups(self) -> None:
+        """Queue the tasks that the tasks just run asked for (the Delete after a rekey)."""
+        self.queued.extend(self.ctx.followups)
+        self.ctx.followups.clear()
 
     # -- the peer's requests ----------------------------------------------------------
     def on_request(
-        self, header: Header, data: bytes, now: float, accepted: Callable[[], None]
+        self,
+        header: Header,
+        data: bytes,
+        now: float,
+        accepted: Callable[[], None],
+        message: Message | None = None,
     ) -> None:
         """Answer the peer's request, or resend the cached answer to a retransmission.
 
         ``accepted`` runs once the request has decoded (and, when protected, verified),
         before the answer is built: the SA follows the peer's address there (2.23)."""
         init = header.exchange == ExchangeType.IKE_SA_INIT
-        if header.message_id + 1 == self.peer_mid and self._cached_response:
+        if header.message_id + 1 == self.peer_mid and self._cached_response and message is None:
             if data == self._cached_request:
-                self._send(self._cached_response)
+                for packet in self._cached_response:
+                    self._send(packet)
                 raise RemoteProtocolError(DropReason.RETRANSMIT, "retransmitted request")
             if not (init and self.ctx.state is IkeState.CREATED):
                 # Peers retransmit byte for byte; anything else reusing the ID is forged
@@ -200,7 +266,8 @@ class TaskManager:
             )
         self._check_exchange(header)
         try:
-            message = decode(data, header, None if init else self.ctx.crypto)
+            if message is None:
+                message = decode(data, header, None if init else self.ctx.crypto)
         except RemoteProtocolError as exc:
             if exc.notify is not None and (exc.authenticated or init):
                 self._answer(header, data, [NotifyPayload(exc.notify, data=exc.notify_data)])
@@ -220,14 +287,16 @@ class TaskManager:
         response = self._answer(header, data, payloads)
         if init and self.ctx.state is IkeState.CONNECTING:
             self.ctx.init_response = response
+        self.take_followups()
 
     def _check_exchange(self, header: Header) -> None:
         state = self.ctx.state
         allowed = {
             ExchangeType.IKE_SA_INIT: state is IkeState.CREATED and not self.ctx.initiator,
             ExchangeType.IKE_AUTH: state is IkeState.CONNECTING and not self.ctx.initiator,
-            ExchangeType.CREATE_CHILD_SA: state is IkeState.ESTABLISHED,
-            ExchangeType.INFORMATIONAL: state in (IkeState.ESTABLISHED, IkeState.DELETING),
+            ExchangeType.CREATE_CHILD_SA: state in (IkeState.ESTABLISHED, IkeState.REKEYED),
+            ExchangeType.INFORMATIONAL: state
+            in (IkeState.ESTABLISHED, IkeState.REKEYED, IkeState.DELETING),
         }.get(header.exchange, False)  # type: ignore[call-overload]
         if not allowed:
             raise RemoteProtocolError(
@@ -247,9 +316,10 @@ class TaskManager:
             payloads=payloads,
             encrypted=not init,
         )
-        response = encode(message, self.ctx.crypto)
+        packets = self._encode(message)
         self._cached_request = request
-        self._cached_response = response
+        self._cached_response = packets
         self.peer_mid = header.message_id + 1
-        self._send(response)
-        return response
+        for packet in packets:
+            self._send(packet)
+        return packets[0]

@@ -21,8 +21,9 @@ def test_register_adds_bench_with_its_options() -> None:
     args = _parser().parse_args(["bench", "spd", "--json", "--seconds", "0.5"])
     assert (args.what, args.json, args.seconds, args.func) == ("spd", True, 0.5, bench.run)
     assert _parser().parse_args(["bench"]).what == "all"
+    assert _parser().parse_args(["bench", "ike"]).what == "ike"
     with pytest.raises(SystemExit):
-        _parser().parse_args(["bench", "ike"])
+        _parser().parse_args(["bench", "ikev1"])
 
 
 def test_bench_esp_figures() -> None:
@@ -60,3 +61,12 @@ def test_run_prints_json_and_text(capsys: pytest.CaptureFixture[str]) -> None:
 def test_module_entry_point(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main(["esp", "--seconds", "0.001", "--size", "64", "--suite", "null/sha1"]) == 0
     assert "null/sha1" in capsys.readouterr().out
+
+
+def test_bench_ike_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = bench.bench_ike(0.01)
+    assert [r["suite"] for r in rows] == ["x25519+psk", "ecp256+rsa2048", "modp2048+psk"]
+    for r in rows:
+        assert r["handshakes_per_s"] > 0 and r["crypto_bound_per_s"] > 0
+        # The bound is the crypto alone: a full handshake cannot be much faster than it.
+        assert 0 < r["ratio"] < 1.5

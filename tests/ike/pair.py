@@ -1,6 +1,9 @@
 """In-memory initiator/responder pairs (aioquic/h11 ConnectionPair, strongSwan's
 exchange_test_helper): two IkeSa objects wired back to back with a seeded rng and a
 fixed, advanced-by-hand clock.  Datagrams can be lost or duplicated at random (seeded).
+
+Each side is a small engine: IKE SAs born from rekeys (``IkeSaRekeyed``) join the side's
+list, and a datagram goes to the SA whose SPIs it names, as the real engine routes.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ipsecconf.ike.config import ChildConfig, Identity, IkeConfig, Mode, PskTable
-from ipsecconf.ike.events import IkeEvent
-from ipsecconf.ike.sa import Datagram, IkeSa
+from ipsecconf.ike.context import IkeState
+from ipsecconf.ike.events import IkeEvent, IkeSaRekeyed
+from ipsecconf.ike.sa import Datagram, IkeSa, route
 from ipsecconf.model.proposals import Proposal, child_proposals, parse
 from ipsecconf.model.selectors import Endpoint, Selector
 
@@ -113,46 +117,77 @@ class Pair:
     events_i: list[IkeEvent] = field(default_factory=list)
     events_r: list[IkeEvent] = field(default_factory=list)
     delivered: int = 0
+    sas_i: list[IkeSa] = field(default_factory=list)
+    """Every IKE SA of the initiator's side: the first, then those born from rekeys."""
+    sas_r: list[IkeSa] = field(default_factory=list)
 
-    def _deliver(self, datagrams: list[Datagram], to: IkeSa, source: str) -> None:
+    def __post_init__(self) -> None:
+        self.sas_i = self.sas_i or [self.initiator]
+        self.sas_r = self.sas_r or [self.responder]
+
+    @staticmethod
+    def _target(data: bytes, sas: list[IkeSa]) -> IkeSa:
+        info = route(data)
+        if info is not None and info.spi_r != bytes(8):
+            for sa in sas:
+                if sa.spi_i == info.spi_i and sa.spi_r == info.spi_r:
+                    return sa
+        return sas[0]
+
+    def _deliver(
+        self, datagrams: list[Datagram], to_side: list[IkeSa] | IkeSa, source: str
+    ) -> None:
+        sas = to_side if isinstance(to_side, list) else [to_side]
         for d in datagrams:
             if self.loss and self.wire.random() < self.loss:
                 continue
             copies = 2 if self.duplicate and self.wire.random() < self.duplicate else 1
             for _ in range(copies):
+                to = self._target(d.data, sas)
                 to.receive_datagram(d.data, (source, d.local_port), self.now)
                 self.delivered += 1
 
     def transfer(self) -> int:
         """Move every pending datagram once in each direction; how many moved."""
         moved = 0
-        out_i = self.initiator.datagrams_to_send(self.now)
-        moved += len(out_i)
-        self._deliver(out_i, self.responder, str(ADDR_I))
-        out_r = self.responder.datagrams_to_send(self.now)
-        moved += len(out_r)
-        self._deliver(out_r, self.initiator, str(ADDR_R))
+        for sa in list(self.sas_i):
+            out = sa.datagrams_to_send(self.now)
+            moved += len(out)
+            self._deliver(out, self.sas_r, str(ADDR_I))
+        self._collect()
+        for sa in list(self.sas_r):
+            out = sa.datagrams_to_send(self.now)
+            moved += len(out)
+            self._deliver(out, self.sas_i, str(ADDR_R))
         self._collect()
         return moved
 
     def _collect(self) -> None:
-        while (e := self.initiator.next_event()) is not None:
-            self.events_i.append(e)
-        while (e := self.responder.next_event()) is not None:
-            self.events_r.append(e)
+        for sas, events in ((self.sas_i, self.events_i), (self.sas_r, self.events_r)):
+            for sa in list(sas):
+                while (e := sa.next_event()) is not None:
+                    events.append(e)
+                    if isinstance(e, IkeSaRekeyed):
+                        sas.append(e.successor)
 
     def run(self, max_steps: int = 200) -> None:
         """Exchange datagrams, firing timers, until both sides are quiet."""
         for _ in range(max_steps):
             if self.transfer():
                 continue
-            timers = [t for t in (self.initiator.get_timer(), self.responder.get_timer()) if t]
+            every = self.sas_i + self.sas_r
+            timers = [t for t in (sa.get_timer() for sa in every) if t]
             if not timers:
                 break
             self.now = max(self.now, min(timers))
-            self.initiator.handle_timer(self.now)
-            self.responder.handle_timer(self.now)
+            for sa in every:
+                sa.handle_timer(self.now)
         self._collect()
+
+    def live(self, side: str) -> list[IkeSa]:
+        """The established IKE SAs of one side (``"i"`` or ``"r"``)."""
+        sas = self.sas_i if side == "i" else self.sas_r
+        return [sa for sa in sas if sa.state is IkeState.ESTABLISHED]
 
 
 def make_pair(config_i: IkeConfig, config_r: IkeConfig, *, seed: int = 1, **wire: float) -> Pair:

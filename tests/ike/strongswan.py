@@ -38,7 +38,7 @@ refuses a route that would capture IKE traffic)."""
 PSK = "interop-test-psk-0123456789"
 
 PLUGINS = (
-    "random nonce openssl pem pkcs1 x509 pubkey kdf sha1 sha2 hmac aes gcm "
+    "random nonce openssl pem pkcs1 pkcs8 x509 pubkey constraints mgf1 kdf sha1 sha2 hmac aes gcm "
     "kernel-libipsec kernel-netlink socket-default vici"
 )
 
@@ -202,22 +202,45 @@ charon {{
         return self.log.read_text() if self.log.exists() else "(no log)"
 
     # -- strongSwan side --------------------------------------------------------------
+    def _swanctl(self, args: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+        cmd = ["ip", "netns", "exec", self.ns_ss, "swanctl", *args, "--uri", self.uri]
+        return cmd, {**os.environ, "STRONGSWAN_CONF": str(self.conf)}
+
     def swanctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run swanctl against our charon."""
-        env = {**os.environ, "STRONGSWAN_CONF": str(self.conf)}
-        return subprocess.run(
-            ["ip", "netns", "exec", self.ns_ss, "swanctl", *args, "--uri", self.uri],
-            check=check,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=env,
+        cmd, env = self._swanctl(args)
+        return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=30, env=env)
+
+    def swanctl_async(self, *args: str) -> subprocess.Popen[str]:
+        """Start swanctl against our charon without waiting (the caller waits, bounded)."""
+        cmd, env = self._swanctl(args)
+        return subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
 
-    def load(self, name: str, ike: str, esp: str, *, family: int = 4) -> None:
-        """Load a tunnel connection ``name`` to our core (ESP-in-UDP: encap = yes)."""
+    def load(
+        self, name: str, ike: str, esp: str, *, family: int = 4, certs: dict[str, str] | None = None
+    ) -> None:
+        """Load a tunnel connection ``name`` to our core (ESP-in-UDP: encap = yes).
+
+        With ``certs`` (absolute paths ``cert``, ``key``, ``root``) both sides
+        authenticate with certificates instead of the PSK."""
         ss, me = (SS_ADDR, ME_ADDR) if family == 4 else (SS_ADDR6, ME_ADDR6)
         site, ours = (SITE_NET, OUR_NET) if family == 4 else (SITE_NET6, OUR_NET6)
+        if certs:
+            local = f"auth = pubkey\n            id = {ss}\n            certs = {certs['cert']}"
+            remote = f"auth = pubkey\n            id = {me}\n            cacerts = {certs['root']}"
+            # swanctl loads private keys from private/ beside the file it is given.
+            keys = self.dir / "private"
+            keys.mkdir(mode=0o700, exist_ok=True)
+            (keys / f"{name}.pem").write_bytes(Path(certs["key"]).read_bytes())
+            key = ""
+        else:
+            local, remote, key = (
+                f"auth = psk\n            id = {ss}",
+                f"auth = psk\n            id = {me}",
+                "",
+            )
         self.swanctl_conf.write_text(f"""
 connections {{
     {name} {{
@@ -226,13 +249,12 @@ connections {{
         remote_addrs = {me}
         proposals = {ike}
         encap = yes
+        send_cert = always
         local {{
-            auth = psk
-            id = {ss}
+            {local}
         }}
         remote {{
-            auth = psk
-            id = {me}
+            {remote}
         }}
         children {{
             net {{
@@ -251,6 +273,7 @@ secrets {{
         id-2 = {ss}
         secret = "{PSK}"
     }}
+    {key}
 }}
 """)
         self.swanctl("--load-all", "--file", str(self.swanctl_conf))

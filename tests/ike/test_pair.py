@@ -243,6 +243,7 @@ def test_populate_from_packet_gives_each_remote_host_its_own_child() -> None:
     for host in ("203.0.113.7", "203.0.113.9"):
         pair = make_pair(ci, cr, seed=3)
         pair.initiator = type(pair.initiator)(ci, initiator=True, rng=seeded_rng(30))
+        pair.sas_i = [pair.initiator]
         trigger = TriggerPacket(
             ipaddress.ip_address("198.51.100.1"), ipaddress.ip_address(host), 6, 40000, 445
         )

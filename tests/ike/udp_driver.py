@@ -5,10 +5,17 @@ UDP 500 and 4500 on the local address, runs the exchange as initiator or respond
 prints one JSON line describing the events (SPIs, algorithms, key fingerprints; never
 keys).  Then it reads one line from stdin: ``close`` deletes the IKE SA, and a last JSON
 line says whether the peer confirmed.  Every wait is bounded.
+
+With ``"interactive": true`` it is a tiny engine instead (:func:`interactive`): each event
+is printed as it happens (``{"event": ...}``), IKE SAs born from rekeys are followed, and
+commands on stdin (``status``, ``rekey_child``, ``rekey_ike``, ``delete_child``,
+``close``, ``stop``) act on the current IKE SA; ``hold`` and ``release`` park and then
+replay traffic so that two requests cross (collision tests).
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import ipaddress
 import json
@@ -17,20 +24,42 @@ import select
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ipsecconf.ike.config import ChildConfig, Identity, IkeConfig, Mode, PskTable
 from ipsecconf.ike.context import IkeState
+from ipsecconf.ike.credentials import Credentials, TrustAnchors
 from ipsecconf.ike.events import (
+    ChildSaDeleted,
     ChildSaEstablished,
     ChildSaFailed,
+    IkeRekeyFailed,
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
+    IkeSaRekeyed,
 )
 from ipsecconf.ike.sa import IkeSa, route
 from ipsecconf.model.proposals import child_proposals, default_ike, parse
 from ipsecconf.model.selectors import Endpoint, Selector
+
+
+def _auth(spec: dict[str, Any]) -> dict[str, Any]:
+    """Certificate settings of a spec (file paths), as IkeConfig fields."""
+    out: dict[str, Any] = {}
+    if spec.get("cert"):
+        chain = Path(spec["intermediates"]).read_bytes() if spec.get("intermediates") else b""
+        out["credentials"] = Credentials.from_pem(
+            Path(spec["cert"]).read_bytes(), Path(spec["key"]).read_bytes(), chain
+        )
+        out["signature"] = spec.get("signature", "auto")
+    if spec.get("roots"):
+        out["trust"] = TrustAnchors.from_pem(*(Path(p).read_bytes() for p in spec["roots"]))
+        out["clock"] = lambda: datetime.datetime.now(datetime.UTC)
+    if spec.get("remote_auth"):
+        out["remote_auth"] = frozenset(spec["remote_auth"])
+    return out
 
 
 def build_config(spec: dict[str, Any]) -> IkeConfig:
@@ -56,6 +85,7 @@ def build_config(spec: dict[str, Any]) -> IkeConfig:
         proposals=tuple(parse(p, "ike") for p in spec["ike"]) or tuple(default_ike()),
         children=(child,),
         force_encap=bool(spec.get("force_encap", False)),
+        **_auth(spec),
     )
 
 
@@ -89,6 +119,7 @@ def describe(event: object) -> dict[str, Any]:
             "integ": event.algorithms.integrity.name if event.algorithms.integrity else None,
             "esn": event.algorithms.esn,
             "mode": event.mode.value,
+            "rekey_of": f"{event.rekey_of:08x}" if event.rekey_of is not None else None,
             "udp_encap": event.udp_encap,
             "local_ts": [str(t) for t in event.local_ts],
             "remote_ts": [str(t) for t in event.remote_ts],
@@ -99,7 +130,25 @@ def describe(event: object) -> dict[str, Any]:
                 "integ_out": fingerprint(event.integ_key_out),
             },
         }
-    if isinstance(event, IkeSaFailed | ChildSaFailed):
+    if isinstance(event, IkeSaRekeyed):
+        return {
+            "type": "ike-rekeyed",
+            "spi_i": event.spi_i.hex(),
+            "spi_r": event.spi_r.hex(),
+            "old_spi_i": event.old_spi_i.hex(),
+            "redundant": event.redundant,
+            "by_peer": event.by_peer,
+        }
+    if isinstance(event, ChildSaDeleted):
+        return {
+            "type": "child-deleted",
+            "spi_in": f"{event.spi_in:08x}",
+            "spi_out": f"{event.spi_out:08x}",
+            "by_peer": event.by_peer,
+        }
+    if isinstance(event, IkeSaDeleted):
+        return {"type": "ike-deleted", "by_peer": event.by_peer, "rekeyed": event.rekeyed}
+    if isinstance(event, IkeSaFailed | ChildSaFailed | IkeRekeyFailed):
         return {
             "type": "failed",
             "reason": event.reason.value,
@@ -187,9 +236,144 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     return {"deleted": deleted}
 
 
+def _bind(local: str) -> dict[int, socket.socket]:
+    socks: dict[int, socket.socket] = {}
+    for port in (500, 4500):
+        s = socket.socket(socket.AF_INET6 if ":" in local else socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((local, port))
+        socks[port] = s
+    return socks
+
+
+def _status(sas: list[IkeSa]) -> dict[str, Any]:
+    live = [sa for sa in sas if sa.state is IkeState.ESTABLISHED]
+    return {
+        "ike": [
+            {
+                "spi_i": sa.spi_i.hex(),
+                "spi_r": sa.spi_r.hex(),
+                "children": [
+                    {"spi_in": f"{c.spi_in:08x}", "spi_out": f"{c.spi_out:08x}", "state": c.state}
+                    for c in sa.children
+                ],
+            }
+            for sa in live
+        ]
+    }
+
+
+def _command(line: str, sas: list[IkeSa], now: float) -> dict[str, Any]:
+    """Run one command on the current IKE SA (the newest established one)."""
+    live = [sa for sa in sas if sa.state is IkeState.ESTABLISHED and sa.children]
+    live = live or [sa for sa in sas if sa.state is IkeState.ESTABLISHED]
+    if line == "status" or not live:
+        return {"status": _status(sas)}
+    sa = live[-1]
+    if line == "rekey_child":
+        sa.rekey_child(now, sa.children[0].spi_in)
+    elif line == "delete_child":
+        sa.delete_child(now, sa.children[0].spi_in)
+    elif line == "rekey_ike":
+        sa.rekey_ike(now)
+    elif line == "close":
+        sa.close(now)
+    return {"done": line}
+
+
+def interactive(spec: dict[str, Any]) -> None:
+    """Run as a small engine until ``stop`` or the spec's timeout (bounded)."""
+    config = build_config(spec)
+    socks = _bind(spec["local"])
+    sas: list[IkeSa] = []
+    if spec["role"] == "initiator":
+        sas.append(IkeSa(config, initiator=True, rng=os.urandom))
+        sas[0].connect(time.monotonic())
+    print(json.dumps({"ready": True}), flush=True)
+    deadline = time.monotonic() + float(spec.get("timeout", 120))
+    # "hold" parks every datagram in and out until "release", which sends ours first and
+    # then processes the peer's: a way to make two requests cross on the wire (2.8.1).
+    held: tuple[list[Any], list[Any]] | None = None
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        for sa in list(sas):
+            for d in sa.datagrams_to_send(now):
+                if held is not None:
+                    held[0].append(d)
+                    continue
+                socks[d.local_port].sendto(d.data, d.remote)
+            while (event := sa.next_event()) is not None:
+                if isinstance(event, IkeSaRekeyed):
+                    sas.append(event.successor)
+                print(json.dumps({"event": describe(event)}), flush=True)
+        timers = [t for t in (sa.get_timer() for sa in sas) if t is not None]
+        wait = max(0.0, min([0.1, *(t - now for t in timers)]))
+        readable, _, _ = select.select([*socks.values(), sys.stdin], [], [], wait)
+        for s in readable:
+            if s is sys.stdin:
+                line = sys.stdin.readline().strip()
+                if line in ("stop", ""):
+                    print(json.dumps({"drops": _drops(sas)}), flush=True)
+                    return
+                if line == "hold":
+                    held = ([], [])
+                    print(json.dumps({"held": True}), flush=True)
+                    continue
+                if line == "release" and held is not None:
+                    out, inbound = held
+                    held = None
+                    for d in out:
+                        socks[d.local_port].sendto(d.data, d.remote)
+                    for data, addr in inbound:
+                        target = _target(data, sas, config)
+                        if target is not None:
+                            target.receive_datagram(data, addr, time.monotonic())
+                    print(json.dumps({"released": [len(out), len(inbound)]}), flush=True)
+                    continue
+                print(json.dumps(_command(line, sas, time.monotonic())), flush=True)
+                continue
+            data, addr = s.recvfrom(65535)  # type: ignore[union-attr]
+            if held is not None:
+                held[1].append((data, (addr[0], addr[1])))
+                continue
+            target = _target(data, sas, config)
+            if target is not None:
+                target.receive_datagram(data, (addr[0], addr[1]), time.monotonic())
+        now = time.monotonic()
+        for sa in sas:
+            timer = sa.get_timer()
+            if timer is not None and now >= timer:
+                sa.handle_timer(now)
+
+
+def _drops(sas: list[IkeSa]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for sa in sas:
+        for reason, count in sa.drops.items():
+            total[str(reason)] = total.get(str(reason), 0) + count
+    return total
+
+
+def _target(data: bytes, sas: list[IkeSa], config: IkeConfig) -> IkeSa | None:
+    info = route(data)
+    if info is None:
+        return None
+    for sa in sas:
+        if sa.spi_i == info.spi_i and (
+            sa.spi_r in (info.spi_r, bytes(8)) or info.spi_r == bytes(8)
+        ):
+            return sa
+    if info.is_new_sa and not sas:
+        sas.append(IkeSa(config, initiator=False, rng=os.urandom))
+        return sas[-1]
+    return None
+
+
 def main() -> None:
     """Entry point: one JSON spec argument, one JSON result line."""
     spec = json.loads(sys.argv[1])
+    if spec.get("interactive"):
+        interactive(spec)
+        return
     print(json.dumps(run(spec)), flush=True)
 
 

@@ -40,6 +40,11 @@ class Task:
 
     exchange: ExchangeType = ExchangeType.INFORMATIONAL
 
+    def obsolete(self, ctx: SaContext) -> bool:
+        """True when a queued task no longer makes sense (its SA is gone or replaced);
+        the manager drops it instead of starting its exchange."""
+        return False
+
     def build_request(self, ctx: SaContext) -> list[Payload]:
         """Payloads this task adds to our request."""
         raise LocalProtocolError(f"{type(self).__name__} does not initiate")

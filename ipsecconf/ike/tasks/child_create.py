@@ -9,7 +9,8 @@ NO_PROPOSAL_CHOSEN (selectors fit, algorithms or mode do not).  A failed child l
 IKE SA up (2.21.3).
 
 Keys: ``KEYMAT = prf+(SK_d, Ni | Nr)`` with the IKE_SA_INIT nonces for the first child;
-the CREATE_CHILD_SA task of the rekey issue passes fresh nonces and a PFS secret.
+the CREATE_CHILD_SA tasks (:mod:`.child_sa`) pass fresh nonces and a PFS secret to
+:func:`install`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ _CHILD_ERRORS = {
 }
 
 
-def _ts(message: Message, initiator: bool) -> list[TsEntry] | None:
+def ts_of(message: Message, initiator: bool) -> list[TsEntry] | None:
+    """The selectors of the TSi (``initiator``) or TSr payload, if there is one."""
     for p in message.payloads:
         if isinstance(p, TsPayload) and p.initiator == initiator:
             return list(p.selectors)
@@ -56,7 +58,7 @@ def _spi_bytes(spi: int) -> bytes:
     return spi.to_bytes(4, "big")
 
 
-def _established(
+def install(
     ctx: SaContext,
     child: ChildConfig,
     algorithms: ChildAlgorithms,
@@ -65,38 +67,71 @@ def _established(
     local_ts: list[TsEntry],
     remote_ts: list[TsEntry],
     transport: bool,
-) -> ChildSaEstablished:
+    *,
+    exchange_initiator: bool | None = None,
+    nonces: tuple[bytes, bytes] | None = None,
+    shared: bytes = b"",
+    rekey_of: int | None = None,
+) -> ChildRecord:
+    """Derive the keys of a new child pair (2.17), remember it and announce it.
+
+    ``nonces`` are (Ni, Nr) of the exchange that created it (the IKE_SA_INIT ones for
+    the first child), ``shared`` the PFS secret; the initiator of *that exchange* takes
+    the initiator-to-responder keys for sending."""
     assert ctx.algorithms is not None and ctx.keys is not None
+    ni, nr = nonces or (ctx.ni, ctx.nr)
+    initiator = ctx.initiator if exchange_initiator is None else exchange_initiator
     keys = child_keys(
-        ctx.algorithms.prf, ctx.keys.sk_d, algorithms.cipher, algorithms.integrity, ctx.ni, ctx.nr
+        ctx.algorithms.prf,
+        ctx.keys.sk_d,
+        algorithms.cipher,
+        algorithms.integrity,
+        ni,
+        nr,
+        shared,
     )
-    if ctx.initiator:
+    if initiator:
         e_out, a_out, e_in, a_in = keys.encr_i, keys.integ_i, keys.encr_r, keys.integ_r
     else:
         e_out, a_out, e_in, a_in = keys.encr_r, keys.integ_r, keys.encr_i, keys.integ_i
-    ctx.children.append(ChildRecord(child.name, spi_in, spi_out, algorithms.protocol))
-    return ChildSaEstablished(
-        name=child.name,
-        protocol=algorithms.protocol,
-        mode=Mode.TRANSPORT if transport else Mode.TUNNEL,
-        spi_in=spi_in,
-        spi_out=spi_out,
+    record = ChildRecord(
+        child.name,
+        spi_in,
+        spi_out,
+        algorithms.protocol,
+        config=child,
+        algorithms=algorithms,
         local_ts=tuple(local_ts),
         remote_ts=tuple(remote_ts),
-        selectors=tuple(to_selectors(local_ts, remote_ts)),
-        algorithms=algorithms,
-        encr_key_in=e_in,
-        integ_key_in=a_in,
-        encr_key_out=e_out,
-        integ_key_out=a_out,
-        udp_encap=ctx.udp_encap,
-        local_address=ctx.local_address,
-        local_port=ctx.local_port,
-        remote_address=ctx.remote_address,
-        remote_port=ctx.remote_port,
-        ike_spi_i=ctx.spi_i,
-        ike_spi_r=ctx.spi_r,
+        transport=transport,
     )
+    ctx.children.append(record)
+    ctx.push(
+        ChildSaEstablished(
+            name=child.name,
+            protocol=algorithms.protocol,
+            mode=Mode.TRANSPORT if transport else Mode.TUNNEL,
+            spi_in=spi_in,
+            spi_out=spi_out,
+            local_ts=tuple(local_ts),
+            remote_ts=tuple(remote_ts),
+            selectors=tuple(to_selectors(local_ts, remote_ts)),
+            algorithms=algorithms,
+            encr_key_in=e_in,
+            integ_key_in=a_in,
+            encr_key_out=e_out,
+            integ_key_out=a_out,
+            udp_encap=ctx.udp_encap,
+            local_address=ctx.local_address,
+            local_port=ctx.local_port,
+            remote_address=ctx.remote_address,
+            remote_port=ctx.remote_port,
+            ike_spi_i=ctx.spi_i,
+            ike_spi_r=ctx.spi_r,
+            rekey_of=rekey_of,
+        )
+    )
+    return record
 
 
 class ChildCreateInitiator(Task):
@@ -146,7 +181,7 @@ class ChildCreateInitiator(Task):
             return self._fail(
                 ctx, reason, f"the peer refused child {self.child.name!r}", error.type, True
             )
-        tsi, tsr = _ts(message, True), _ts(message, False)
+        tsi, tsr = ts_of(message, True), ts_of(message, False)
         if sa is None or tsi is None or tsr is None:
             return self._fail(
                 ctx,
@@ -177,9 +212,7 @@ class ChildCreateInitiator(Task):
             )
         algorithms = child_algorithms(ProtocolId(sa.proposals[0].protocol), chosen)
         spi_out = int.from_bytes(sa.proposals[0].spi, "big")
-        ctx.push(
-            _established(ctx, self.child, algorithms, self.spi_in, spi_out, tsi, tsr, transport)
-        )
+        install(ctx, self.child, algorithms, self.spi_in, spi_out, tsi, tsr, transport)
         return Status.SUCCESS
 
 
@@ -201,7 +234,7 @@ class ChildCreateResponder(Task):
             self.skip = True
             return Status.FAILED
         sa = one(message, SaPayload)
-        tsi, tsr = _ts(message, True), _ts(message, False)
+        tsi, tsr = ts_of(message, True), ts_of(message, False)
         if sa is None:
             self.skip = True  # childless IKE_AUTH
             return Status.SUCCESS
@@ -232,11 +265,7 @@ class ChildCreateResponder(Task):
             offer = next(p for p in sa.proposals if p.number == self.answer.number)
             algorithms = child_algorithms(ProtocolId(self.answer.protocol), chosen)
             spi_out = int.from_bytes(offer.spi, "big")
-            ctx.push(
-                _established(
-                    ctx, child, algorithms, spi_in, spi_out, self.tsr, self.tsi, self.transport
-                )
-            )
+            install(ctx, child, algorithms, spi_in, spi_out, self.tsr, self.tsi, self.transport)
             return Status.SUCCESS
         if ts_fit:
             self.error = NotifyType.NO_PROPOSAL_CHOSEN

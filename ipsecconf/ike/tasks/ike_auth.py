@@ -1,32 +1,36 @@
-"""IKE_AUTH (RFC 7296 1.2 and 2.15): identities and AUTH by pre-shared key.
+"""IKE_AUTH (RFC 7296 1.2 and 2.15): identities, certificates and AUTH.
 
-The initiator sends IDi, IDr when it expects a particular responder identity,
+The initiator sends IDi, its CERTs when it signs, a CERTREQ naming its roots when it
+accepts signatures, IDr when it expects a particular responder identity,
 INITIAL_CONTACT on its first IKE SA with the peer (the engine decides, 2.4), and AUTH.
-The responder checks the identity against its config, finds the PSK by the peer's
-address and identity, and verifies AUTH; on any failure it answers with
-AUTHENTICATION_FAILED alone (2.21.2) and the SA is dead.  The authenticator is chosen by
-:func:`authenticator_for`, the one place signature methods will join.
+The responder checks the identity against its config and the peer's AUTH with
+:func:`~ipsecconf.ike.peer_auth.check_peer` (PSK, or certificate chain, identity and
+signature); on any failure it answers with AUTHENTICATION_FAILED alone (2.21.2) and the
+SA is dead.  The initiator refusing the responder reports it in an INFORMATIONAL.
 """
 
 from __future__ import annotations
 
-from ipsecconf.ike.auth import Authenticator, PskAuthenticator, signed_octets
-from ipsecconf.ike.config import Identity, PskQuery
+from ipsecconf.ike.auth import Authenticator, signed_octets
+from ipsecconf.ike.config import Identity
 from ipsecconf.ike.constants import ExchangeType, NotifyType
 from ipsecconf.ike.context import IkeState, SaContext
 from ipsecconf.ike.events import FailureReason, IkeSaEstablished, IkeSaFailed
 from ipsecconf.ike.message import Message
 from ipsecconf.ike.payloads import AuthPayload, IdPayload, NotifyPayload, Payload
+from ipsecconf.ike.peer_auth import check_peer, our_authenticator
 from ipsecconf.ike.tasks.base import Status, Task, first_error, has_notify, one
 
 
-def authenticator_for(ctx: SaContext, remote_id: Identity | None) -> Authenticator | None:
-    """The authenticator for this peer: PSK when the lookup knows a key, else ``None``."""
-    assert ctx.algorithms is not None
-    key = ctx.config.psk(PskQuery(ctx.remote_address, remote_id, ctx.config.effective_local_id))
-    if key is None:
-        return None
-    return PskAuthenticator(ctx.algorithms.prf, key)
+def _proof(
+    ctx: SaContext, auth: Authenticator, id_payload: IdPayload, initiator: bool
+) -> list[Payload]:
+    """Our CERTs (when we sign) and AUTH."""
+    out: list[Payload] = []
+    if ctx.config.credentials is not None:
+        out += ctx.config.credentials.cert_payloads()
+    out.append(auth.sign(_octets(ctx, initiator, id_payload)))
+    return out
 
 
 def _octets(ctx: SaContext, of_initiator: bool, identity: IdPayload) -> bytes:
@@ -54,6 +58,7 @@ def established(ctx: SaContext) -> IkeSaEstablished:
         nat_remote=ctx.nat_remote,
         udp_encap=ctx.udp_encap,
         initial_contact=ctx.peer_initial_contact,
+        peer_auth_method=ctx.peer_auth_method,
     )
 
 
@@ -66,9 +71,11 @@ class IkeAuthInitiator(Task):
         self.auth: Authenticator | None = None
 
     def build_request(self, ctx: SaContext) -> list[Payload]:
-        self.auth = authenticator_for(ctx, ctx.config.remote_id)
+        self.auth = our_authenticator(ctx, ctx.config.remote_id)
         idi = ctx.config.effective_local_id.to_payload(True)
         payloads: list[Payload] = [idi]
+        if ctx.config.trust is not None and ctx.config.uses_signatures:
+            payloads.append(ctx.config.trust.certreq())
         if ctx.config.initial_contact:
             payloads.append(NotifyPayload(NotifyType.INITIAL_CONTACT))
         if ctx.config.remote_id is not None:
@@ -78,13 +85,13 @@ class IkeAuthInitiator(Task):
             ctx.transition(IkeState.FAILED)
             ctx.push(IkeSaFailed(FailureReason.NO_PSK, "no pre-shared key for this peer"))
             return payloads
-        payloads.append(self.auth.sign(_octets(ctx, True, idi)))
+        payloads += _proof(ctx, self.auth, idi, True)
         return payloads
 
     def _fail(
         self, ctx: SaContext, reason: FailureReason, detail: str, notify: int | None, by_peer: bool
     ) -> Status:
-        if reason is FailureReason.AUTHENTICATION_FAILED and not by_peer:
+        if not by_peer:
             # We refuse the responder: tell it in a separate INFORMATIONAL (2.21.2).
             ctx.error_to_report = NotifyType.AUTHENTICATION_FAILED
             notify = NotifyType.AUTHENTICATION_FAILED
@@ -123,16 +130,11 @@ class IkeAuthInitiator(Task):
                 None,
                 False,
             )
-        verifier = authenticator_for(ctx, remote) or self.auth
-        if verifier is None or not verifier.verify(auth, _octets(ctx, False, idr)):
-            return self._fail(
-                ctx,
-                FailureReason.AUTHENTICATION_FAILED,
-                "the peer's AUTH payload does not verify",
-                None,
-                False,
-            )
+        refusal = check_peer(ctx, message, idr, auth, _octets(ctx, False, idr))
+        if refusal is not None:
+            return self._fail(ctx, refusal.reason, refusal.detail, None, False)
         ctx.remote_id = remote
+        ctx.peer_auth_method = auth.method
         ctx.transition(IkeState.ESTABLISHED)
         ctx.push(established(ctx))
         return Status.SUCCESS
@@ -147,14 +149,15 @@ class IkeAuthResponder(Task):
         self.failed = False
         self.auth: Authenticator | None = None
 
-    def _refuse(self, ctx: SaContext, detail: str) -> Status:
+    def _refuse(
+        self,
+        ctx: SaContext,
+        detail: str,
+        reason: FailureReason = FailureReason.AUTHENTICATION_FAILED,
+    ) -> Status:
         self.failed = True
         ctx.transition(IkeState.FAILED)
-        ctx.push(
-            IkeSaFailed(
-                FailureReason.AUTHENTICATION_FAILED, detail, NotifyType.AUTHENTICATION_FAILED
-            )
-        )
+        ctx.push(IkeSaFailed(reason, detail, NotifyType.AUTHENTICATION_FAILED))
         return Status.FAILED
 
     def process_request(self, ctx: SaContext, message: Message) -> Status:
@@ -165,12 +168,14 @@ class IkeAuthResponder(Task):
         remote = Identity.from_payload(idi)
         if ctx.config.remote_id is not None and not ctx.config.remote_id.matches(remote):
             return self._refuse(ctx, f"the peer is {remote}, not {ctx.config.remote_id}")
-        self.auth = authenticator_for(ctx, remote)
+        refusal = check_peer(ctx, message, idi, auth, _octets(ctx, True, idi))
+        if refusal is not None:
+            return self._refuse(ctx, refusal.detail, refusal.reason)
+        self.auth = our_authenticator(ctx, remote)
         if self.auth is None:
             return self._refuse(ctx, f"no pre-shared key for {remote} at {ctx.remote_address}")
-        if not self.auth.verify(auth, _octets(ctx, True, idi)):
-            return self._refuse(ctx, "the peer's AUTH payload does not verify (wrong PSK?)")
         ctx.remote_id = remote
+        ctx.peer_auth_method = auth.method
         ctx.peer_initial_contact = has_notify(message, NotifyType.INITIAL_CONTACT)
         ctx.transition(IkeState.ESTABLISHED)
         ctx.push(established(ctx))
@@ -180,4 +185,4 @@ class IkeAuthResponder(Task):
         if self.failed or self.auth is None:
             return [NotifyPayload(NotifyType.AUTHENTICATION_FAILED)]
         idr = ctx.config.effective_local_id.to_payload(False)
-        return [idr, self.auth.sign(_octets(ctx, False, idr))]
+        return [idr, *_proof(ctx, self.auth, idr, False)]

@@ -58,6 +58,39 @@ def natd_payloads(ctx: SaContext, spi_r: bytes) -> list[Payload]:
     ]
 
 
+def _hash_notify() -> NotifyPayload:
+    """SIGNATURE_HASH_ALGORITHMS with SHA-256, -384, -512 (RFC 7427 4)."""
+    return NotifyPayload(NotifyType.SIGNATURE_HASH_ALGORITHMS, data=bytes((0, 2, 0, 3, 0, 4)))
+
+
+def auth_announcements(ctx: SaContext, response: bool) -> list[Payload]:
+    """What IKE_SA_INIT says about signatures: our hash algorithms (in a response only
+    when the peer announced its own) and, from the responder, a CERTREQ of our roots;
+    and IKEV2_FRAGMENTATION_SUPPORTED (in a response only when the peer sent it)."""
+    out: list[Payload] = []
+    if ctx.config.fragment_size and (not response or ctx.fragmentation):
+        out.append(NotifyPayload(NotifyType.FRAGMENTATION_SUPPORTED))
+    if ctx.config.uses_signatures and (not response or ctx.peer_hashes):
+        out.append(_hash_notify())
+    if response and ctx.config.trust is not None and ctx.config.uses_signatures:
+        out.append(ctx.config.trust.certreq())
+    return out
+
+
+def process_hashes(ctx: SaContext, message: Message) -> None:
+    """Remember the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 4) and whether both
+    sides do IKE fragmentation (RFC 7383 2.3)."""
+    ctx.fragmentation = bool(ctx.config.fragment_size) and any(
+        n.type == NotifyType.FRAGMENTATION_SUPPORTED for n in notifies(message)
+    )
+    found: set[int] = set()
+    for n in notifies(message):
+        if n.type == NotifyType.SIGNATURE_HASH_ALGORITHMS:
+            data = n.data[: 2 * 16]
+            found |= {int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data) - 1, 2)}
+    ctx.peer_hashes = frozenset(found)
+
+
 def process_natd(ctx: SaContext, message: Message, spi_r: bytes) -> None:
     """Detect NATs from the peer's NAT detection notifies (RFC 7296 2.23)."""
     sources = [n.data for n in notifies(message) if n.type == NotifyType.NAT_DETECTION_SOURCE_IP]
@@ -74,7 +107,12 @@ def process_natd(ctx: SaContext, message: Message, spi_r: bytes) -> None:
 
 def derive(ctx: SaContext, algorithms: IkeAlgorithms, shared: bytes) -> None:
     """SKEYSEED, SK_* and the SK payload transforms of this SA (RFC 7296 2.14)."""
-    seed = skeyseed(algorithms.prf, ctx.ni, ctx.nr, shared)
+    install_keys(ctx, algorithms, skeyseed(algorithms.prf, ctx.ni, ctx.nr, shared))
+
+
+def install_keys(ctx: SaContext, algorithms: IkeAlgorithms, seed: bytes) -> None:
+    """SK_* from SKEYSEED ``seed`` (fresh, or 2.18's for a rekeyed SA) and the SK
+    payload transforms, with ``ctx``'s nonces and SPIs."""
     keys = ike_keys(
         algorithms.prf,
         algorithms.cipher,
@@ -128,6 +166,7 @@ class IkeInitInitiator(Task):
             KePayload(self.group.dh_id, self.ke.public_key()),
             NoncePayload(ctx.ni),
             *natd_payloads(ctx, bytes(8)),
+            *auth_announcements(ctx, False),
         ]
         return payloads
 
@@ -196,6 +235,7 @@ class IkeInitInitiator(Task):
         ctx.nr = nonce.nonce
         ctx.spi_r = message.spi_r
         process_natd(ctx, message, ctx.spi_r)
+        process_hashes(ctx, message)
         derive(ctx, algorithms, shared)
         ctx.float_to_natt()
         return Status.SUCCESS
@@ -249,6 +289,7 @@ class IkeInitResponder(Task):
         ctx.ni = nonce.nonce
         ctx.nr = ctx.rng(ctx.config.nonce_bytes)
         process_natd(ctx, message, bytes(8))
+        process_hashes(ctx, message)
         ctx.spi_r = nonzero_spi(ctx)
         derive(ctx, algorithms, shared)
         self.answer = answer
@@ -266,4 +307,5 @@ class IkeInitResponder(Task):
             KePayload(self.group, self.public),
             NoncePayload(ctx.nr),
             *natd_payloads(ctx, ctx.spi_r),
+            *auth_announcements(ctx, True),
         ]

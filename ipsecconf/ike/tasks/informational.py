@@ -1,15 +1,17 @@
 """INFORMATIONAL exchanges (RFC 7296 1.4): delete of the IKE SA, liveness, notifies.
 
-This issue needs the responder side (a peer may delete the IKE SA or probe liveness at
-any time) and two small initiator tasks, :class:`IkeDelete` and :class:`Liveness`.  Child
-SA deletion answers with our SPIs of the same pairs (1.4.1); the rekey/delete issue adds
-its own tasks beside these.
+The responder side answers whatever a peer sends at any time: Delete of the IKE SA or of
+child pairs (answered with our SPIs of the same pairs, except for pairs we are deleting
+ourselves, 1.4.1), an empty liveness probe, INVALID_SPI (2.21.4: the peer has no SA for
+an SPI we send with, so our pair is useless and is dropped) and AUTHENTICATION_FAILED
+after IKE_AUTH.  The initiator tasks here are :class:`IkeDelete`, :class:`Liveness` and
+:class:`InvalidSpiReport`; child deletes live in :mod:`.child_sa`.
 """
 
 from __future__ import annotations
 
 from ipsecconf.ike.constants import ExchangeType, NotifyType, ProtocolId
-from ipsecconf.ike.context import IkeState, SaContext
+from ipsecconf.ike.context import ChildState, IkeState, SaContext
 from ipsecconf.ike.events import ChildSaDeleted, FailureReason, IkeSaDeleted, IkeSaFailed
 from ipsecconf.ike.message import Message
 from ipsecconf.ike.payloads import DeletePayload, NotifyPayload, Payload
@@ -39,6 +41,9 @@ class InformationalResponder(Task):
                     )
                 )
                 return Status.SUCCESS
+            if isinstance(p, NotifyPayload) and p.type == NotifyType.INVALID_SPI:
+                self._invalid_spi(ctx, p)
+                continue
             if not isinstance(p, DeletePayload):
                 continue
             if p.protocol == ProtocolId.IKE:
@@ -47,18 +52,32 @@ class InformationalResponder(Task):
             for spi in p.spis:
                 if len(spi) != 4:
                     continue
-                value = int.from_bytes(spi, "big")
-                for record in list(ctx.children):
-                    if record.spi_out == value and record.protocol == p.protocol:
-                        ctx.children.remove(record)
-                        self.deleted.setdefault(p.protocol, []).append(
-                            record.spi_in.to_bytes(4, "big")
-                        )
-                        ctx.push(ChildSaDeleted(record.name, record.spi_in, record.spi_out, True))
+                record = ctx.find_child(
+                    int.from_bytes(spi, "big"), inbound=False, protocol=p.protocol
+                )
+                if record is None:
+                    continue
+                ctx.children.remove(record)
+                if record.state is not ChildState.DELETING:
+                    # A pair we delete ourselves is not repeated in the answer (1.4.1).
+                    self.deleted.setdefault(p.protocol, []).append(record.spi_in.to_bytes(4, "big"))
+                ctx.push(ChildSaDeleted(record.name, record.spi_in, record.spi_out, True))
         if self.delete_ike:
             ctx.transition(IkeState.DELETED)
-            ctx.push(IkeSaDeleted(by_peer=True))
+            ctx.push(IkeSaDeleted(by_peer=True, rekeyed=ctx.rekeyed_to is not None))
         return Status.SUCCESS
+
+    @staticmethod
+    def _invalid_spi(ctx: SaContext, notify: NotifyPayload) -> None:
+        """The peer got ESP/AH with an SPI it does not know (2.21.4); the SPI is in the
+        notification data (or, from some peers, the SPI field)."""
+        raw = notify.data if len(notify.data) == 4 else notify.spi
+        if len(raw) != 4:
+            return
+        record = ctx.find_child(int.from_bytes(raw, "big"), inbound=False)
+        if record is not None:
+            ctx.children.remove(record)
+            ctx.push(ChildSaDeleted(record.name, record.spi_in, record.spi_out, True))
 
     def build_response(self, ctx: SaContext) -> list[Payload]:
         if self.delete_ike:
@@ -75,9 +94,30 @@ class IkeDelete(Task):
         ctx.transition(IkeState.DELETING)
         return [DeletePayload(ProtocolId.IKE)]
 
+    def obsolete(self, ctx: SaContext) -> bool:
+        return ctx.state not in (IkeState.ESTABLISHED, IkeState.REKEYED)
+
     def process_response(self, ctx: SaContext, message: Message) -> Status:
         ctx.transition(IkeState.DELETED)
-        ctx.push(IkeSaDeleted(by_peer=False))
+        ctx.push(IkeSaDeleted(by_peer=False, rekeyed=ctx.rekeyed_to is not None))
+        return Status.SUCCESS
+
+
+class InvalidSpiReport(Task):
+    """Tells the peer that ESP/AH arrived with an SPI we do not know (2.21.4)."""
+
+    exchange = ExchangeType.INFORMATIONAL
+
+    def __init__(self, spi: int, protocol: int) -> None:
+        self.spi = spi
+        self.protocol = protocol
+
+    def build_request(self, ctx: SaContext) -> list[Payload]:
+        return [
+            NotifyPayload(NotifyType.INVALID_SPI, self.protocol, data=self.spi.to_bytes(4, "big"))
+        ]
+
+    def process_response(self, ctx: SaContext, message: Message) -> Status:
         return Status.SUCCESS
 
 
@@ -95,15 +135,3 @@ class Liveness(Task):
     def process_response(self, ctx: SaContext, message: Message) -> Status:
         self.answered = True
         return Status.SUCCESS
-
-
-class RefuseChildSa(Task):
-    """Answers CREATE_CHILD_SA with NO_ADDITIONAL_SAS (2.21.3) until rekeying tasks exist."""
-
-    exchange = ExchangeType.CREATE_CHILD_SA
-
-    def process_request(self, ctx: SaContext, message: Message) -> Status:
-        return Status.SUCCESS
-
-    def build_response(self, ctx: SaContext) -> list[Payload]:
-        return [NotifyPayload(NotifyType.NO_ADDITIONAL_SAS)]
