@@ -51,6 +51,11 @@ class Sockets:
                 s = socket.socket(fam, socket.SOCK_DGRAM)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 _mark(s, mark)
+                if port == 4500:
+                    # ESP-in-UDP arrives here in TCP-sized bursts: the default buffer
+                    # (about 90 full-size datagrams) overflows and TCP through the tunnel
+                    # backs off; the raw ESP receivers have the same 4 MiB.
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
                 if fam == socket.AF_INET:
                     s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
                     s.bind(("0.0.0.0", port))
