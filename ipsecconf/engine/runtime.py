@@ -64,7 +64,7 @@ class Engine:
         self._next_sync = 0.0
         self._drop_logged: dict[DropReason, tuple[float, int]] = {}
         self._send_errors: tuple[float, int] = (-DROP_LOG_INTERVAL, 0)
-        self._udp_headers: dict[tuple[str, str], ip.OuterHeader] = {}
+        self._udp_headers: dict[tuple[str, str], tuple[ip.OuterHeader, bytes, bytes]] = {}
         """IP header templates for ESP-in-UDP payloads, by (source, destination)."""
 
     # -- configuration -------------------------------------------------------------
@@ -182,20 +182,36 @@ class Engine:
 
     def udp_esp(self, payloads: Sequence[tuple[bytes, str, int, str, int]], now: float) -> None:
         """ESP-in-UDP payloads from the port-4500 socket: (payload, src, sport, dst, dport).
-        The processor works on IP packets, so each gets its IP and UDP headers back."""
+        Tunnel-mode SAs open the payload as it is; for the rest the processor needs the
+        IP packet, so they get their IP and UDP headers back."""
         packets = []
+        clear: list[bytes] = []
         headers = self._udp_headers
+        fast = self.proc.inbound_esp_in_udp
         for payload, src, sport, dst, dport in payloads:
-            outer = headers.get((src, dst))
-            if outer is None:
+            known = headers.get((src, dst))
+            if known is None:
                 if len(headers) > 1024:
                     headers.clear()
-                outer = headers[(src, dst)] = ip.OuterHeader(
-                    ip_packed(src), ip_packed(dst), ip.PROTO_UDP
+                s_bin, d_bin = ip_packed(src), ip_packed(dst)
+                known = headers[(src, dst)] = (
+                    ip.OuterHeader(s_bin, d_bin, ip.PROTO_UDP),
+                    s_bin,
+                    d_bin,
                 )
-            udp = push_udp_header(sport, dport, len(payload))
-            packets.append(outer.build(8 + len(payload), 0, 0, False) + udp + payload)
-        self.inbound(packets, now)
+            outer, s_bin, d_bin = known
+            r = fast(payload, outer.version, s_bin, d_bin, now)
+            if r is None:
+                udp = push_udp_header(sport, dport, len(payload))
+                packets.append(outer.build(8 + len(payload), 0, 0, False) + udp + payload)
+            elif type(r) is Deliver:
+                clear.append(r.packet)
+            elif type(r) is Drop:
+                self._dropped(r, now)
+        if clear:
+            self.tun.write_packets(clear)
+        if packets:
+            self.inbound(packets, now)
 
     def ike_datagram(
         self, data: bytes, remote: tuple[str, int], local: str, local_port: int, now: float

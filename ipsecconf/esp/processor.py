@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from ipsecconf.esp import ip
 from ipsecconf.esp.errors import DecodeError, DropReason, EspError
 from ipsecconf.esp.packet import ESP_HEADER, NATT_PORT, UdpKind, classify_udp4500
-from ipsecconf.esp.sa import Counters, SecurityAssociation
+from ipsecconf.esp.sa import Counters, Mode, SecurityAssociation
 from ipsecconf.esp.sad import LarvalSa, SaTable
 from ipsecconf.esp.spd import Action, Direction, Level, Policy, PolicyTable
 
@@ -186,6 +186,31 @@ class Processor:
         sa = self.sad.get(key)
         if sa is None or isinstance(sa, LarvalSa):
             return self._drop(DropReason.UNKNOWN_SPI, f"SPI 0x{key[0]:08x}")
+        return self._open(sa, packet, info, key[0], now)
+
+    def inbound_esp_in_udp(
+        self, payload: bytes, version: int, src: bytes, dst: bytes, now: float
+    ) -> Result | None:
+        """:meth:`inbound` for the payload of an ESP-in-UDP datagram (not IKE, not a
+        keepalive) that reached ``dst`` from ``src``, without an IP header rebuilt around
+        it; ``None`` when it needs the general path (a transport-mode SA, whose clear
+        packet is rebuilt from the outer header)."""
+        if len(payload) < 8:
+            return self._drop(DropReason.TRUNCATED, "no room for an SPI")
+        spi = ESP_HEADER.unpack_from(payload)[0]
+        sa = self.sad.get((spi, dst, ip.PROTO_ESP))
+        if sa is None or isinstance(sa, LarvalSa):
+            return self._drop(DropReason.UNKNOWN_SPI, f"SPI 0x{spi:08x}")
+        if sa.config.mode is not Mode.TUNNEL:
+            return None
+        n = len(payload)
+        opaque = ip.OPAQUE_PORT
+        info = ip.IpInfo(version, src, dst, ip.PROTO_ESP, 0, 0, 0, n, opaque, opaque)
+        return self._open(sa, payload, info, spi, now)
+
+    def _open(
+        self, sa: SecurityAssociation, packet: bytes, info: ip.IpInfo, spi: int, now: float
+    ) -> Result:
         try:
             inner = sa.decapsulate(packet, info, now)
             i = ip.parse(inner)
@@ -203,7 +228,7 @@ class Processor:
         c = self.counters
         c.packets += 1
         c.bytes += len(inner)
-        return Deliver(inner, key[0])
+        return Deliver(inner, spi)
 
     def _clear_inbound(self, packet: bytes, info: ip.IpInfo) -> Result:
         policy: Policy | None = self.spd.lookup(
