@@ -1,12 +1,13 @@
 #!/bin/sh
-# Install the Debian packages the real-peer IKE tests need (strongSwan 5.9.8 and iproute2).
+# Install the Debian packages the network tests need (strongSwan 5.9.8, iproute2, nftables,
+# tcpdump, iperf3, ping).
 # Idempotent: installs only what is missing, runs apt-get update only when a package is
 # missing and cannot be found in the current package lists.  The daemon is never enabled
 # or started as a host service: policy-rc.d forbids service starts during installation,
 # and the tests start charon themselves inside a private network namespace.
 set -eu
 
-PACKAGES="strongswan-charon strongswan-swanctl strongswan-pki libstrongswan-standard-plugins libcharon-extra-plugins iproute2"
+PACKAGES="strongswan-charon strongswan-swanctl strongswan-pki libstrongswan-standard-plugins libcharon-extra-plugins iproute2 nftables tcpdump iperf3 iputils-ping"
 
 missing=""
 for p in $PACKAGES; do

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from ipsecconf import __version__
-from ipsecconf.cli import apply_cmd, bench, plan_cmd, show_cmd, validate_cmd
+from ipsecconf.cli import apply_cmd, bench, engine_cmd, plan_cmd, show_cmd, validate_cmd
 from ipsecconf.cli.args import EXIT_ERROR, Parser, add_state_option
 from ipsecconf.cli.output import print_diagnostics
 from ipsecconf.errors import ConfigError, IpsecconfError
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan_cmd.register(sub)
     apply_cmd.register(sub)
     show_cmd.register(sub)
+    engine_cmd.register(sub)
     bench.register(sub)
     return parser
 

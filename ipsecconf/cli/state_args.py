@@ -9,6 +9,7 @@ import argparse
 
 from ipsecconf.cli.validate_cmd import variables
 from ipsecconf.engine.service import Service, StoreBackend
+from ipsecconf.io.client import connect
 from ipsecconf.plan.planfile import Inputs
 from ipsecconf.state import kek_material, state_path
 
@@ -21,8 +22,13 @@ def add_local_state_option(parser: argparse.ArgumentParser) -> None:
 
 
 def service(args: argparse.Namespace, *, create: bool = True) -> Service:
-    """The service over the store named by ``--state`` / $IPSECCONF_STATE / the default."""
+    """The service over the store named by ``--state`` / $IPSECCONF_STATE / the default:
+    through the engine when one runs on it and answers its control socket, else the
+    store itself."""
     path = state_path(getattr(args, "state", None))
+    engine = connect(path)
+    if engine is not None:
+        return Service(engine)
     return Service(StoreBackend(path, kek=kek_material(), create=create))
 
 

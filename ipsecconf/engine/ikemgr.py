@@ -1,0 +1,392 @@
+"""IKE SAs of the running engine: acquire, responders, events into the dataplane, rekey,
+liveness, retries (strongSwan's trap manager and ike_sa_manager, much reduced).
+
+One IKE SA carries one child SA (one policy pair): the IKE core negotiates its first
+child in IKE_AUTH and refuses CREATE_CHILD_SA, so a second pair with the same peer gets
+an IKE SA of its own, and a rekey is a make-before-break re-authentication: a new IKE SA
+with a new child, then a Delete of the old IKE SA.  INITIAL_CONTACT goes only in the first
+IKE_AUTH with each peer after a start; receiving it drops older SAs with that peer at once.
+
+Outbound packets that find no SA are queued (32 per pair and peer) while the negotiation
+runs and sent once the SA is installed; the rest are dropped and counted.  Keys travel
+from the IKE event straight into :class:`~ipsecconf.esp.saconfig.SaConfig` and are never
+logged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ipsecconf.engine import ikeevents
+from ipsecconf.engine.livecfg import LiveConfig, PairSpec, PeerSpec
+from ipsecconf.engine.ports import Wire
+from ipsecconf.engine.records import SaBook
+from ipsecconf.esp.errors import SaConfigError
+from ipsecconf.esp.processor import Acquire, Processor
+from ipsecconf.esp.sa import Protocol
+from ipsecconf.esp.sad import LarvalSa, SaKey, sa_key
+from ipsecconf.ike.config import IkeConfig, TriggerPacket
+from ipsecconf.ike.context import IkeState
+from ipsecconf.ike.errors import LocalProtocolError
+from ipsecconf.ike.sa import IkeSa, route
+from ipsecconf.model.proposals import default_ike
+
+log = logging.getLogger("ipsecconf.engine")
+
+QUEUE_PER_FLOW = 32
+RETRY_FIRST = 0.5
+RETRY_MAX = 30.0
+Resend = Callable[[list[bytes], float], None]
+
+
+@dataclass(eq=False, slots=True)
+class Child:
+    """An installed child SA pair."""
+
+    pair: str
+    proto: Protocol
+    key_in: SaKey
+    key_out: SaKey
+    spi_in: int
+    spi_out: int
+
+
+@dataclass(eq=False, slots=True)
+class IkeEntry:
+    """One IKE SA and what the engine knows about it."""
+
+    sa: IkeSa
+    remote: str
+    local: str
+    pair: str | None
+    initiator: bool
+    peer_name: str
+    liveness: float
+    larval: list[SaKey] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+    replaces: IkeEntry | None = None
+    rekeying: bool = False
+    established: bool = False
+    next_liveness: float = 0.0
+    seen_packets: int = -1
+    reauth_at: float = float("inf")
+    """When the IKE SA's own lifetime asks for a re-authentication (initiator side)."""
+    ike_lifetime: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def key(self) -> tuple[str, str] | None:
+        return (self.pair, self.remote) if self.pair else None
+
+
+class IkeManager:
+    """Every IKE SA of the engine."""
+
+    def __init__(
+        self,
+        processor: Processor,
+        wire: Wire,
+        book: SaBook,
+        rng: Callable[[int], bytes],
+        resend: Resend,
+    ) -> None:
+        self.proc = processor
+        self.sad = processor.sad
+        self.wire = wire
+        self.book = book
+        self.rng = rng
+        self.resend = resend
+        self.config = LiveConfig([], processor.spd.default_action, {}, {}, {})
+        self.entries: dict[bytes, IkeEntry] = {}
+        self.queues: dict[tuple[str, str], list[bytes]] = {}
+        self.retry: dict[tuple[str, str], tuple[float, float]] = {}
+        """(pair, remote) -> (next attempt, current backoff)."""
+        self.contacted: set[str] = set()
+        self.queue_drops = 0
+        self.closing = False
+        self.now = 0.0
+
+    # -- starting negotiations ---------------------------------------------------------
+    def acquire(self, acq: Acquire, now: float) -> None:
+        """An outbound packet needs an SA: queue it and negotiate unless one runs."""
+        self.now = now
+        pair = self._pair_by_reqid(acq.reqid)
+        if pair is None:
+            return
+        remote = pair.remote or str(ipaddress.ip_address(acq.dst))
+        key = (pair.name, remote)
+        queue = self.queues.setdefault(key, [])
+        if len(queue) < QUEUE_PER_FLOW:
+            queue.append(acq.packet)
+        else:
+            self.queue_drops += 1
+            self.book.count("policy_drops")
+        if self._pending(key) or self.closing:
+            return
+        due = self.retry.get(key)
+        if due is not None and due[0] > now:
+            return
+        trigger = TriggerPacket(
+            ipaddress.ip_address(acq.src),
+            ipaddress.ip_address(acq.dst),
+            acq.proto,
+            max(acq.sport, 0),
+            max(acq.dport, 0),
+        )
+        self.initiate(pair, remote, now, trigger=trigger)
+
+    def _pair_by_reqid(self, reqid: int) -> PairSpec | None:
+        for pair in self.config.pairs.values():
+            if pair.reqid == reqid:
+                return pair
+        return None
+
+    def _pending(self, key: tuple[str, str]) -> bool:
+        return any(e.key == key and not e.children for e in self.entries.values())
+
+    def _carried(self, key: tuple[str, str]) -> bool:
+        return any(
+            e.key == key or any(c.pair == key[0] for c in e.children)
+            for e in self.entries.values()
+            if e.remote == key[1]
+        )
+
+    def initiate(
+        self,
+        pair: PairSpec,
+        remote: str,
+        now: float,
+        *,
+        trigger: TriggerPacket | None = None,
+        replaces: IkeEntry | None = None,
+    ) -> IkeEntry | None:
+        """Start an IKE SA with ``remote`` for ``pair``."""
+        cfg = self.config
+        peer = cfg.peers.get(pair.peer) if pair.peer else cfg.peer_by_address(remote)
+        local = pair.local or (peer.local_address if peer else None) or self.wire.source_for(remote)
+        if local is None:
+            log.warning("no route to peer %s for policy %s", remote, pair.name)
+            self._failed_key((pair.name, remote), now)
+            return None
+        try:
+            config = IkeConfig(
+                local_address=ipaddress.ip_address(local),
+                remote_address=ipaddress.ip_address(remote),
+                psk=cfg.psk_lookup(peer),
+                remote_port=peer.port if peer else 500,
+                local_id=peer.local_id if peer else None,
+                remote_id=peer.remote_id if peer else None,
+                proposals=peer.ike_proposals if peer else tuple(default_ike()),
+                children=(pair.child,),
+                force_encap=pair.udp_encap or bool(peer and peer.udp_encap),
+                initial_contact=remote not in self.contacted,
+            )
+            entry = self._new_entry(config, True, remote, local, pair.name, peer)
+            entry.sa.connect(now, trigger=trigger)
+        except LocalProtocolError as exc:
+            log.warning("cannot negotiate policy %s with %s: %s", pair.name, remote, exc)
+            self._failed_key((pair.name, remote), now)
+            return None
+        entry.replaces = replaces
+        self.contacted.add(remote)
+        self.entries[entry.sa.spi_i] = entry
+        self.book.count("ike_started")
+        log.info(
+            "IKE_SA_INIT to %s for policy %s%s", remote, pair.name, " (rekey)" if replaces else ""
+        )
+        self.flush(entry, now)
+        return entry
+
+    def _new_entry(
+        self,
+        config: IkeConfig,
+        initiator: bool,
+        remote: str,
+        local: str,
+        pair: str | None,
+        peer: PeerSpec | None,
+    ) -> IkeEntry:
+        holder: list[IkeEntry] = []
+        proto = Protocol.AH if all(c.protocol == 2 for c in config.children) else Protocol.ESP
+
+        def allocate() -> int:
+            entry = holder[0]
+            for _ in range(64):
+                spi = int.from_bytes(self.rng(4), "big")
+                if spi < 256:
+                    continue
+                try:
+                    larval = self.sad.reserve(spi, local, proto, self.now)
+                except SaConfigError:
+                    continue
+                entry.larval.append(sa_key(spi, local, proto))
+                self.book.larval(larval, remote, entry.pair or "", entry.peer_name)
+                return spi
+            raise LocalProtocolError("no free SPI")
+
+        sa = IkeSa(config, initiator=initiator, rng=self.rng, spi_allocator=allocate)
+        entry = IkeEntry(
+            sa,
+            remote,
+            local,
+            pair,
+            initiator,
+            peer.name if peer else remote,
+            peer.liveness if peer else 30.0,
+        )
+        if peer is not None and peer.ike_lifetime:
+            entry.ike_lifetime = (peer.ike_lifetime, peer.ike_rekey_margin)
+        holder.append(entry)
+        return entry
+
+    def ensure_immediate(self, now: float) -> None:
+        """Negotiate every ``start: immediate`` pair that has no SA and no negotiation."""
+        if self.closing:
+            return
+        for pair in self.config.pairs.values():
+            if not pair.start_immediate or pair.remote is None:
+                continue
+            key = (pair.name, pair.remote)
+            due = self.retry.get(key)
+            if self._carried(key) or (due is not None and due[0] > now):
+                continue
+            self.initiate(pair, pair.remote, now)
+
+    # -- incoming IKE ----------------------------------------------------------------
+    def datagram(
+        self, data: bytes, remote: tuple[str, int], local: str, local_port: int, now: float
+    ) -> None:
+        """One IKE UDP payload (with the non-ESP marker when it came on 4500)."""
+        self.now = now
+        info = route(data)
+        if info is None:
+            log.debug("not an IKE message from %s", remote[0])
+            return
+        entry = self.entries.get(info.spi_i)
+        if entry is None or entry.remote != remote[0]:
+            if not info.is_new_sa or self.closing:
+                log.debug("IKE message from %s for an unknown IKE SA", remote[0])
+                return
+            entry = self._responder(remote[0], local)
+            if entry is None:
+                return
+            self.entries[info.spi_i] = entry
+        entry.sa.receive_datagram(data, remote, now)
+        self.flush(entry, now)
+
+    def _responder(self, remote: str, local: str) -> IkeEntry | None:
+        cfg = self.config
+        pairs = cfg.pairs_for_remote(remote)
+        peer = cfg.peer_by_address(remote)
+        if not pairs or cfg.psk_for(remote, peer) is None:
+            log.warning("IKE_SA_INIT from %s refused: no policy or key for this peer", remote)
+            return None
+        config = IkeConfig(
+            local_address=ipaddress.ip_address(local),
+            remote_address=ipaddress.ip_address(remote),
+            psk=cfg.psk_lookup(peer),
+            remote_port=peer.port if peer else 500,
+            local_id=peer.local_id if peer else None,
+            remote_id=peer.remote_id if peer else None,
+            proposals=peer.ike_proposals if peer else tuple(default_ike()),
+            children=tuple(p.child for p in pairs),
+            initial_contact=remote not in self.contacted,
+        )
+        self.contacted.add(remote)
+        log.info("IKE_SA_INIT from %s", remote)
+        return self._new_entry(config, False, remote, local, None, peer)
+
+    # -- output and events -------------------------------------------------------------
+    def flush(self, entry: IkeEntry, now: float) -> None:
+        """Send what the SA produced and act on its events."""
+        for _ in range(8):  # events may make more datagrams (bounded)
+            for d in entry.sa.datagrams_to_send(now):
+                self.wire.send_ike(d.data, d.local_port, d.remote)
+            event = entry.sa.next_event()
+            if event is None:
+                break
+            while event is not None:
+                ikeevents.handle(self, entry, event, now)
+                event = entry.sa.next_event()
+        if entry.sa.state in (IkeState.DELETED, IkeState.FAILED):
+            self.forget(entry, now)
+
+    def forget(self, entry: IkeEntry, now: float) -> None:
+        """Remove an IKE SA locally: its child SAs die, its reservations are released."""
+        for child in list(entry.children):
+            ikeevents.remove_child(self, entry, child, now)
+        for key in entry.larval:
+            if not isinstance(self.sad.get(key), LarvalSa):
+                continue
+            self.sad.delete(key[0], str(ipaddress.ip_address(key[1])), Protocol(key[2]), now)
+            self.book.release(key)
+        entry.larval.clear()
+        for spi, e in list(self.entries.items()):
+            if e is entry:
+                del self.entries[spi]
+
+    def _failed_key(self, key: tuple[str, str], now: float) -> None:
+        _, backoff = self.retry.get(key, (0.0, RETRY_FIRST / 2))
+        backoff = min(backoff * 2, RETRY_MAX)
+        self.retry[key] = (now + backoff, backoff)
+        dropped = self.queues.pop(key, [])
+        if dropped:
+            self.queue_drops += len(dropped)
+            self.book.count("policy_drops", len(dropped))
+
+    # -- time ------------------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        """Timers, rekeys, liveness checks and retries due at ``now``."""
+        self.now = now
+        for entry in list(self.entries.values()):
+            timer = entry.sa.get_timer()
+            if timer is not None and timer <= now:
+                entry.sa.handle_timer(now)
+                self.flush(entry, now)
+            if entry.established and entry.liveness > 0 and now >= entry.next_liveness:
+                ikeevents.liveness(self, entry, now)
+            if now >= entry.reauth_at:
+                entry.reauth_at = float("inf")
+                ikeevents.reauthenticate(self, entry, now)
+        for event in self.sad.drain_events():
+            ikeevents.sa_expired(self, event, now)
+        self.ensure_immediate(now)
+
+    def next_timer(self) -> float | None:
+        """The earliest IKE timer."""
+        timers = [t for e in self.entries.values() if (t := e.sa.get_timer()) is not None]
+        return min(timers, default=None)
+
+    # -- teardown ----------------------------------------------------------------------
+    def teardown(self, pairs: set[str], now: float) -> int:
+        """Delete the IKE SAs carrying these pairs (with Delete to the peer); returns how
+        many.  Queued packets of those pairs are dropped."""
+        n = 0
+        for entry in list(self.entries.values()):
+            names = {c.pair for c in entry.children} | ({entry.pair} if entry.pair else set())
+            if names & pairs:
+                self.close(entry, now)
+                n += 1
+        for key in [k for k in self.queues if k[0] in pairs]:
+            del self.queues[key]
+        for key in [k for k in self.retry if k[0] in pairs]:
+            del self.retry[key]  # a failure under the old configuration says nothing now
+        return n
+
+    def close(self, entry: IkeEntry, now: float) -> None:
+        """Delete one IKE SA: an INFORMATIONAL Delete when established, else locally."""
+        if entry.sa.state is IkeState.ESTABLISHED:
+            for child in list(entry.children):
+                ikeevents.remove_child(self, entry, child, now)
+            entry.sa.close(now)
+            self.flush(entry, now)
+        else:
+            self.forget(entry, now)
+
+    def close_all(self, now: float) -> None:
+        """Shutdown: delete every IKE SA with its peer."""
+        self.closing = True
+        for entry in list(self.entries.values()):
+            self.close(entry, now)

@@ -1,0 +1,272 @@
+"""The running engine, sans-IO: the dataplane processor, the IKE manager, the live
+configuration and the store, glued together.
+
+The asyncio daemon (:mod:`ipsecconf.io.daemon`) feeds it clear packets read from the TUN
+device (:meth:`Engine.outbound`), packets from the wire (:meth:`Engine.inbound`,
+:meth:`Engine.udp_esp`), IKE datagrams (:meth:`Engine.ike_datagram`) and time
+(:meth:`Engine.tick`); the engine answers through its ports.  Configuration changes
+(:meth:`Engine.reconfigure`) build the new live tables first, then change the host's
+routes and firewall, then the store, and only then swap the tables in memory, undoing the
+host part when the store refuses: the store and the live tables move together or not at
+all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from ipsecconf.engine import livecfg
+from ipsecconf.engine.ikemgr import IkeManager
+from ipsecconf.engine.livecfg import LiveConfig
+from ipsecconf.engine.ports import HostNetwork, Tun, Wire
+from ipsecconf.engine.records import SaBook
+from ipsecconf.esp import ip
+from ipsecconf.esp.errors import DropReason
+from ipsecconf.esp.packet import push_udp_header
+from ipsecconf.esp.processor import Acquire, Deliver, Drop, IkeDatagram, Processor, Send
+from ipsecconf.esp.sad import SaTable
+from ipsecconf.esp.spd import PolicyTable
+from ipsecconf.state.store import Store
+
+log = logging.getLogger("ipsecconf.engine")
+T = TypeVar("T")
+
+SYNC_INTERVAL = 1.0
+DROP_LOG_INTERVAL = 10.0
+TICK = 0.25
+
+
+class Engine:
+    """One node's IKE and ESP/AH engine over its store."""
+
+    def __init__(
+        self,
+        store: Store,
+        wire: Wire,
+        tun: Tun,
+        host: HostNetwork,
+        rng: Callable[[int], bytes],
+        wall: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.wire = wire
+        self.tun = tun
+        self.host = host
+        self.sad = SaTable(rng)
+        self.proc = Processor(self.sad, PolicyTable())
+        self.book = SaBook(store, wall)
+        self.ike = IkeManager(self.proc, wire, self.book, rng, self._send_queued)
+        self.config = LiveConfig([], self.proc.spd.default_action, {}, {}, {})
+        self._reqids: dict[str, int] = {}
+        self._next_sync = 0.0
+        self._drop_logged: dict[DropReason, tuple[float, int]] = {}
+        self._send_errors: tuple[float, int] = (-DROP_LOG_INTERVAL, 0)
+        self._udp_headers: dict[tuple[str, str], ip.OuterHeader] = {}
+        """IP header templates for ESP-in-UDP payloads, by (source, destination)."""
+
+    # -- configuration -------------------------------------------------------------
+    def reqid(self, pair: str) -> int:
+        """A stable reqid per policy pair (for this run)."""
+        rid = self._reqids.get(pair)
+        if rid is None:
+            rid = self._reqids[pair] = len(self._reqids) + 1
+        return rid
+
+    def start(self, now: float) -> None:
+        """Load the SPD from the store, set up the host, negotiate immediate pairs."""
+        stale = self.book.forget_previous()
+        if stale:
+            log.info("%d SAs of an earlier run marked Dead; they are renegotiated", stale)
+        config = livecfg.build(livecfg.from_store(self.store), self.reqid)
+        self.host.apply(config.host_config())
+        self._swap(config)
+        log.info(
+            "SPD loaded: %d entries, %d protected pairs, default %s",
+            len(config.policies),
+            len(config.pairs),
+            config.default_action.value,
+        )
+        self.ike.ensure_immediate(now)
+
+    def _swap(self, config: LiveConfig) -> None:
+        spd = PolicyTable(config.policies, default_action=config.default_action)
+        self.proc.spd = spd
+        self.config = config
+        self.ike.config = config
+
+    def reconfigure(self, write: Callable[[Callable[[], None]], T], now: float) -> tuple[T, int]:
+        """Change the configuration as one step.  ``write`` changes the store inside one
+        transaction and calls the ``stage`` function it is given once every change is
+        written but not committed: ``stage`` builds the new live tables from the store
+        (which validates them) and sets up the host's routes and firewall, raising to
+        make ``write`` roll back.  When the store refuses, the host setup is undone.
+        Returns ``write``'s result and how many IKE SAs were torn down (those of changed
+        or removed pairs, renegotiated on demand or at once)."""
+        old = self.config
+        staged: list[LiveConfig] = []
+
+        def stage() -> None:
+            new = livecfg.build(livecfg.from_store(self.store), self.reqid)
+            self.host.apply(new.host_config())
+            staged.append(new)
+
+        try:
+            result = write(stage)
+            if not staged:
+                stage()
+        except BaseException:
+            if staged:
+                try:
+                    self.host.apply(old.host_config())
+                except Exception as exc:  # keep the original error; say what is left
+                    log.error("could not restore routes/firewall after a failed change: %s", exc)
+            raise
+        new = staged[-1]
+        changed = livecfg.changed_pairs(old, new)
+        self._swap(new)
+        torn = self.ike.teardown(changed, now)
+        if changed:
+            log.info(
+                "configuration changed: policies %s renegotiate (%d IKE SAs deleted)",
+                ", ".join(sorted(changed)),
+                torn,
+            )
+        self.ike.ensure_immediate(now)
+        return result, torn
+
+    # -- packets -------------------------------------------------------------------
+    def outbound(self, packets: Sequence[bytes], now: float) -> None:
+        """Clear packets read from the TUN device."""
+        sends: list[bytes] = []
+        for r in self.proc.outbound_batch(packets, now):
+            if type(r) is Send:
+                sends.append(r.packet)
+            elif type(r) is Acquire:
+                self.ike.acquire(r, now)
+            elif type(r) is Drop:
+                self._dropped(r, now)
+        if sends and (failed := self.wire.send_packets(sends)):
+            self._send_failed(failed, now)
+
+    def _send_failed(self, count: int, now: float) -> None:
+        last, pending = self._send_errors
+        pending += count
+        if now - last >= DROP_LOG_INTERVAL:
+            log.info("dropped %d packet(s): could not send (no route, or too big)", pending)
+            self._send_errors = (now, 0)
+        else:
+            self._send_errors = (last, pending)
+        self.book.count("esp_errors", count)
+
+    def _send_queued(self, packets: list[bytes], now: float) -> None:
+        sends = [r.packet for r in self.proc.outbound_batch(packets, now) if type(r) is Send]
+        if sends and (failed := self.wire.send_packets(sends)):
+            self._send_failed(failed, now)
+
+    def inbound(self, packets: Sequence[bytes], now: float) -> None:
+        """IP packets from the wire (ESP or AH, or ESP-in-UDP rebuilt by :meth:`udp_esp`)."""
+        clear: list[bytes] = []
+        for r in self.proc.inbound_batch(packets, now):
+            if type(r) is Deliver:
+                clear.append(r.packet)
+            elif type(r) is Drop:
+                self._dropped(r, now)
+            elif type(r) is IkeDatagram:
+                src = ip_text(r.src)
+                self.ike.datagram(r.payload, (src, r.sport), ip_text(r.dst), 4500, now)
+        if clear:
+            self.tun.write_packets(clear)
+
+    def udp_esp(self, payloads: Sequence[tuple[bytes, str, int, str, int]], now: float) -> None:
+        """ESP-in-UDP payloads from the port-4500 socket: (payload, src, sport, dst, dport).
+        The processor works on IP packets, so each gets its IP and UDP headers back."""
+        packets = []
+        headers = self._udp_headers
+        for payload, src, sport, dst, dport in payloads:
+            outer = headers.get((src, dst))
+            if outer is None:
+                if len(headers) > 1024:
+                    headers.clear()
+                outer = headers[(src, dst)] = ip.OuterHeader(
+                    ip_packed(src), ip_packed(dst), ip.PROTO_UDP
+                )
+            udp = push_udp_header(sport, dport, len(payload))
+            packets.append(outer.build(8 + len(payload), 0, 0, False) + udp + payload)
+        self.inbound(packets, now)
+
+    def ike_datagram(
+        self, data: bytes, remote: tuple[str, int], local: str, local_port: int, now: float
+    ) -> None:
+        """A datagram from the IKE sockets (500, or 4500 with the non-ESP marker)."""
+        self.ike.datagram(data, remote, local, local_port, now)
+
+    def _dropped(self, drop: Drop, now: float) -> None:
+        # One line per reason, then at most one summary line per reason every 10 s.
+        reason = drop.reason
+        if reason is DropReason.NAT_KEEPALIVE:
+            return
+        last, count = self._drop_logged.get(reason, (-DROP_LOG_INTERVAL, 0))
+        count += 1
+        if now - last >= DROP_LOG_INTERVAL:
+            log.info("dropped %d packet(s): %s%s", count, reason.value, _detail(drop))
+            self._drop_logged[reason] = (now, 0)
+        else:
+            self._drop_logged[reason] = (last, count)
+
+    # -- time ----------------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        """Timers, lifetimes, retries, and about once a second the store's SAD/counters."""
+        self.sad.expire(now)
+        self.ike.tick(now)
+        if now >= self._next_sync:
+            self._next_sync = now + SYNC_INTERVAL
+            self.sync()
+
+    def sync(self) -> None:
+        """Copy SA states and counters into the store now."""
+        self.book.sync(self.sad, self.proc.drops)
+
+    def next_wakeup(self, now: float) -> float:
+        """When :meth:`tick` must run next."""
+        timer = self.ike.next_timer()
+        due = now + TICK
+        return min(due, timer) if timer is not None else due
+
+    def zero_counters(self) -> None:
+        """``ipsec stats -z``."""
+        self.sync()
+        self.book.zero()
+
+    # -- shutdown ------------------------------------------------------------------
+    def begin_shutdown(self, now: float) -> None:
+        """Delete every IKE SA with its peer (the daemon then waits briefly for answers)."""
+        log.info("shutting down: deleting %d IKE SAs", len(self.ike.entries))
+        self.ike.close_all(now)
+
+    def idle(self) -> bool:
+        """True once no IKE SA is left (every Delete answered or given up)."""
+        return not self.ike.entries
+
+    def finish(self) -> None:
+        """Last store update: every negotiated SA is Dead (renegotiated after a restart)."""
+        for entry in list(self.ike.entries.values()):
+            self.ike.forget(entry, 0.0)
+        self.sync()
+        self.book.forget_previous()
+
+
+def ip_text(packed: bytes) -> str:
+    """A packed address as text."""
+    return str(ipaddress.ip_address(packed))
+
+
+def ip_packed(text: str) -> bytes:
+    """A textual address packed."""
+    return ipaddress.ip_address(text).packed
+
+
+def _detail(drop: Drop) -> str:
+    return f" ({drop.detail})" if drop.detail else ""

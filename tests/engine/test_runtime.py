@@ -1,0 +1,248 @@
+"""Two real engines over an in-memory link: acquire and queueing, SA records on both sides,
+rekey on the soft lifetime, liveness, INITIAL_CONTACT after a restart, and the control
+API's apply (one step over store and live tables, rolled back on failure)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ipsecconf.engine import wire
+from ipsecconf.engine.control import Control
+from ipsecconf.engine.ikemgr import QUEUE_PER_FLOW
+from ipsecconf.engine.service import Service, StoreBackend
+from ipsecconf.plan.planfile import Inputs
+from tests.engine.memnet import (
+    A_OUT,
+    B_OUT,
+    Clock,
+    MemNet,
+    Node,
+    icmp,
+    node,
+    run,
+    start,
+    write_config,
+)
+
+HOST_A, HOST_B = "198.51.100.10", "198.51.100.130"
+
+
+@pytest.fixture
+def net() -> MemNet:
+    return MemNet()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def sa_rows(n: Node) -> list[dict[str, object]]:
+    n.engine.sync()
+    return [sa.as_dict() for sa in n.store.sas()]
+
+
+def live_spis(n: Node) -> set[int]:
+    return {int(r["spi"]) for r in sa_rows(n) if r["state"] == "M"}  # type: ignore[call-overload]
+
+
+def test_acquire_queues_then_sends_and_both_sides_record_the_same_sas(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    a, b = node(net, clock, tmp_path, "a"), node(net, clock, tmp_path, "b")
+    for seq in range(QUEUE_PER_FLOW + 8):  # more than the queue holds
+        a.engine.outbound([icmp(HOST_A, HOST_B, seq)], clock.t)
+    # After IKE_SA_INIT, while IKE_AUTH runs, the reserved SPI is Larval in the store.
+    net.deliver(clock.t, rounds=2)
+    assert {r["state"] for r in sa_rows(a)} == {"L"}
+    run(net, clock, [a, b], 1.0)
+    assert len(b.tun.packets) == QUEUE_PER_FLOW  # the queue was delivered, the rest dropped
+    assert a.engine.ike.queue_drops == 8
+    assert live_spis(a) == live_spis(b) and len(live_spis(a)) == 2
+    # Nothing crossed the link in clear.
+    assert all(p[9] in (50, 17) for p in net.wire_log)
+    a.engine.sync()
+    assert a.store.counters()["policy_drops"] == 8
+    assert a.store.counters()["ike_succeeded"] == 1 and b.store.counters()["ike_succeeded"] == 1
+
+
+def test_rekey_on_soft_lifetime_keeps_traffic_and_retires_old_sas(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    a = node(net, clock, tmp_path, "a", lifetime=60)
+    b = node(net, clock, tmp_path, "b", lifetime=60)
+    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
+    run(net, clock, [a, b], 1.0)
+    first = live_spis(a)
+    delivered = 0
+    # Soft lifetime: 60 s - 20 s margin (less a random tenth of it); hard at 60 s.
+    for seq in range(1, 80):
+        a.engine.outbound([icmp(HOST_A, HOST_B, seq)], clock.t)
+        run(net, clock, [a, b], 1.0)
+        delivered = len(b.tun.packets)
+    assert delivered == 80  # not one packet lost across the rekey
+    second = live_spis(a)
+    assert second and not (second & first) and live_spis(b) == second
+    states = {int(r["spi"]): r["state"] for r in sa_rows(a)}  # type: ignore[call-overload]
+    assert all(states.get(spi, "D") == "D" for spi in first)  # Dead, or gone after 60 s
+
+
+def test_liveness_notices_a_dead_peer(net: MemNet, clock: Clock, tmp_path: Path) -> None:
+    a, b = node(net, clock, tmp_path, "a"), node(net, clock, tmp_path, "b")
+    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
+    run(net, clock, [a, b], 1.0)
+    assert len(live_spis(a)) == 2
+    net.down.add(B_OUT)
+    run(net, clock, [a, b], 200.0, step=1.0)  # liveness 10 s, then the retransmissions
+    assert live_spis(a) == set()
+    assert not a.engine.ike.entries
+    a.engine.sync()
+    assert a.store.counters()["ike_failed"] >= 1
+
+
+def test_restart_sends_initial_contact_and_the_peer_drops_old_sas(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    a, b = node(net, clock, tmp_path, "a"), node(net, clock, tmp_path, "b")
+    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
+    run(net, clock, [a, b], 1.0)
+    old = live_spis(b)
+    # A "crashes": a new engine on the same store, without deleting anything.
+    a.store.close()
+    a2 = start(net, clock, a.state, "a")
+    assert {r["state"] for r in sa_rows(a2)} == {"D"}  # the old run's SAs
+    a2.engine.outbound([icmp(HOST_A, HOST_B, 1)], clock.t)
+    run(net, clock, [a2, b], 1.0)
+    assert len(b.engine.ike.entries) == 1  # INITIAL_CONTACT: the stale IKE SA is gone
+    assert live_spis(b) == live_spis(a2) and not (live_spis(b) & old)
+    assert b.tun.packets[-1] == icmp(HOST_A, HOST_B, 1)
+
+
+def _planned(n: Node, cfg: Path) -> dict[str, object]:
+    svc = Service(StoreBackend(n.state))
+    try:
+        p = svc.plan(Inputs.make([str(cfg)], {}, [], False))
+    finally:
+        svc.backend.close()
+    return {
+        "plan": wire.plan_to_json(p.plan),
+        "desired": wire.desired_to_json(p.desired),
+        "command": "test apply",
+    }
+
+
+def test_control_apply_tears_down_changed_pairs_and_rolls_back_on_failure(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    a, b = node(net, clock, tmp_path, "a"), node(net, clock, tmp_path, "b")
+    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
+    run(net, clock, [a, b], 1.0)
+    old = live_spis(a)
+    control = Control(a.engine, clock, a.state)
+    params = _planned(a, write_config(tmp_path / "a", "a", encryption="aes256gcm"))
+    # The host refuses the new routes: nothing changes, neither store nor live SAs.
+    a.host.fail = True
+    res = control.handle({"method": "apply", "params": params})
+    assert res["ok"] is False and "internal error" in res["error"]["message"]
+    a.host.fail = False
+    assert a.store.serial == 1 and live_spis(a) == old
+    assert json.loads(a.store.policies()[0].data)["encryption"] == "aes128gcm"
+    res = control.handle({"method": "apply", "params": params})
+    assert res["ok"] is True, res
+    assert a.store.serial == 2
+    run(net, clock, [a, b], 1.0)
+    assert not (live_spis(a) & old)  # torn down (and B was told)
+    # The same saved plan again: stale.
+    res = control.handle({"method": "apply", "params": params})
+    assert res["ok"] is False and res["error"]["type"] == "StaleStateError"
+
+
+def test_control_refuses_malformed_requests_without_echoing_secrets(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    a = node(net, clock, tmp_path, "a")
+    control = Control(a.engine, clock, a.state)
+    assert control.handle({"method": "nope"})["error"]["type"] == "UsageError"
+    assert control.handle(["not", "a", "request"])["ok"] is False
+    res = control.handle({"method": "fingerprint", "params": {"address": "x", "value": "!!"}})
+    assert res["ok"] is False and "!!" not in json.dumps(res)
+    res = control.handle({"method": "ping"})
+    assert res["ok"] is True and res["result"]["state"] == a.state
+    counters = control.handle({"method": "counters"})["result"]
+    assert set(counters) >= {"packets_in", "packets_out", "ike_started"}
+    assert A_OUT  # the engine runs with this outer address
+
+
+def test_refused_child_is_retried_once_the_peer_agrees(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    # A offers only AES-256-GCM, B accepts only AES-128-GCM: the child fails.
+    a = node(net, clock, tmp_path, "a", encryption="aes256gcm")
+    b = node(net, clock, tmp_path, "b")
+    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
+    run(net, clock, [a, b], 1.0)
+    assert live_spis(a) == set() and b.tun.packets == []
+    a.engine.sync()
+    assert a.store.counters()["ike_failed"] == 1
+    # B changes its mind (through its control API, as `ipsecconf apply` would).
+    params = _planned(b, write_config(tmp_path / "b", "b", encryption="aes256gcm"))
+    assert Control(b.engine, clock, b.state).handle({"method": "apply", "params": params})["ok"]
+    for seq in range(1, 6):
+        a.engine.outbound([icmp(HOST_A, HOST_B, seq)], clock.t)
+        run(net, clock, [a, b], 1.0)
+    assert len(live_spis(a)) == 2 and live_spis(a) == live_spis(b)
+    assert b.tun.packets[-1] == icmp(HOST_A, HOST_B, 5)
+    assert len(a.engine.ike.entries) == 1  # the failed IKE SA was deleted, not kept
+
+
+def test_ike_lifetime_reauthenticates_without_losing_traffic(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    a = node(net, clock, tmp_path, "a", ike_lifetime=100)
+    b = node(net, clock, tmp_path, "b", ike_lifetime=100)
+    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
+    run(net, clock, [a, b], 1.0)
+    (first,) = list(a.engine.ike.entries)
+    for seq in range(1, 70):  # re-authentication due 50 s in (lifetime 100 s, margin <= half)
+        a.engine.outbound([icmp(HOST_A, HOST_B, seq)], clock.t)
+        run(net, clock, [a, b], 1.0)
+    assert len(b.tun.packets) == 70
+    assert list(a.engine.ike.entries) != [first] and len(a.engine.ike.entries) == 1
+    assert len(b.engine.ike.entries) == 1
+    assert len(live_spis(a)) == 2 and live_spis(a) == live_spis(b)
+
+
+def test_dying_while_the_rekey_runs_then_dead(net: MemNet, clock: Clock, tmp_path: Path) -> None:
+    a = node(net, clock, tmp_path, "a", lifetime=60)
+    b = node(net, clock, tmp_path, "b", lifetime=60)
+    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
+    run(net, clock, [a, b], 1.0)
+    old = live_spis(a)
+    run(net, clock, [a, b], 35.0)  # soft lifetime: between 38 and 40 s
+    net.down.add(B_OUT)  # the rekey cannot complete while B is away
+    run(net, clock, [a, b], 6.0)
+    states = {int(r["spi"]): r["state"] for r in sa_rows(a)}  # type: ignore[call-overload]
+    assert {states[spi] for spi in old} == {"d"}  # Dying: rekey under way, still in use
+    a.engine.outbound([icmp(HOST_A, HOST_B, 1)], clock.t)
+    assert any(isinstance(p, bytes) and p[9] == 50 for p in net.queue)  # Dying still protects
+    net.down.clear()
+    run(net, clock, [a, b], 12.0)  # the rekey's retransmission gets through
+    states = {int(r["spi"]): r["state"] for r in sa_rows(a)}  # type: ignore[call-overload]
+    assert all(states.get(spi, "D") == "D" for spi in old)
+    assert len(live_spis(a)) == 2 and not (live_spis(a) & old)
+
+
+def test_esp_in_udp_when_the_policy_asks(net: MemNet, clock: Clock, tmp_path: Path) -> None:
+    a = node(net, clock, tmp_path, "a", udp=True)
+    b = node(net, clock, tmp_path, "b", udp=True)
+    for seq in range(3):
+        a.engine.outbound([icmp(HOST_A, HOST_B, seq)], clock.t)
+        run(net, clock, [a, b], 1.0)
+    assert b.tun.packets == [icmp(HOST_A, HOST_B, seq) for seq in range(3)]
+    # ESP rode in UDP 4500 (RFC 3948), nothing went as bare ESP.
+    assert net.wire_log and all(p[9] == 17 for p in net.wire_log)
+    rows = [r for r in sa_rows(b) if r["state"] == "M"]
+    assert rows and all(r["details"]["udp_encapsulation"] for r in rows)  # type: ignore[index]
