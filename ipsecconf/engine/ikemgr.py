@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ipsecconf.engine import ikeevents
+from ipsecconf.engine import certauth, ikeevents
 from ipsecconf.engine.livecfg import LiveConfig, PairSpec, PeerSpec
 from ipsecconf.engine.ports import Wire
 from ipsecconf.engine.records import SaBook
@@ -182,6 +182,7 @@ class IkeManager:
                 children=(pair.child,),
                 force_encap=pair.udp_encap or bool(peer and peer.udp_encap),
                 initial_contact=remote not in self.contacted,
+                **certauth.signing(self.config, peer),
             )
             entry = self._new_entry(config, True, remote, local, pair.name, peer)
             entry.sa.connect(now, trigger=trigger)
@@ -280,7 +281,12 @@ class IkeManager:
         cfg = self.config
         pairs = cfg.pairs_for_remote(remote)
         peer = cfg.peer_by_address(remote)
-        if not pairs or cfg.psk_for(remote, peer) is None:
+        try:
+            signing = certauth.signing(self.config, peer)
+        except LocalProtocolError as exc:
+            log.warning("IKE_SA_INIT from %s refused: %s", remote, exc)
+            return None
+        if not pairs or (cfg.psk_for(remote, peer) is None and not signing):
             log.warning("IKE_SA_INIT from %s refused: no policy or key for this peer", remote)
             return None
         config = IkeConfig(
@@ -293,6 +299,7 @@ class IkeManager:
             proposals=peer.ike_proposals if peer else tuple(default_ike()),
             children=tuple(p.child for p in pairs),
             initial_contact=remote not in self.contacted,
+            **signing,
         )
         self.contacted.add(remote)
         log.info("IKE_SA_INIT from %s", remote)

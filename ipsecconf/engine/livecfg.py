@@ -16,10 +16,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ipsecconf.engine.certauth import certificates
 from ipsecconf.engine.ports import ClearDrop, HostConfig
 from ipsecconf.errors import IpsecconfError
 from ipsecconf.esp.spd import Action, Direction, Level, Policy
 from ipsecconf.ike.config import ChildConfig, Identity, Mode, PskLookup, PskQuery
+from ipsecconf.ike.credentials import Credentials, TrustAnchors
 from ipsecconf.model.proposals import Proposal, ProposalError, child_proposals, default_ike, parse
 from ipsecconf.model.selectors import ANY_PORT, Selector
 from ipsecconf.model.spd import PolicyRow
@@ -44,7 +46,7 @@ def from_store(store: Store) -> Source:
     rows = [PolicyRow.from_dict(json.loads(p.data)) for p in store.policies()]
     res = {
         (r.kind, r.name): json.loads(r.data)
-        for kind in ("peer", "psk", "setting")
+        for kind in ("peer", "psk", "setting", "cert")
         for r in store.resources(kind)
     }
     return Source(rows, res, store.secret_value)
@@ -74,6 +76,9 @@ class PeerSpec:
     udp_encap: bool = False
     ike_lifetime: float = 14400.0
     ike_rekey_margin: float = 540.0
+    auth: str = "psk"
+    """``psk`` or ``certificate`` (sign with the node's certificate, check the peer's
+    chain against the configured roots)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +113,10 @@ class LiveConfig:
     peers: dict[str, PeerSpec]
     psks: dict[str, bytes] = field(repr=False)
     tun_name: str = ""
+    credentials: Credentials | None = field(default=None, repr=False)
+    """The node's certificate, private key and intermediates, when configured."""
+    trust: TrustAnchors | None = None
+    """The configured roots, when there are any."""
 
     def peer_by_address(self, address: str) -> PeerSpec | None:
         """The peer resource whose address is ``address``."""
@@ -219,6 +228,7 @@ def _peer(name: str, data: dict[str, Any], psk: bytes | None) -> PeerSpec:
         udp_encap=bool(data.get("udp_encapsulation", False)),
         ike_lifetime=_seconds(data.get("ike_lifetime"), 14400.0),
         ike_rekey_margin=_seconds(data.get("rekey_margin"), 540.0),
+        auth=str(data.get("auth", "psk")),
     )
 
 
@@ -298,7 +308,10 @@ def build(source: Source, reqids: Callable[[str], int]) -> LiveConfig:
             else tuple(s.reversed() for s in rows["in"].selectors)
         )
         pairs[name] = _pair(name, reqid, lead, selectors, peers)
-    return LiveConfig(policies, default_action, pairs, peers, psks)
+    credentials, trust = certificates(source.resources, source.secret)
+    return LiveConfig(
+        policies, default_action, pairs, peers, psks, credentials=credentials, trust=trust
+    )
 
 
 def _pair(
