@@ -36,6 +36,7 @@ from ipsecconf.ike.events import (
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
+    IkeSaRekeyed,
 )
 from ipsecconf.model.algorithms import INTEGRITIES
 
@@ -86,6 +87,13 @@ def handle(mgr: IkeManager, entry: IkeEntry, event: IkeEvent, now: float) -> Non
                     child.spi_out,
                 )
                 _retry_soon(mgr, child.pair, entry.remote, now)
+    elif isinstance(event, IkeSaRekeyed):
+        _rekeyed(mgr, entry, event, now)
+    elif isinstance(event, IkeSaDeleted) and event.rekeyed:
+        # Its children live on in the successor (moved at IkeSaRekeyed): keep them.
+        log.info("IKE SA with %s replaced by its rekey, old SA deleted", entry.remote)
+        entry.children.clear()
+        mgr.forget(entry, now)
     elif isinstance(event, IkeSaDeleted):
         log.info(
             "IKE SA with %s deleted by %s", entry.remote, "the peer" if event.by_peer else "us"
@@ -94,6 +102,36 @@ def handle(mgr: IkeManager, entry: IkeEntry, event: IkeEvent, now: float) -> Non
         mgr.forget(entry, now)
         for pair in pairs:
             _retry_soon(mgr, pair, entry.remote, now)
+
+
+def _rekeyed(mgr: IkeManager, entry: IkeEntry, ev: IkeSaRekeyed, now: float) -> None:
+    """A CREATE_CHILD_SA rekey of the IKE SA (RFC 7296 2.18) made a successor: register
+    it, and move the children to it (the old SA's Delete follows and must not take
+    them); the loser of a simultaneous rekey (2.8.1) gets no children."""
+    from ipsecconf.engine.ikemgr import IkeEntry  # ikemgr imports this module
+
+    new = IkeEntry(
+        ev.successor, entry.remote, entry.local, entry.pair, not ev.by_peer,
+        entry.peer_name, entry.liveness,
+    )  # fmt: skip
+    new.established = True
+    new.next_liveness = now + new.liveness
+    new.ike_lifetime = entry.ike_lifetime
+    lifetime, margin = new.ike_lifetime
+    if lifetime and new.initiator:
+        new.reauth_at = now + max(lifetime - min(margin, lifetime / 2), 1.0)
+    if not ev.redundant:
+        new.children, entry.children = entry.children, []
+    mgr.entries[ev.successor.spi_i] = new
+    log.info(
+        "IKE SA with %s rekeyed by %s: %s, SPIs %s/%s",
+        entry.remote,
+        "the peer" if ev.by_peer else "us",
+        ev.algorithms,
+        ev.spi_i.hex(),
+        ev.spi_r.hex(),
+    )
+    mgr.flush(new, now)
 
 
 def _retry_soon(mgr: IkeManager, pair: str, remote: str, now: float) -> None:
