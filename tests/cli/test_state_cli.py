@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from ipsecconf.state import StateLock
-from tests.stateutil import GW_PSK, PSK, PYTHON, config, env, run_cli, write
+from tests.stateutil import GW_PSK, PSK, PYTHON, Terminal, config, env, run_cli, write
 
 
 @pytest.fixture(autouse=True)
@@ -77,35 +74,16 @@ def test_apply_without_a_terminal_needs_auto_approve(tmp_path: Path) -> None:
 
 
 def _pty_run(argv: list[str], answer: str) -> tuple[int, str]:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(argv, env=env(), stdin=slave, stdout=slave, stderr=slave)
-    os.close(slave)
-    buf = b""
-    answered = False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-        if not answered and b"Enter a value:" in buf:
-            os.write(master, answer.encode() + b"\n")
-            answered = True
-        if proc.poll() is not None and not ready:
-            break
-    os.close(master)
-    return proc.wait(timeout=10), buf.decode(errors="replace")
+    term = Terminal(*argv)
+    term.read_until("Enter a value:")
+    term.send(answer)
+    return term.finish()
 
 
 def test_apply_on_a_terminal_asks_for_confirmation(tmp_path: Path) -> None:
     db = str(tmp_path / "s.db")
     cfg = write(tmp_path / "cfg", config(1))
-    base = [PYTHON, "-m", "ipsecconf", "--state", db, "apply", str(cfg)]
+    base = ["--state", db, "apply", str(cfg)]
     code, text = _pty_run(base, "no")
     assert code == 1 and "Apply cancelled." in text
     assert "\x1b[" in text  # colour on a terminal
