@@ -89,7 +89,10 @@ class Terminal:
     def __init__(self, *argv: str) -> None:
         self.master, slave = pty.openpty()
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "ipsecconf", *argv], env=env(), stdin=slave, stdout=slave,
+            [PYTHON, "-m", "ipsecconf", *argv],
+            env=env(),
+            stdin=slave,
+            stdout=slave,
             stderr=slave,
         )
         os.close(slave)

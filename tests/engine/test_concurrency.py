@@ -29,8 +29,7 @@ def test_second_apply_waits_and_plans_against_the_first(tmp_path: Path) -> None:
     two = write(tmp_path / "two", config(50) + policy("late", 7).replace("[1031]", "[4000]"))
     first = Terminal("--state", str(db), "apply", str(one))
     first.read_until("Enter a value:")
-    second = spawn("--state", str(db), "apply", str(two), "--auto-approve",
-                   "--lock-timeout", "120")
+    second = spawn("--state", str(db), "apply", str(two), "--auto-approve", "--lock-timeout", "120")
     time.sleep(1.5)
     assert second.poll() is None  # waiting for the lock
     first.send("yes")
@@ -41,7 +40,9 @@ def test_second_apply_waits_and_plans_against_the_first(tmp_path: Path) -> None:
     # The second planned after the first committed: it adds only what the first lacked.
     assert "Plan: 2 to add, 0 to change, 0 to destroy" in out2
     assert _policies(db) == {f"p{i}.{d}" for i in range(50) for d in ("in", "out")} | {
-        "late.in", "late.out"}
+        "late.in",
+        "late.out",
+    }
     store = Store.open(str(db), create=False)
     assert [h.serial for h in store.history()] == [2, 1] and store.serial == 2
     store.close()
@@ -54,9 +55,22 @@ def test_second_apply_without_patience_fails_naming_the_holder(tmp_path: Path) -
     first = Terminal("--state", str(db), "apply", str(one))
     first.read_until("Enter a value:")
     second = subprocess.run(
-        [PYTHON, "-m", "ipsecconf", "--state", str(db), "apply", str(two), "--auto-approve",
-         "--lock-timeout", "0.5"],
-        capture_output=True, text=True, timeout=120, env=env(),
+        [
+            PYTHON,
+            "-m",
+            "ipsecconf",
+            "--state",
+            str(db),
+            "apply",
+            str(two),
+            "--auto-approve",
+            "--lock-timeout",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env(),
     )
     first.send("yes")
     code1, _ = first.finish()

@@ -8,8 +8,9 @@ How the kills land inside a transaction that takes well under a second: apply ru
 ``-vv``, which logs one line per change while the transaction is open.  The test reads
 the marker, then a random number of those lines, then kills.  The test shrinks the pipe to
 4 KiB (F_SETPIPE_SZ), so the process can run at most that far ahead of the reader; as long
-as more than that much logging is still to come, the kill is certainly before the commit.  Ten of the fifty
-kills instead come at random times, anywhere until the process would have exited.
+as more than that much logging is still to come, the kill is certainly before the commit.
+Ten of the fifty kills instead come at random times, anywhere until the process would
+have exited.
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ def _dump(path: Path) -> list[tuple[object, ...]]:
 
 def _apply(db: Path, cfg: Path) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [PYTHON, "-m", "ipsecconf", "-vv", "--state", str(db), "apply", str(cfg),
-         "--auto-approve"],
-        env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [PYTHON, "-m", "ipsecconf", "-vv", "--state", str(db), "apply", str(cfg), "--auto-approve"],
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stderr is not None
     # The child is still importing: nothing is in the pipe yet when it shrinks.
@@ -80,8 +83,20 @@ def test_sigkill_inside_the_apply_transaction_leaves_old_or_new(tmp_path: Path) 
     )
     pristine = tmp_path / "pristine.db"
     subprocess.run(
-        [PYTHON, "-m", "ipsecconf", "--state", str(pristine), "apply", str(old_cfg),
-         "--auto-approve"], env=env(), capture_output=True, check=True, timeout=300,
+        [
+            PYTHON,
+            "-m",
+            "ipsecconf",
+            "--state",
+            str(pristine),
+            "apply",
+            str(old_cfg),
+            "--auto-approve",
+        ],
+        env=env(),
+        capture_output=True,
+        check=True,
+        timeout=300,
     )
     conn = sqlite3.connect(pristine)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

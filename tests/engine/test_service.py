@@ -41,7 +41,9 @@ def test_saved_plan_applies_exactly_once(svc: Service, tmp_path: Path) -> None:
     svc.save(svc.plan(_inputs(cfg)), str(tmp_path / "p.plan"))
     saved = planfile.read(str(tmp_path / "p.plan"))
     svc.apply(svc.replan_saved(saved))
-    with pytest.raises(StalePlanError, match=r"is stale: it was made at serial 0, the state is now at serial 1"):
+    with pytest.raises(
+        StalePlanError, match=r"is stale: it was made at serial 0, the state is now at serial 1"
+    ):
         svc.replan_saved(saved)
 
 
@@ -135,11 +137,11 @@ def test_cert_set_writes_unmanaged_entries_and_checks_the_key(svc: Service, tmp_
     root = certgen.issue("Test Root", ca=True)
     leaf = certgen.issue("node.example.org", issuer=root)
     other = certgen.issue("other", issuer=root)
-    node = NodeCert(CertFile(leaf.cert_pem(), "/etc/ipsec/node.pem"), leaf.key_pem(),
-                    "file:/etc/ipsec/node.key")
+    node = NodeCert(
+        CertFile(leaf.cert_pem(), "/etc/ipsec/node.pem"), leaf.key_pem(), "file:/etc/ipsec/node.key"
+    )
     with pytest.raises(CertificateSetError, match="does not belong"):
-        svc.backend.set_certificates(
-            node=NodeCert(node.cert, other.key_pem(), None))
+        svc.backend.set_certificates(node=NodeCert(node.cert, other.key_pem(), None))
     with pytest.raises(CertificateSetError, match="1 to 15"):
         svc.backend.set_certificates(roots=[CertFile(root.cert_pem(), "r.pem")] * 16)
     svc.backend.set_certificates(node=node, roots=[CertFile(root.cert_pem(), "/etc/ipsec/r.pem")])
