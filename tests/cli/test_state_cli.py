@@ -171,3 +171,15 @@ def test_bad_inputs_are_clear_errors_and_change_nothing(
     code, _, err = cli(capsys, "--state", str(tmp_path), "show", "policies")
     assert code == 1 and "is a directory" in err
     assert Path(db).read_bytes() == before
+
+
+def test_a_saved_plan_is_applied_on_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "state.db")
+    cfg = write(tmp_path / "cfg", config(1))
+    cli(capsys, "plan", str(cfg), "--out", str(tmp_path / "p.plan"), "--state", db)
+    code, _, err = cli(capsys, "apply", str(tmp_path / "p.plan"), str(cfg), "--state", db)
+    assert code == 1 and "applied on its own" in err
+    code, _, err = cli(capsys, "apply", str(tmp_path / "p.plan"), "--prune", "--state", db)
+    assert code == 1 and "carries its own inputs" in err

@@ -150,3 +150,24 @@ def test_cert_set_writes_unmanaged_entries_and_checks_the_key(svc: Service, tmp_
     assert svc.backend.secret_references() == {"cert.node#private_key": "file:/etc/ipsec/node.key"}
     svc.backend.set_certificates(roots=[CertFile(root.cert_pem() + other.cert_pem(), "/x.pem")])
     assert [c["role"] for c in svc.show("certs")] == ["node", "root", "root"]
+
+
+def test_imperative_backend_calls_for_the_ipsec_command(svc: Service, tmp_path: Path) -> None:
+    from ipsecconf.model.desired import Policy
+    from ipsecconf.model.spd import expand
+
+    backend = svc.backend
+    name = backend.new_policy_name()
+    rows = expand(Policy(name=name, source="198.51.100.8", destination="203.0.113.8[139]"))
+    idx = backend.add_policies(rows)
+    assert [(p.idx, p.managed) for p in backend.policies()] == [(i, False) for i in idx]
+    serial = backend.snapshot().serial
+    assert backend.delete_policies([idx[1]]) == [f"{name}.in"]
+    assert backend.snapshot().serial == serial + 1
+    store = backend.store  # type: ignore[attr-defined]
+    with store.transaction() as w:
+        w.add_counters({"ike_started": 2, "policy_drops": 5})
+    assert svc.show("stats")["counters"]["policy_drops"] == 5
+    backend.zero_counters()
+    assert set(svc.show("stats")["counters"].values()) == {0}
+    assert backend.snapshot().serial == serial + 1  # counters are not configuration
