@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from ipsecconf.cli.validate_cmd import variables
-from ipsecconf.engine.service import Service, StoreBackend
+from ipsecconf.engine.service import Service, connect
 from ipsecconf.plan.planfile import Inputs
 from ipsecconf.state import kek_material, state_path
 
@@ -23,7 +23,7 @@ def add_local_state_option(parser: argparse.ArgumentParser) -> None:
 def service(args: argparse.Namespace, *, create: bool = True) -> Service:
     """The service over the store named by ``--state`` / $IPSECCONF_STATE / the default."""
     path = state_path(getattr(args, "state", None))
-    return Service(StoreBackend(path, kek=kek_material(), create=create))
+    return Service(connect(path, kek=kek_material(), create=create))
 
 
 def inputs(args: argparse.Namespace) -> Inputs:

@@ -192,6 +192,16 @@ class StoreBackend:
         self.store.close()
 
 
+def connect(path: str, *, kek: bytes | None = None, create: bool = True) -> Backend:
+    """The backend for the state at ``path``: the one place that chooses it.
+
+    Today that is always the store itself.  The engine issue adds the check DESIGN.md
+    describes here (is an engine holding this state, and does its control socket answer?)
+    and returns a socket-backed :class:`Backend` when it does, so no command changes.
+    """
+    return StoreBackend(path, kek=kek, create=create)
+
+
 @contextlib.contextmanager
 def paused_gc() -> Iterator[None]:
     """Pause the cyclic collector while building/diffing tens of thousands of dicts.
