@@ -101,13 +101,12 @@ def _write_policies(w: Writer, changes: list[Change], progress: _Progress) -> No
 
 
 def _write_resources(
-    w: Writer, store: Store, changes: list[Change], desired: DesiredState, progress: _Progress
+    w: Writer, changes: list[Change], desired: DesiredState, progress: _Progress
 ) -> None:
     for c in changes:
-        prefix = c.address + "#"
         if c.action is Action.DELETE:
             w.delete_resources([(c.kind, c.name)])
-            w.delete_secrets(a for a in list(_stored_secrets(store, prefix)))
+            w.delete_secrets_of(c.address)
             if c.kind == "sa":
                 w.delete_manual_sa(c.name)
         else:
@@ -123,13 +122,6 @@ def _write_resources(
             if c.kind == "sa" and c.action in (Action.CREATE, Action.REPLACE):
                 _install_manual_sa(w, res.name, res.data)
         progress.step([c])
-
-
-def _stored_secrets(store: Store, prefix: str) -> list[str]:
-    rows = store.conn.execute(
-        "SELECT address FROM secrets WHERE substr(address, 1, ?) = ?", (len(prefix), prefix)
-    )
-    return [str(r[0]) for r in rows]
 
 
 def _install_manual_sa(w: Writer, name: str, data: dict[str, object]) -> None:
@@ -170,7 +162,7 @@ def apply_plan(
     with store.transaction(expect=(plan.lineage, plan.serial)) as w:
         h.transaction_begun(total)
         log.info("transaction begun: %d changes against serial %d", total, plan.serial)
-        _write_resources(w, store, others, desired, progress)
+        _write_resources(w, others, desired, progress)
         _write_policies(w, policies, progress)
         manual = {c.name for c in others if c.kind == "sa"}
         # Manual SAs were rewritten above; negotiated SAs of changed resources die.

@@ -246,3 +246,20 @@ def test_kek_from_file_or_environment(tmp_path: Path) -> None:
     assert kek_material({}) is None
     with pytest.raises(StateError, match="cannot read"):
         kek_material({"IPSECCONF_KEK_FILE": str(tmp_path / "missing")})
+
+
+def test_a_kek_added_later_seals_what_was_stored_in_clear(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+    plain = Store.open(path)
+    with plain.transaction() as w:
+        w.put_secret("peer.gw#psk", b"EarlyPlainSecret", None)
+    plain.close()
+    sealed = Store.open(path, kek=b"added later")
+    with sealed.transaction() as w:
+        w.put_secret("psk.203.0.113.5#key", b"LaterSecret", None)
+    assert sealed.secret_value("peer.gw#psk") == b"EarlyPlainSecret"
+    rows = sealed.conn.execute("SELECT sealed FROM secrets").fetchall()
+    assert rows == [(1,), (1,)]
+    sealed.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    sealed.close()
+    assert b"EarlyPlainSecret" not in Path(path).read_bytes()
