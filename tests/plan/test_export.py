@@ -18,9 +18,7 @@ from tests.plan.conftest import PlanFn
 from tests.stateutil import ROOT, config
 
 # examples/ci is a GitOps repository skeleton (pipelines, playbooks), not one desired state.
-EXAMPLES = sorted(
-    p for p in (ROOT / "examples").iterdir() if p.is_dir() and p.name != "ci"
-)
+EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.is_dir() and p.name != "ci")
 
 
 def _plan_file(service: Service, path: Path) -> object:
