@@ -181,7 +181,11 @@ def _install(mgr: IkeManager, entry: IkeEntry, ev: ChildSaEstablished, now: floa
     )
     entry.children.append(child)
     entry.pair = entry.pair or pair.name
-    mgr.proc.negotiation_failed(f"{pair.name}.out", ipaddress.ip_address(remote).packed, False)
+    packed = ipaddress.ip_address(remote).packed
+    if mgr.proc.failed_with(pair.name, packed):
+        log.info("policy %s is permit: traffic with %s is protected again", pair.name, remote)
+    for row in (f"{pair.name}.out", f"{pair.name}.in"):
+        mgr.proc.negotiation_failed(row, packed, False)
     log.info(
         "SA installed for policy %s with %s: %s %s %s, SPIs in 0x%08x out 0x%08x%s",
         pair.name,

@@ -28,7 +28,8 @@ from ipsecconf.esp.errors import SaConfigError
 from ipsecconf.esp.processor import Acquire, Processor
 from ipsecconf.esp.sa import Protocol
 from ipsecconf.esp.sad import LarvalSa, SaKey, sa_key
-from ipsecconf.ike.config import IkeConfig, TriggerPacket
+from ipsecconf.esp.spd import Level
+from ipsecconf.ike.config import IkeConfig, RetransmitPolicy, TriggerPacket
 from ipsecconf.ike.context import IkeState
 from ipsecconf.ike.errors import LocalProtocolError
 from ipsecconf.ike.sa import IkeSa, route
@@ -104,6 +105,10 @@ class IkeManager:
         self.retry: dict[tuple[str, str], tuple[float, float]] = {}
         """(pair, remote) -> (next attempt, current backoff)."""
         self.contacted: set[str] = set()
+        self.triggers: dict[tuple[str, str], TriggerPacket] = {}
+        """The last packet that asked for each (pair, remote): a permit flow that fell back
+        to clear sends no more acquires, so its retries reuse this one."""
+        self.retransmit = RetransmitPolicy()
         self.queue_drops = 0
         self.closing = False
         self.now = 0.0
@@ -135,6 +140,9 @@ class IkeManager:
             max(acq.sport, 0),
             max(acq.dport, 0),
         )
+        if len(self.triggers) > 4096:
+            self.triggers.clear()
+        self.triggers[key] = trigger
         self.initiate(pair, remote, now, trigger=trigger)
 
     def _pair_by_reqid(self, reqid: int) -> PairSpec | None:
@@ -182,6 +190,7 @@ class IkeManager:
                 children=(pair.child,),
                 force_encap=pair.udp_encap or bool(peer and peer.udp_encap),
                 initial_contact=remote not in self.contacted,
+                retransmit=self.retransmit,
             )
             entry = self._new_entry(config, True, remote, local, pair.name, peer)
             entry.sa.connect(now, trigger=trigger)
@@ -293,6 +302,7 @@ class IkeManager:
             proposals=peer.ike_proposals if peer else tuple(default_ike()),
             children=tuple(p.child for p in pairs),
             initial_contact=remote not in self.contacted,
+            retransmit=self.retransmit,
         )
         self.contacted.add(remote)
         log.info("IKE_SA_INIT from %s", remote)
@@ -353,6 +363,22 @@ class IkeManager:
         for event in self.sad.drain_events():
             ikeevents.sa_expired(self, event, now)
         self.ensure_immediate(now)
+        self.retry_permit(now)
+
+    def retry_permit(self, now: float) -> None:
+        """Renegotiate permit flows that fell back to clear once their backoff is over:
+        their packets go in clear and ask for nothing, so the retry is the engine's."""
+        if self.closing:
+            return
+        for key, (due, _backoff) in list(self.retry.items()):
+            pair = self.config.pairs.get(key[0])
+            trigger = self.triggers.get(key)
+            if due > now or pair is None or pair.level is not Level.PERMIT or trigger is None:
+                continue
+            if self._pending(key) or self._carried(key):
+                continue
+            log.info("policy %s is permit: negotiating again with %s", pair.name, key[1])
+            self.initiate(pair, key[1], now, trigger=trigger)
 
     def next_timer(self) -> float | None:
         """The earliest IKE timer."""

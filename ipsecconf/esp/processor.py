@@ -102,6 +102,11 @@ class Processor:
         else:
             self._failed.discard((policy, peer))
 
+    def failed_with(self, pair: str, peer: bytes) -> bool:
+        """Whether the pair ``pair`` (its ``.out`` row) is in clear with ``peer`` after a
+        failed negotiation."""
+        return (f"{pair}.out", peer) in self._failed
+
     def _drop(
         self, reason: DropReason, detail: str = "", sa: SecurityAssociation | None = None
     ) -> Drop:

@@ -25,6 +25,7 @@ from typing import IO
 from ipsecconf.engine.control import Control
 from ipsecconf.engine.runtime import Engine
 from ipsecconf.errors import IpsecconfError, StateError
+from ipsecconf.ike.config import RetransmitPolicy
 from ipsecconf.io.control import ControlServer, socket_path
 from ipsecconf.io.hostnet import HostNet, Names
 from ipsecconf.io.sockets import Sockets
@@ -77,8 +78,15 @@ class PidLock:
 class Daemon:
     """One engine process."""
 
-    def __init__(self, state_path: str, names: Names, kek: bytes | None = None) -> None:
+    def __init__(
+        self,
+        state_path: str,
+        names: Names,
+        kek: bytes | None = None,
+        retransmit: RetransmitPolicy | None = None,
+    ) -> None:
         self.state_path = state_path
+        self.retransmit = retransmit
         self.names = names
         self.kek = kek
         self.stopping = asyncio.Event()
@@ -112,6 +120,8 @@ class Daemon:
             store.close()
             raise EngineStartError(f"cannot open the IKE/ESP sockets: {exc}") from None
         engine = Engine(store, socks, tun, host, os.urandom, time.time)
+        if self.retransmit is not None:
+            engine.ike.retransmit = self.retransmit
         control = ControlServer(
             socket_path(self.state_path), Control(engine, clock, self.state_path).handle
         )
