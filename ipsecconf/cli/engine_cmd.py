@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 
 from ipsecconf.cli.state_args import add_local_state_option
-from ipsecconf.ike.config import RetransmitPolicy
 from ipsecconf.errors import IpsecconfError
+from ipsecconf.ike.config import RetransmitPolicy
 from ipsecconf.io import logfmt
 from ipsecconf.io.daemon import Daemon
 from ipsecconf.io.hostnet import Names
