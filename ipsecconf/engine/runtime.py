@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from ipsecconf.engine import livecfg
+from ipsecconf.engine import livecfg, pmtu
 from ipsecconf.engine.ikemgr import IkeManager
 from ipsecconf.engine.livecfg import LiveConfig
 from ipsecconf.engine.ports import HostNetwork, Tun, Wire
@@ -66,6 +66,7 @@ class Engine:
         self._send_errors: tuple[float, int] = (-DROP_LOG_INTERVAL, 0)
         self._udp_headers: dict[tuple[str, str], ip.OuterHeader] = {}
         """IP header templates for ESP-in-UDP payloads, by (source, destination)."""
+        self.pmtu = pmtu.PathMtu()
 
     # -- configuration -------------------------------------------------------------
     def reqid(self, pair: str) -> int:
@@ -141,8 +142,12 @@ class Engine:
     def outbound(self, packets: Sequence[bytes], now: float) -> None:
         """Clear packets read from the TUN device."""
         sends: list[bytes] = []
-        for r in self.proc.outbound_batch(packets, now):
+        answers: list[bytes] = []
+        check = self.pmtu.active()
+        for p, r in zip(packets, self.proc.outbound_batch(packets, now), strict=True):
             if type(r) is Send:
+                if check and r.packet is not p and self._too_big(p, r.packet, answers, now):
+                    continue
                 sends.append(r.packet)
             elif type(r) is Acquire:
                 self.ike.acquire(r, now)
@@ -150,6 +155,32 @@ class Engine:
                 self._dropped(r, now)
         if sends and (failed := self.wire.send_packets(sends)):
             self._send_failed(failed, now)
+        if answers:
+            self.tun.write_packets(answers)
+
+    def _too_big(self, inner: bytes, outer: bytes, answers: list[bytes], now: float) -> bool:
+        """Whether ``outer`` exceeds the learned path MTU to its destination; if so the
+        clear packet's sender gets an ICMP "too big" (appended to ``answers``) and the
+        packet is not sent.  A clear IPv4 packet without DF is sent anyway."""
+        dst = outer[16:20] if outer[0] >> 4 == 4 else outer[24:40]
+        limit = self.pmtu.get(ip_text(dst), now)
+        if limit is None or len(outer) <= limit:
+            return False
+        icmp = pmtu.too_big(inner, pmtu.inner_mtu(limit, len(inner), len(outer)))
+        if icmp is None:
+            return False
+        answers.append(icmp)
+        self.proc.drops[DropReason.TOO_BIG] += 1
+        self._dropped(Drop(DropReason.TOO_BIG, f"path MTU {limit}"), now)
+        return True
+
+    def icmp(self, packet: bytes, version: int, now: float) -> None:
+        """An ICMP packet (IPv4, with its header) or ICMPv6 message (without) received:
+        a "too big" about one of our packets teaches the path MTU to that peer."""
+        learn = self.pmtu.learn_icmp4 if version == 4 else self.pmtu.learn_icmp6
+        learned = learn(packet, now)
+        if learned is not None:
+            log.info('path MTU to %s is %d: larger protected packets get "too big"', *learned)
 
     def _send_failed(self, count: int, now: float) -> None:
         last, pending = self._send_errors
@@ -162,7 +193,15 @@ class Engine:
         self.book.count("esp_errors", count)
 
     def _send_queued(self, packets: list[bytes], now: float) -> None:
-        sends = [r.packet for r in self.proc.outbound_batch(packets, now) if type(r) is Send]
+        sends: list[bytes] = []
+        answers: list[bytes] = []
+        for p, r in zip(packets, self.proc.outbound_batch(packets, now), strict=True):
+            if type(r) is Send and not (
+                r.packet is not p and self._too_big(p, r.packet, answers, now)
+            ):
+                sends.append(r.packet)
+        if answers:
+            self.tun.write_packets(answers)
         if sends and (failed := self.wire.send_packets(sends)):
             self._send_failed(failed, now)
 

@@ -180,7 +180,18 @@ class Daemon:
         def udp_ready(sock: socket.socket, port: int) -> Callable[[], None]:
             return lambda: _udp(engine, sock, port, clock)
 
+        def icmp_ready(sock: socket.socket, version: int) -> Callable[[], None]:
+            def run() -> None:
+                now = clock()
+                for packet in Sockets.recv_raw4(sock, 16):
+                    engine.icmp(packet, version, now)
+
+            return run
+
         loop.add_reader(tun.fd, guarded(tun_ready))
+        for fam, sock in socks.icmp_in.items():
+            version = 4 if fam == socket.AF_INET else 6
+            loop.add_reader(sock.fileno(), guarded(icmp_ready(sock, version)))
         for (fam, proto), sock in socks.raw_in.items():
             ready = raw4_ready(sock) if fam == socket.AF_INET else raw6_ready(sock, proto)
             loop.add_reader(sock.fileno(), guarded(ready))
@@ -191,7 +202,7 @@ class Daemon:
     def _remove_readers(loop: asyncio.AbstractEventLoop, tun: TunDevice, socks: Sockets) -> None:
         if tun.fd >= 0:
             loop.remove_reader(tun.fd)
-        for sock in [*socks.raw_in.values(), *socks.udp.values()]:
+        for sock in [*socks.raw_in.values(), *socks.udp.values(), *socks.icmp_in.values()]:
             if sock.fileno() >= 0:
                 loop.remove_reader(sock.fileno())
 

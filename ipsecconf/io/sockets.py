@@ -7,6 +7,8 @@ routing rule (``not fwmark MARK``) never steers them into the TUN device:
 * raw IP protocol 50 and 51 receivers on IPv4 (the kernel hands over the IP header too);
   on IPv6 the raw socket gives the payload only, so the header is rebuilt from the
   addresses (AH over IPv6 needs a packet socket: issue 10);
+* raw ICMP and ICMPv6 receivers: "fragmentation needed" / "packet too big" about the
+  engine's own packets teach it the path MTU to a peer (:mod:`ipsecconf.engine.pmtu`);
 * raw ``IPPROTO_RAW`` senders (header included) for every protected packet and for the
   bypassed clear packets read from the TUN.
 
@@ -44,6 +46,7 @@ class Sockets:
         self.mark = mark
         self.udp: dict[tuple[int, int], socket.socket] = {}
         self.raw_in: dict[tuple[int, int], socket.socket] = {}
+        self.icmp_in: dict[int, socket.socket] = {}
         self.send_errors = 0
         families = [socket.AF_INET] + ([socket.AF_INET6] if ipv6 else [])
         for fam in families:
@@ -67,6 +70,11 @@ class Sockets:
                 r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
                 r.setblocking(False)
                 self.raw_in[(fam, proto)] = r
+            # ICMP "too big" about our packets: the engine learns the path MTU to a peer.
+            icmp_proto = socket.IPPROTO_ICMP if fam == socket.AF_INET else socket.IPPROTO_ICMPV6
+            i = socket.socket(fam, socket.SOCK_RAW, icmp_proto)
+            i.setblocking(False)
+            self.icmp_in[fam] = i
         self.raw4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         _mark(self.raw4, mark)
         self.raw4.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
@@ -173,6 +181,7 @@ class Sockets:
 
     def close(self) -> None:
         """Close every socket."""
-        for s in [*self.udp.values(), *self.raw_in.values(), self.raw4, self.raw6]:
+        for s in [*self.udp.values(), *self.raw_in.values(), *self.icmp_in.values(), self.raw4,
+                  self.raw6]:  # fmt: skip
             if s is not None:
                 s.close()
