@@ -28,7 +28,6 @@ from ipsecconf.esp.errors import SaConfigError
 from ipsecconf.esp.processor import Acquire, Processor
 from ipsecconf.esp.sa import Protocol
 from ipsecconf.esp.sad import LarvalSa, SaKey, sa_key
-from ipsecconf.esp.spd import Level
 from ipsecconf.ike.config import IkeConfig, RetransmitPolicy, TriggerPacket
 from ipsecconf.ike.context import IkeState
 from ipsecconf.ike.errors import LocalProtocolError
@@ -105,9 +104,7 @@ class IkeManager:
         self.retry: dict[tuple[str, str], tuple[float, float]] = {}
         """(pair, remote) -> (next attempt, current backoff)."""
         self.contacted: set[str] = set()
-        self.triggers: dict[tuple[str, str], TriggerPacket] = {}
-        """The last packet that asked for each (pair, remote): a permit flow that fell back
-        to clear sends no more acquires, so its retries reuse this one."""
+        self.triggers: dict[tuple[str, str], TriggerPacket] = {}  # last acquire's, for retries
         self.retransmit = RetransmitPolicy()
         self.queue_drops = 0
         self.closing = False
@@ -363,22 +360,7 @@ class IkeManager:
         for event in self.sad.drain_events():
             ikeevents.sa_expired(self, event, now)
         self.ensure_immediate(now)
-        self.retry_permit(now)
-
-    def retry_permit(self, now: float) -> None:
-        """Renegotiate permit flows that fell back to clear once their backoff is over:
-        their packets go in clear and ask for nothing, so the retry is the engine's."""
-        if self.closing:
-            return
-        for key, (due, _backoff) in list(self.retry.items()):
-            pair = self.config.pairs.get(key[0])
-            trigger = self.triggers.get(key)
-            if due > now or pair is None or pair.level is not Level.PERMIT or trigger is None:
-                continue
-            if self._pending(key) or self._carried(key):
-                continue
-            log.info("policy %s is permit: negotiating again with %s", pair.name, key[1])
-            self.initiate(pair, key[1], now, trigger=trigger)
+        ikeevents.retry_permit(self, now)
 
     def next_timer(self) -> float | None:
         """The earliest IKE timer."""
