@@ -188,7 +188,12 @@ class Daemon:
 
             return run
 
+        def ah6_ready(sock: socket.socket) -> Callable[[], None]:
+            return lambda: engine.inbound(Sockets.recv_ah6(sock), clock())
+
         loop.add_reader(tun.fd, guarded(tun_ready))
+        if socks.ah6 is not None:
+            loop.add_reader(socks.ah6.fileno(), guarded(ah6_ready(socks.ah6)))
         for fam, sock in socks.icmp_in.items():
             version = 4 if fam == socket.AF_INET else 6
             loop.add_reader(sock.fileno(), guarded(icmp_ready(sock, version)))
@@ -202,7 +207,8 @@ class Daemon:
     def _remove_readers(loop: asyncio.AbstractEventLoop, tun: TunDevice, socks: Sockets) -> None:
         if tun.fd >= 0:
             loop.remove_reader(tun.fd)
-        for sock in [*socks.raw_in.values(), *socks.udp.values(), *socks.icmp_in.values()]:
+        extra = [socks.ah6] if socks.ah6 is not None else []
+        for sock in [*socks.raw_in.values(), *socks.udp.values(), *socks.icmp_in.values(), *extra]:
             if sock.fileno() >= 0:
                 loop.remove_reader(sock.fileno())
 

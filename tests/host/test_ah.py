@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from ipsecconf.engine import keylog
 from tests.engine import topo
 from tests.engine.wiretools import Frame, capture, read_pcap, tcp_transfer
 from tests.host import hosttopo
-from tests.host.checks import mature, to_port
+from tests.host.checks import UDP_SERVER, mature, to_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
 ipsec = pytest.importorskip("scapy.layers.ipsec")
@@ -107,3 +108,43 @@ def test_ah_ipv6_on_the_wire_icv_checked_by_scapy(pair: hosttopo.Hosts, tmp_path
     ah = [sa for sa in mature(pair, "b").values() if sa["protocol"] == "ah"]
     assert {sa["policy"] for sa in ah} == {"cifs", "cifs6"}
     assert "AH transport" in pair.log("b")
+
+
+RAW6_SEND = """
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.setsockopt(socket.SOL_SOCKET, 36, 0x4500)  # SO_MARK: around the engine's rule
+s.sendto(bytes.fromhex(sys.argv[2]), (sys.argv[1], 0))
+"""
+
+
+def test_ah_ipv6_after_a_hop_by_hop_header(pair: hosttopo.Hosts) -> None:
+    """The ICV covers IPv6 extension headers before AH, which a raw IPv6 socket never
+    shows: the filer reads inbound IPv6 AH from a packet socket.  scapy signs a UDP
+    datagram to port 139 behind a Hop-by-Hop header with the client's outbound SA."""
+    out = next(
+        json.loads(line)
+        for line in (pair.workdir / "keys-a.jsonl").read_text().splitlines()
+        if json.loads(line)["src"] == hosttopo.CLIENT6
+    )
+    sa = ipsec.SecurityAssociation(
+        ipsec.AH, spi=out["spi"], seq_num=1 << 20, auth_algo=SCAPY_AUTH[out["integrity"]],
+        auth_key=bytes.fromhex(out["integ_key"]),
+    )  # fmt: skip
+    marker = os.urandom(32)
+    clear = (
+        inet6.IPv6(src=hosttopo.CLIENT6, dst=hosttopo.FILER6)
+        / inet6.IPv6ExtHdrHopByHop(options=[inet6.PadN(optdata=b"\x00" * 4)])
+        / inet.UDP(sport=40139, dport=139)
+        / marker
+    )
+    signed = bytes(sa.encrypt(inet6.IPv6(bytes(clear))))
+    assert signed[6] == 0 and signed[40] == 51  # Hop-by-Hop, then AH
+    bad = bytearray(signed)
+    bad[-1] ^= 1
+    for packet, expect in ((bytes(bad), b""), (signed, marker)):
+        server = pair.popen("gb", sys.executable, "-c", UDP_SERVER, hosttopo.FILER6, "139", "2")
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        pair.run("ga", sys.executable, "-c", RAW6_SEND, hosttopo.FILER6, packet.hex())
+        got, _ = server.communicate(timeout=10)
+        assert got.strip() == (expect.hex() or "nothing"), pair.log("b")
