@@ -16,7 +16,7 @@ C6, F6 = "2001:db8:1::21", "2001:db8:2::10"
 
 
 def _esp4(size: int = 1436) -> bytes:
-    return raw(IP(src=C4, dst=F4, proto=50, flags="DF") / (b"\x00" * (size - 20)))
+    return bytes(raw(IP(src=C4, dst=F4, proto=50, flags="DF") / (b"\x00" * (size - 20))))
 
 
 def test_learns_only_too_big_about_our_packets() -> None:
