@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ipsecconf.esp import ip
+from ipsecconf.model.algorithms import integrity
 from ipsecconf.esp.errors import DropReason, EspError
 from ipsecconf.esp.sa import (
     Lifetimes,
@@ -35,14 +36,19 @@ def test_decapsulate_inverts_encapsulate(suite, mode, version, esn, udp, payload
         assert inn.decapsulate(wire, ip.parse(wire), 1.0) == clear
 
 
-def _covered_range(wire: bytes, proto: str, udp: bool) -> list[tuple[int, int]]:
+def _covered_range(
+    wire: bytes, proto: str, udp: bool, icv_bytes: int = 0
+) -> list[tuple[int, int]]:
     """Byte ranges the ICV covers: ESP from its header to the end; AH the addresses and
-    everything from the AH header on."""
+    everything from the AH header on except the padding that ends its ICV field (RFC 4302
+    section 2.6: that padding is part of the ICV field, zeroed for the computation)."""
     info = ip.parse(wire)
     start = info.l4 + (8 if udp and proto == "esp" else 0)
-    ranges = [(start, len(wire))]
-    if proto == "ah":
-        ranges += [(12, 20)] if info.version == 4 else [(8, 40)]
+    if proto != "ah":
+        return [(start, len(wire))]
+    ah_len = (wire[start + 1] + 2) * 4
+    ranges = [(start, start + 12 + icv_bytes), (start + ah_len, len(wire))]
+    ranges += [(12, 20)] if info.version == 4 else [(8, 40)]
     return ranges
 
 
@@ -52,7 +58,8 @@ def test_any_flipped_bit_in_icv_covered_bytes_is_rejected(suite, mode, version, 
     out, inn = sa_pair(suite, mode, version, esn=esn, udp=udp)
     clear = packet_for(mode, version, data.draw(st.binary(max_size=64)))
     wire = out.encapsulate(clear, 1.0)
-    ranges = _covered_range(wire, suite[0], udp and suite[0] == "esp")
+    icv = integrity(suite[2]).icv_bytes if suite[0] == "ah" else 0
+    ranges = _covered_range(wire, suite[0], udp and suite[0] == "esp", icv)
     lo, hi = data.draw(st.sampled_from(ranges))
     pos = data.draw(st.integers(lo, hi - 1))
     bit = data.draw(st.integers(0, 7))
