@@ -170,7 +170,8 @@ class IkeManager:
         """Start an IKE SA with ``remote`` for ``pair``."""
         cfg = self.config
         peer = cfg.peers.get(pair.peer) if pair.peer else cfg.peer_by_address(remote)
-        local = pair.local or (peer.local_address if peer else None) or self.wire.source_for(remote)
+        source = str(trigger.source) if trigger else None
+        local = pair.local_for(peer, source) or self.wire.source_for(remote)
         if local is None:
             log.warning("no route to peer %s for policy %s", remote, pair.name)
             self._failed_key((pair.name, remote), now)
@@ -233,15 +234,8 @@ class IkeManager:
             raise LocalProtocolError("no free SPI")
 
         sa = IkeSa(config, initiator=initiator, rng=self.rng, spi_allocator=allocate)
-        entry = IkeEntry(
-            sa,
-            remote,
-            local,
-            pair,
-            initiator,
-            peer.name if peer else remote,
-            peer.liveness if peer else 30.0,
-        )
+        name, liveness = (peer.name, peer.liveness) if peer else (remote, 30.0)
+        entry = IkeEntry(sa, remote, local, pair, initiator, name, liveness)
         if peer is not None and peer.ike_lifetime:
             entry.ike_lifetime = (peer.ike_lifetime, peer.ike_rekey_margin)
         holder.append(entry)
