@@ -59,7 +59,7 @@ def to_port(frames: list[Frame], proto: int, port: int) -> list[Frame]:
 
 def clear_drops(s: Sites, side: str) -> int:
     """Packets the side's nftables restrict rules dropped (all clear_in counters)."""
-    ns = "ga" if side == "a" else "gb"
+    ns = s.engine_ns(side)
     out = s.run(ns, "nft", "-j", "list", "chain", "inet", "ipsecconf", "clear_in").stdout
     total = 0
     for item in json.loads(out)["nftables"]:

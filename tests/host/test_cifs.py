@@ -4,7 +4,8 @@ protocol, esp, restrict, mirrored, no peer, keys from psk.txt by address).
 
 One client/filer pair for the module: port 139 protected on the wire, another port in
 clear, the SA listed alike on both sides, and a clear datagram spoofed from the client's
-namespace to port 139 dropped by the filer's restrict rule and counted.
+namespace to port 139 dropped by the filer's restrict rule and counted; a second client
+of the range gets an IKE SA and a child SA of its own, with its own key.
 """
 
 from __future__ import annotations
@@ -29,11 +30,10 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[hosttopo.Hosts]:
     why = topo.missing()
     if why:
         pytest.skip(why)
-    with hosttopo.hosts(tmp_path_factory.mktemp("cifs")) as h:
-        h.apply("a", h.write_hosts("a"))
-        h.apply("b", h.write_hosts("b"))
-        h.start_engine("a")
-        h.start_engine("b")
+    with hosttopo.hosts(tmp_path_factory.mktemp("cifs"), clients=2) as h:
+        for side in ("a", "b", "c"):
+            h.apply(side, h.write_hosts(side))
+            h.start_engine(side)
         yield h
 
 
@@ -85,3 +85,26 @@ def test_restrict_drops_spoofed_clear_datagram(pair: hosttopo.Hosts, tmp_path: P
     assert clear_drops(pair, "b") == before + 1
     # The same datagram to a port no policy covers is delivered: the drop is the policy's.
     assert spoof_udp(pair, "ga", "gb", hosttopo.FILER, 138, marker) == marker
+
+
+def test_each_client_of_the_range_gets_its_own_sa(pair: hosttopo.Hosts, tmp_path: Path) -> None:
+    marker = os.urandom(32)
+    pcap = tmp_path / "second.pcap"
+    with capture(pair, "r", "fl0", pcap):
+        got = tcp_transfer(pair, "gc", "gb", hosttopo.FILER, os.urandom(3000) + marker, port=139)
+    assert got.endswith(marker), pair.log("c") + pair.log("b")
+    assert marker not in pcap.read_bytes()
+    second = {bytes([198, 51, 100, 22]), bytes([203, 0, 113, 10])}
+    assert [f for f in read_pcap(pcap) if f.proto == 50 and {f.src, f.dst} == second]
+    filer = mature(pair, "b")
+    peers = sorted(
+        (sa["source"], sa["destination"]) for sa in filer.values() if sa["policy"] == "cifs"
+    )
+    assert peers == sorted(
+        [(hosttopo.CLIENT, hosttopo.FILER), (hosttopo.FILER, hosttopo.CLIENT),
+         (hosttopo.CLIENT2, hosttopo.FILER), (hosttopo.FILER, hosttopo.CLIENT2)]
+    )  # fmt: skip
+    assert set(mature(pair, "c")) <= set(filer)
+    log = pair.log("b")
+    assert f"IKE SA with {hosttopo.CLIENT2} established as responder" in log
+    assert f"SA installed for policy cifs with {hosttopo.CLIENT2}: ESP transport" in log
