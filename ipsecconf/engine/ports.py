@@ -29,6 +29,10 @@ class Wire(Protocol):
     def source_for(self, remote: str) -> str | None:
         """The local address the routing table would use towards ``remote``."""
 
+    def path_mtu(self, remote: str) -> int | None:
+        """The MTU the kernel knows for the engine's path to ``remote`` (link MTU or a
+        learned path MTU), or None."""
+
 
 class Tun(Protocol):
     """The TUN device: clear packets for the local stack."""

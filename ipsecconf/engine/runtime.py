@@ -154,7 +154,7 @@ class Engine:
             elif type(r) is Drop:
                 self._dropped(r, now)
         if sends and (failed := self.wire.send_packets(sends)):
-            self._send_failed(failed, now)
+            self._send_failed(failed, now, sends)
         if answers:
             self.tun.write_packets(answers)
 
@@ -182,7 +182,13 @@ class Engine:
         if learned is not None:
             log.info('path MTU to %s is %d: larger protected packets get "too big"', *learned)
 
-    def _send_failed(self, count: int, now: float) -> None:
+    def _send_failed(self, count: int, now: float, sent: Sequence[bytes] = ()) -> None:
+        # A packet bigger than our own link (EMSGSIZE): ask the kernel for the MTU of the
+        # path to each destination of the batch, so the next ones get "too big" instead.
+        for dst in {p[16:20] if p[0] >> 4 == 4 else p[24:40] for p in sent}:
+            mtu = self.wire.path_mtu(ip_text(dst))
+            if mtu is not None and self.pmtu.learn(ip_text(dst), mtu, now):
+                log.info("path MTU to %s is %d (the link's)", ip_text(dst), mtu)
         last, pending = self._send_errors
         pending += count
         if now - last >= DROP_LOG_INTERVAL:
@@ -203,7 +209,7 @@ class Engine:
         if answers:
             self.tun.write_packets(answers)
         if sends and (failed := self.wire.send_packets(sends)):
-            self._send_failed(failed, now)
+            self._send_failed(failed, now, sends)
 
     def inbound(self, packets: Sequence[bytes], now: float) -> None:
         """IP packets from the wire (ESP or AH, or ESP-in-UDP rebuilt by :meth:`udp_esp`)."""

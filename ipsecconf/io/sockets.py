@@ -30,6 +30,8 @@ from collections.abc import Sequence
 
 SO_MARK = 36
 IP_PKTINFO = 8
+IP_MTU = 14
+IPV6_MTU = 24
 IPV6_RECVPKTINFO = 49
 IPV6_PKTINFO = 50
 IKE_PORTS = (500, 4500)
@@ -168,6 +170,18 @@ class Sockets:
             except OSError:
                 return None
             return str(s.getsockname()[0])
+
+    def path_mtu(self, remote: str) -> int | None:
+        fam = socket.AF_INET6 if ":" in remote else socket.AF_INET
+        with socket.socket(fam, socket.SOCK_DGRAM) as s:
+            _mark(s, self.mark)
+            try:
+                s.connect((remote, 500))
+                if fam == socket.AF_INET:
+                    return int(s.getsockopt(socket.IPPROTO_IP, IP_MTU))
+                return int(s.getsockopt(socket.IPPROTO_IPV6, IPV6_MTU))
+            except OSError:
+                return None
 
     # -- receiving -------------------------------------------------------------------
     @staticmethod

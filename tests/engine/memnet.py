@@ -120,6 +120,9 @@ class MemWire:
     def source_for(self, remote: str) -> str | None:
         return self.address
 
+    def path_mtu(self, remote: str) -> int | None:
+        return None
+
 
 CONFIG = """\
 peers:
