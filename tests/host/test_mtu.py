@@ -42,3 +42,33 @@ def test_10mb_with_df_through_path_mtu_1400(pair: hosttopo.Hosts) -> None:
     assert "too-big-for-path" in log
     # The other way (the filer's replies are small ACKs) never needed it.
     assert "path MTU" not in pair.log("b")
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[topo.Sites]:
+    why = topo.missing()
+    if why:
+        pytest.skip(why)
+    with topo.sites(tmp_path_factory.mktemp("mtu-tunnel")) as s:
+        # The gateways' own link has an MTU of 1400: the kernel refuses bigger ESP packets
+        # (EMSGSIZE) and the engine asks it for the link's MTU.
+        for ns, dev in (("ga", "wan0"), ("gb", "wan1")):
+            s.ip(ns, "link", "set", dev, "mtu", "1400")
+        pairs = [("site", "198.51.100.0/25", "198.51.100.128/25")]
+        s.apply("a", s.write_config("a", pairs, {"site": ("aes128", "sha256")}))
+        s.apply("b", s.write_config("b", [(n, d, r) for n, r, d in pairs],
+                                    {"site": ("aes128", "sha256")}))  # fmt: skip
+        s.start_engine("a")
+        s.start_engine("b")
+        yield s
+
+
+def test_10mb_with_df_through_a_tunnel_over_a_1400_link(sites: topo.Sites) -> None:
+    """Tunnel mode, AES-CBC + HMAC (padding to 16 bytes): the hosts behind the gateways
+    get "fragmentation needed" forwarded from the gateway's TUN and shrink their MSS."""
+    started = time.monotonic()
+    got = bulk.transfer(sites, "ha", "hb", "198.51.100.130", 5010, SIZE, timeout=90)
+    took = time.monotonic() - started
+    assert got == bulk.expected(SIZE), sites.log("a")
+    print(f"10 MB through a tunnel over a 1400-byte link: {took:.1f} s")
+    assert "path MTU to 203.0.113.2 is 1400 (the link's)" in sites.log("a")
