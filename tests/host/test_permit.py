@@ -1,6 +1,7 @@
-"""The seed's permit level between two engines: with the filer's engine stopped, the
-client's negotiation fails, the client says so in its log and sends port 139 in clear;
-once the filer's engine is back, the flow is renegotiated and protected again.
+"""The seed's permit level between two engines: port 139 is protected; the filer's engine
+stops (deleting its SAs with the client), the client's next negotiation fails, the client
+says so in its log and sends port 139 in clear; once the filer's engine is back, the
+flow is renegotiated and protected again.
 
 Both engines run with a short IKE retransmission schedule (``--ike-timeout 0.5
 --ike-tries 2``: a negotiation fails after about 3 s instead of strongSwan's 165 s).
@@ -43,7 +44,17 @@ def send(h: hosttopo.Hosts, marker: bytes) -> bytes:
 def test_permit_clear_after_failure_then_protected_again(
     pair: hosttopo.Hosts, tmp_path: Path
 ) -> None:
-    pair.start_engine("a", *FAST_IKE)  # the filer's engine is not running
+    pair.start_engine("a", *FAST_IKE)
+    pair.start_engine("b", *FAST_IKE)
+    protected = os.urandom(32)
+    pcap0 = tmp_path / "up0.pcap"
+    with capture(pair, "r", "fl0", pcap0):
+        assert send(pair, protected).endswith(protected), pair.log("a")
+    assert protected not in pcap0.read_bytes()
+    assert [f for f in read_pcap(pcap0) if f.proto == 50]
+    # The filer's engine stops (deleting its SAs with the client).
+    pair.stop_engine("b")
+    assert "deleted by the peer" in pair.log("a")
     first = os.urandom(32)
     pcap = tmp_path / "down.pcap"
     with capture(pair, "r", "fl0", pcap):
