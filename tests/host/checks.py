@@ -79,3 +79,39 @@ def spoof_udp(s: Sites, src_ns: str, dst_ns: str, dst: str, port: int, data: byt
     out, _ = server.communicate(timeout=10)
     line = out.strip()
     return b"" if line == "nothing" else bytes.fromhex(line)
+
+
+TCP_SPOOF = """
+import socket, sys
+s = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, 36, int(sys.argv[3]))  # SO_MARK: around the engine's rule
+s.settimeout(float(sys.argv[4]))
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    print('connected')
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
+
+def spoof_tcp(s: Sites, src_ns: str, dst_ns: str, dst: str, port: int) -> str:
+    """A clear TCP connect from ``src_ns`` with the engine's mark to a listener on
+    ``dst``:``port``: 'connected', or the error's name ('TimeoutError' when the SYNs
+    vanished)."""
+    server = s.popen(dst_ns, sys.executable, "-c", LISTEN, dst, str(port))
+    assert server.stdout is not None
+    assert server.stdout.readline().strip() == "ready"
+    res = s.run(src_ns, sys.executable, "-c", TCP_SPOOF, dst, str(port), str(MARK), "2")
+    server.kill()
+    server.wait(timeout=5)
+    return str(res.stdout).strip()
+
+
+LISTEN = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(4)
+print('ready', flush=True)
+time.sleep(20)
+"""

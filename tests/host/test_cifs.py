@@ -20,7 +20,7 @@ import pytest
 from tests.engine import topo
 from tests.engine.wiretools import capture, read_pcap, tcp_transfer
 from tests.host import hosttopo
-from tests.host.checks import clear_drops, mature, spoof_udp, to_port
+from tests.host.checks import clear_drops, mature, spoof_tcp, spoof_udp, to_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
 
@@ -85,6 +85,14 @@ def test_restrict_drops_spoofed_clear_datagram(pair: hosttopo.Hosts, tmp_path: P
     assert clear_drops(pair, "b") == before + 1
     # The same datagram to a port no policy covers is delivered: the drop is the policy's.
     assert spoof_udp(pair, "ga", "gb", hosttopo.FILER, 138, marker) == marker
+
+
+def test_restrict_drops_spoofed_clear_tcp(pair: hosttopo.Hosts) -> None:
+    before = clear_drops(pair, "b")
+    # The SYNs reach the filer in clear and vanish there: no answer, not even a reset.
+    assert spoof_tcp(pair, "ga", "gb", hosttopo.FILER, 139) == "TimeoutError"
+    assert clear_drops(pair, "b") >= before + 1
+    assert spoof_tcp(pair, "ga", "gb", hosttopo.FILER, 140) == "connected"
 
 
 def test_each_client_of_the_range_gets_its_own_sa(pair: hosttopo.Hosts, tmp_path: Path) -> None:
