@@ -6,8 +6,11 @@ Addresses come from 198.51.100.0/24, 203.0.113.0/24 and 2001:db8::/32 only.
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ipsecconf.cli.main import main
@@ -68,13 +71,57 @@ def run_cli(*argv: str) -> int:
     return main(list(argv))
 
 
-def spawn(*argv: str, **kw: object) -> subprocess.Popen[str]:
-    """``python -m ipsecconf ARGV`` in a new process."""
-    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+def spawn(*argv: str, quiet: bool = False) -> subprocess.Popen[str]:
+    """``python -m ipsecconf ARGV`` in a new process (``quiet``: stdout discarded, so that
+    a large plan text cannot fill the pipe while the test reads stderr)."""
+    return subprocess.Popen(
         [PYTHON, "-m", "ipsecconf", *argv],
         env=env(),
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL if quiet else subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        **kw,
     )
+
+
+class Terminal:
+    """``python -m ipsecconf ARGV`` on a pseudo-terminal, as a person would run it."""
+
+    def __init__(self, *argv: str) -> None:
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "ipsecconf", *argv],
+            env=env(),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+        )
+        os.close(slave)
+        self.output = b""
+
+    def read_until(self, marker: str, timeout: float = 120) -> str:
+        """Read until ``marker`` has appeared (or the process ended)."""
+        deadline = time.monotonic() + timeout
+        while marker.encode() not in self.output and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                self.output += chunk
+            elif self.proc.poll() is not None:
+                break
+        return self.output.decode(errors="replace")
+
+    def send(self, text: str) -> None:
+        """Type a line."""
+        os.write(self.master, text.encode() + b"\n")
+
+    def finish(self, timeout: float = 120) -> tuple[int, str]:
+        """Read to the end; the exit status and everything printed."""
+        self.read_until("\0never\0", timeout)
+        code = self.proc.wait(timeout=10)
+        os.close(self.master)
+        return code, self.output.decode(errors="replace")

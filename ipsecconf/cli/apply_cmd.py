@@ -71,6 +71,8 @@ def run_apply(args: argparse.Namespace) -> int:
     saved_path = (
         args.paths[0] if len(args.paths) == 1 and planfile.is_planfile(args.paths[0]) else None
     )
+    if saved_path is None and any(planfile.is_planfile(p) for p in args.paths):
+        raise UsageError("a saved plan is applied on its own: ipsecconf apply PLANFILE")
     if saved_path is None and not args.auto_approve and not sys.stdin.isatty():
         raise UsageError(
             "apply needs --auto-approve or a saved plan (ipsecconf plan --out FILE) when "

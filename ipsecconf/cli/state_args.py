@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 
 from ipsecconf.cli.validate_cmd import variables
-from ipsecconf.engine.service import Service, StoreBackend
-from ipsecconf.io.client import connect
+from ipsecconf.engine.service import Service, connect
+from ipsecconf.io.client import connect as connect_engine
 from ipsecconf.plan.planfile import Inputs
 from ipsecconf.state import kek_material, state_path
 
@@ -26,10 +26,10 @@ def service(args: argparse.Namespace, *, create: bool = True) -> Service:
     through the engine when one runs on it and answers its control socket, else the
     store itself."""
     path = state_path(getattr(args, "state", None))
-    engine = connect(path)
+    engine = connect_engine(path)
     if engine is not None:
         return Service(engine)
-    return Service(StoreBackend(path, kek=kek_material(), create=create))
+    return Service(connect(path, kek=kek_material(), create=create))
 
 
 def inputs(args: argparse.Namespace) -> Inputs:

@@ -12,6 +12,7 @@ this module never prints.
 from __future__ import annotations
 
 import getpass
+import logging
 import socket
 import time
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ from ipsecconf.state.store import Store
 from ipsecconf.state.writer import Writer, canonical
 
 BATCH = 1000
+log = logging.getLogger("ipsecconf.apply")
 
 
 class ApplyHooks:
@@ -61,8 +63,17 @@ class _Progress:
     def __init__(self, hooks: ApplyHooks, total: int) -> None:
         self.hooks, self.total, self.done = hooks, total, 0
 
-    def step(self, n: int) -> None:
-        self.done += n
+    def step(self, changes: list[Change]) -> None:
+        # One audit line per change at -vv (never a value: addresses and actions only).
+        if log.isEnabledFor(logging.DEBUG):
+            for c in changes:
+                log.debug(
+                    "%s %s%s",
+                    c.action.value,
+                    c.address,
+                    f" (index {c.index})" if c.index is not None else "",
+                )
+        self.done += len(changes)
         self.hooks.progress(self.done, self.total)
 
 
@@ -75,7 +86,7 @@ def _write_policies(w: Writer, changes: list[Change], progress: _Progress) -> No
     deletes = [c for c in changes if c.action is Action.DELETE]
     for batch in _batches(deletes):
         w.delete_policies(c.name for c in batch)
-        progress.step(len(batch))
+        progress.step(batch)
     for c in changes:
         if c.previous_address and c.previous_address != c.address and c.after is not None:
             w.rename_policy(c.previous_address.removeprefix("policy."), c.name, c.after["policy"])
@@ -86,17 +97,16 @@ def _write_policies(w: Writer, changes: list[Change], progress: _Progress) -> No
             for c in batch
             if c.after is not None
         )
-        progress.step(len(batch))
+        progress.step(batch)
 
 
 def _write_resources(
-    w: Writer, store: Store, changes: list[Change], desired: DesiredState, progress: _Progress
+    w: Writer, changes: list[Change], desired: DesiredState, progress: _Progress
 ) -> None:
     for c in changes:
-        prefix = c.address + "#"
         if c.action is Action.DELETE:
             w.delete_resources([(c.kind, c.name)])
-            w.delete_secrets(a for a in list(_stored_secrets(store, prefix)))
+            w.delete_secrets_of(c.address)
             if c.kind == "sa":
                 w.delete_manual_sa(c.name)
         else:
@@ -111,14 +121,7 @@ def _write_resources(
                     w.put_secret(address, value.value, value.reference)
             if c.kind == "sa" and c.action in (Action.CREATE, Action.REPLACE):
                 _install_manual_sa(w, res.name, res.data)
-        progress.step(1)
-
-
-def _stored_secrets(store: Store, prefix: str) -> list[str]:
-    rows = store.conn.execute(
-        "SELECT address FROM secrets WHERE substr(address, 1, ?) = ?", (len(prefix), prefix)
-    )
-    return [str(r[0]) for r in rows]
+        progress.step([c])
 
 
 def _install_manual_sa(w: Writer, name: str, data: dict[str, object]) -> None:
@@ -158,7 +161,8 @@ def apply_plan(
     torn: set[int] = {sa.id for c in plan.changes for sa in c.affected_sas}
     with store.transaction(expect=(plan.lineage, plan.serial)) as w:
         h.transaction_begun(total)
-        _write_resources(w, store, others, desired, progress)
+        log.info("transaction begun: %d changes against serial %d", total, plan.serial)
+        _write_resources(w, others, desired, progress)
         _write_policies(w, policies, progress)
         manual = {c.name for c in others if c.kind == "sa"}
         # Manual SAs were rewritten above; negotiated SAs of changed resources die.
@@ -172,5 +176,6 @@ def apply_plan(
         if plan.changes:
             w.add_history(who=who(), command=command, plan_digest=digest, summary=summary.line())
     outcome = ApplyOutcome(store.serial, summary.line(), digest, len(torn))
+    log.info("committed: serial %d, %s", outcome.serial, outcome.summary)
     h.committed(outcome)
     return outcome

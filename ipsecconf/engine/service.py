@@ -192,6 +192,16 @@ class StoreBackend:
         self.store.close()
 
 
+def connect(path: str, *, kek: bytes | None = None, create: bool = True) -> Backend:
+    """The store backend for the state at ``path`` (no engine).
+
+    Whether an engine holds this state and answers its control socket is asked one layer
+    up, by ``cli.state_args.service`` through ``io.client.connect``: the engine layer
+    cannot import the I/O adapters.
+    """
+    return StoreBackend(path, kek=kek, create=create)
+
+
 @contextlib.contextmanager
 def paused_gc() -> Iterator[None]:
     """Pause the cyclic collector while building/diffing tens of thousands of dicts.

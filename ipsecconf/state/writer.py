@@ -45,11 +45,22 @@ class Writer:
             self.conn.execute(
                 "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'serial'"
             )
-            if self.store._kek is not None and not self.store.sealed():
-                self.conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('kek_check', ?)",
-                    (self.store.kek_check(),),
-                )
+            if self.store._kek is not None:
+                self._seal_remaining()
+
+    def _seal_remaining(self) -> None:
+        # A KEK given to a store that had none: seal what was stored in clear (secure_delete
+        # overwrites the old pages) and record which key the store is sealed with.
+        plain = self.conn.execute("SELECT address, value FROM secrets WHERE sealed = 0").fetchall()
+        for address, value in plain:
+            blob, _ = self.store.encode_secret(str(address), bytes(value))
+            self.conn.execute(
+                "UPDATE secrets SET value = ?, sealed = 1 WHERE address = ?", (blob, address)
+            )
+        if not self.store.sealed():
+            self.conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('kek_check', ?)", (self.store.kek_check(),)
+            )
 
     # -- SPD -------------------------------------------------------------------------
 
@@ -149,6 +160,14 @@ class Writer:
             (address, fp, blob, int(is_sealed), reference),
         )
         return fp
+
+    def delete_secrets_of(self, address: str) -> None:
+        """Remove every secret of one resource (``<address>#<field>``)."""
+        self.config_changed = True
+        prefix = address + "#"
+        self.conn.execute(
+            "DELETE FROM secrets WHERE substr(address, 1, ?) = ?", (len(prefix), prefix)
+        )
 
     def delete_secrets(self, addresses: Iterable[str]) -> None:
         """Remove secrets (secure_delete overwrites their pages)."""

@@ -34,9 +34,7 @@ def _forms(secret: bytes) -> list[str]:
 
 
 def _private_key_forms(path: Path) -> list[str]:
-    body = [
-        line for line in path.read_text().splitlines() if line and not line.startswith("-----")
-    ]
+    body = [line for line in path.read_text().splitlines() if line and not line.startswith("-----")]
     der = base64.b64decode("".join(body))
     return [body[1], der[20:52].hex(), base64.b64encode(der[:48]).decode()[10:50]]
 
@@ -62,8 +60,11 @@ def _config(tmp: Path) -> Path:
     )
     text = (cfg / "ipsec.yaml").read_text()
     (cfg / "ipsec.yaml").write_text(
-        text.replace("  - name: branch\n", "  - name: branch\n    psk: env:LEAK_PEER_PSK\n"
-                     "    remote_auth: [psk, certificate]\n", 1)
+        text.replace(
+            "  - name: branch\n",
+            "  - name: branch\n    psk: env:LEAK_PEER_PSK\n    remote_auth: [psk, certificate]\n",
+            1,
+        )
     )
     return cfg
 
@@ -77,7 +78,10 @@ def test_no_secret_appears_anywhere(tmp_path: Path) -> None:
     def run(*argv: str, environ: dict[str, str] = e, code: int | None = 0) -> None:
         proc = subprocess.run(
             [PYTHON, "-m", "ipsecconf", "-vv", "--state", db, *argv],
-            env=environ, capture_output=True, text=True, timeout=120,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         seen.append(f"$ {argv}\n{proc.stdout}\n{proc.stderr}")
         if code is not None:
@@ -125,12 +129,13 @@ def test_store_with_a_kek_holds_no_plain_secret(tmp_path: Path) -> None:
     e = env() | {"LEAK_PSK": PSK, "LEAK_PEER_PSK": PEER_PSK, "IPSECCONF_KEK_FILE": str(kek)}
     proc = subprocess.run(
         [PYTHON, "-m", "ipsecconf", "--state", str(db), "apply", str(cfg), "--auto-approve"],
-        env=e, capture_output=True, text=True, timeout=120,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    data = b"".join(
-        p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("state.db")
-    )
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("state.db"))
     for secret in (PSK.encode(), PEER_PSK.encode(), MANUAL_KEY):
         assert secret not in data and secret.hex().encode() not in data
     assert os.stat(db).st_mode & 0o777 == 0o600

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from ipsecconf.state import StateLock
-from tests.stateutil import GW_PSK, PSK, PYTHON, config, env, run_cli, write
+from tests.stateutil import GW_PSK, PSK, PYTHON, Terminal, config, env, run_cli, write
 
 
 @pytest.fixture(autouse=True)
@@ -38,13 +35,17 @@ def test_apply_then_plan_is_clean_and_one_change_exits_2(
     assert code == 0 and "Apply complete!" in out and "apply transaction begun" in err
     code, out, _ = cli(capsys, "--state", db, "plan", str(cfg), "--detailed-exitcode")
     assert code == 0 and out.startswith("No changes.")
-    write(tmp_path / "cfg", config(3).replace("authentication: sha256", "authentication: sha512", 1))
+    write(
+        tmp_path / "cfg", config(3).replace("authentication: sha256", "authentication: sha512", 1)
+    )
     code, out, _ = cli(capsys, "plan", str(cfg), "--detailed-exitcode", "--state", db)
     assert code == 2
     changed = [line for line in out.splitlines() if line.strip().startswith("~ ")]
     assert changed == [
-        "  ~ policy.p0.in", '      ~ authentication: "sha256" -> "sha512"',
-        "  ~ policy.p0.out", '      ~ authentication: "sha256" -> "sha512"',
+        "  ~ policy.p0.in",
+        '      ~ authentication: "sha256" -> "sha512"',
+        "  ~ policy.p0.out",
+        '      ~ authentication: "sha256" -> "sha512"',
     ]
     assert "Plan: 0 to add, 2 to change, 0 to destroy, 0 SAs affected." in out
     code, out, _ = cli(capsys, "--state", db, "plan", str(cfg))
@@ -54,8 +55,9 @@ def test_apply_then_plan_is_clean_and_one_change_exits_2(
 def test_plan_json_and_saved_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "state.db")
     cfg = write(tmp_path / "cfg", config(1))
-    code, out, _ = cli(capsys, "--state", db, "plan", str(cfg), "--json", "--out",
-                       str(tmp_path / "p.plan"))
+    code, out, _ = cli(
+        capsys, "--state", db, "plan", str(cfg), "--json", "--out", str(tmp_path / "p.plan")
+    )
     doc = json.loads(out)
     assert code == 0 and doc["format_version"] == "1.0" and doc["summary"]["add"] == 5
     code, out, err = cli(capsys, "--state", db, "apply", str(tmp_path / "p.plan"))
@@ -69,7 +71,11 @@ def test_apply_without_a_terminal_needs_auto_approve(tmp_path: Path) -> None:
     cfg = write(tmp_path / "cfg", config(1))
     proc = subprocess.run(
         [PYTHON, "-m", "ipsecconf", "--state", str(tmp_path / "s.db"), "apply", str(cfg)],
-        env=env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        env=env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert "needs --auto-approve or a saved plan" in proc.stderr
@@ -77,35 +83,16 @@ def test_apply_without_a_terminal_needs_auto_approve(tmp_path: Path) -> None:
 
 
 def _pty_run(argv: list[str], answer: str) -> tuple[int, str]:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(argv, env=env(), stdin=slave, stdout=slave, stderr=slave)
-    os.close(slave)
-    buf = b""
-    answered = False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-        if not answered and b"Enter a value:" in buf:
-            os.write(master, answer.encode() + b"\n")
-            answered = True
-        if proc.poll() is not None and not ready:
-            break
-    os.close(master)
-    return proc.wait(timeout=10), buf.decode(errors="replace")
+    term = Terminal(*argv)
+    term.read_until("Enter a value:")
+    term.send(answer)
+    return term.finish()
 
 
 def test_apply_on_a_terminal_asks_for_confirmation(tmp_path: Path) -> None:
     db = str(tmp_path / "s.db")
     cfg = write(tmp_path / "cfg", config(1))
-    base = [PYTHON, "-m", "ipsecconf", "--state", db, "apply", str(cfg)]
+    base = ["--state", db, "apply", str(cfg)]
     code, text = _pty_run(base, "no")
     assert code == 1 and "Apply cancelled." in text
     assert "\x1b[" in text  # colour on a terminal
@@ -141,8 +128,9 @@ def test_export_to_a_file_plans_clean(tmp_path: Path, capsys: pytest.CaptureFixt
     cli(capsys, "--state", db, "apply", str(cfg), "--auto-approve")
     code, _, _ = cli(capsys, "--state", db, "export", "-o", str(tmp_path / "e.yaml"))
     assert code == 0
-    code, out, _ = cli(capsys, "--state", db, "plan", str(tmp_path / "e.yaml"),
-                       "--detailed-exitcode")
+    code, out, _ = cli(
+        capsys, "--state", db, "plan", str(tmp_path / "e.yaml"), "--detailed-exitcode"
+    )
     assert code == 0, out
 
 
@@ -153,15 +141,16 @@ def test_lock_timeout_names_the_holder_and_force_unlock(
     cfg = write(tmp_path / "cfg", config(1))
     holder = StateLock(db)
     info = holder.acquire(0, "ipsecconf apply elsewhere.yaml")
-    code, _, err = cli(capsys, "--state", db, "apply", str(cfg), "--auto-approve",
-                       "--lock-timeout", "0.2")
+    code, _, err = cli(
+        capsys, "--state", db, "apply", str(cfg), "--auto-approve", "--lock-timeout", "0.2"
+    )
     assert code == 1
     assert f"lock ID {info.id}, held by pid {os.getpid()}" in err and "waited 0.2s" in err
     code, _, err = cli(capsys, "--state", db, "force-unlock", info.id)
     assert code == 1 and "still running" in err
     holder.release()
     code, out, _ = cli(capsys, "--state", db, "apply", str(cfg), "--auto-approve")
-    assert code == 0
+    assert code == 0 and "Apply complete!" in out
 
 
 def test_bad_inputs_are_clear_errors_and_change_nothing(
@@ -182,3 +171,15 @@ def test_bad_inputs_are_clear_errors_and_change_nothing(
     code, _, err = cli(capsys, "--state", str(tmp_path), "show", "policies")
     assert code == 1 and "is a directory" in err
     assert Path(db).read_bytes() == before
+
+
+def test_a_saved_plan_is_applied_on_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "state.db")
+    cfg = write(tmp_path / "cfg", config(1))
+    cli(capsys, "plan", str(cfg), "--out", str(tmp_path / "p.plan"), "--state", db)
+    code, _, err = cli(capsys, "apply", str(tmp_path / "p.plan"), str(cfg), "--state", db)
+    assert code == 1 and "applied on its own" in err
+    code, _, err = cli(capsys, "apply", str(tmp_path / "p.plan"), "--prune", "--state", db)
+    assert code == 1 and "carries its own inputs" in err

@@ -41,7 +41,9 @@ def test_saved_plan_applies_exactly_once(svc: Service, tmp_path: Path) -> None:
     svc.save(svc.plan(_inputs(cfg)), str(tmp_path / "p.plan"))
     saved = planfile.read(str(tmp_path / "p.plan"))
     svc.apply(svc.replan_saved(saved))
-    with pytest.raises(StalePlanError, match=r"is stale: it was made at serial 0, the state is now at serial 1"):
+    with pytest.raises(
+        StalePlanError, match=r"is stale: it was made at serial 0, the state is now at serial 1"
+    ):
         svc.replan_saved(saved)
 
 
@@ -135,11 +137,11 @@ def test_cert_set_writes_unmanaged_entries_and_checks_the_key(svc: Service, tmp_
     root = certgen.issue("Test Root", ca=True)
     leaf = certgen.issue("node.example.org", issuer=root)
     other = certgen.issue("other", issuer=root)
-    node = NodeCert(CertFile(leaf.cert_pem(), "/etc/ipsec/node.pem"), leaf.key_pem(),
-                    "file:/etc/ipsec/node.key")
+    node = NodeCert(
+        CertFile(leaf.cert_pem(), "/etc/ipsec/node.pem"), leaf.key_pem(), "file:/etc/ipsec/node.key"
+    )
     with pytest.raises(CertificateSetError, match="does not belong"):
-        svc.backend.set_certificates(
-            node=NodeCert(node.cert, other.key_pem(), None))
+        svc.backend.set_certificates(node=NodeCert(node.cert, other.key_pem(), None))
     with pytest.raises(CertificateSetError, match="1 to 15"):
         svc.backend.set_certificates(roots=[CertFile(root.cert_pem(), "r.pem")] * 16)
     svc.backend.set_certificates(node=node, roots=[CertFile(root.cert_pem(), "/etc/ipsec/r.pem")])
@@ -148,3 +150,24 @@ def test_cert_set_writes_unmanaged_entries_and_checks_the_key(svc: Service, tmp_
     assert svc.backend.secret_references() == {"cert.node#private_key": "file:/etc/ipsec/node.key"}
     svc.backend.set_certificates(roots=[CertFile(root.cert_pem() + other.cert_pem(), "/x.pem")])
     assert [c["role"] for c in svc.show("certs")] == ["node", "root", "root"]
+
+
+def test_imperative_backend_calls_for_the_ipsec_command(svc: Service, tmp_path: Path) -> None:
+    from ipsecconf.model.desired import Policy
+    from ipsecconf.model.spd import expand
+
+    backend = svc.backend
+    name = backend.new_policy_name()
+    rows = expand(Policy(name=name, source="198.51.100.8", destination="203.0.113.8[139]"))
+    idx = backend.add_policies(rows)
+    assert [(p.idx, p.managed) for p in backend.policies()] == [(i, False) for i in idx]
+    serial = backend.snapshot().serial
+    assert backend.delete_policies([idx[1]]) == [f"{name}.in"]
+    assert backend.snapshot().serial == serial + 1
+    store = backend.store  # type: ignore[attr-defined]
+    with store.transaction() as w:
+        w.add_counters({"ike_started": 2, "policy_drops": 5})
+    assert svc.show("stats")["counters"]["policy_drops"] == 5
+    backend.zero_counters()
+    assert set(svc.show("stats")["counters"].values()) == {0}
+    assert backend.snapshot().serial == serial + 1  # counters are not configuration

@@ -8,7 +8,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ipsecconf.esp import ip
-from ipsecconf.model.algorithms import integrity
 from ipsecconf.esp.errors import DropReason, EspError
 from ipsecconf.esp.sa import (
     Lifetimes,
@@ -16,6 +15,7 @@ from ipsecconf.esp.sa import (
     SaEventKind,
     SaState,
 )
+from ipsecconf.model.algorithms import integrity
 
 from .helpers import ALL_SUITES, ESP_SUITES, packet_for, sa_pair
 
@@ -36,9 +36,7 @@ def test_decapsulate_inverts_encapsulate(suite, mode, version, esn, udp, payload
         assert inn.decapsulate(wire, ip.parse(wire), 1.0) == clear
 
 
-def _covered_range(
-    wire: bytes, proto: str, udp: bool, icv_bytes: int = 0
-) -> list[tuple[int, int]]:
+def _covered_range(wire: bytes, proto: str, udp: bool, icv_bytes: int = 0) -> list[tuple[int, int]]:
     """Byte ranges the ICV covers: ESP from its header to the end; AH the addresses and
     everything from the AH header on except the padding that ends its ICV field (RFC 4302
     section 2.6: that padding is part of the ICV field, zeroed for the computation)."""

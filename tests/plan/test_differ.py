@@ -17,8 +17,13 @@ def _actions(planned: object) -> dict[str, str]:
 def test_first_plan_creates_everything_then_nothing(plan_text: PlanFn, apply_text: PlanFn) -> None:
     first = plan_text(config(2))
     assert set(_actions(first).values()) == {"create"}
-    assert {"policy.p0.out", "policy.p0.in", "peer.gw", "psk.203.0.113.1",
-            "setting.default_action"} <= set(_actions(first))
+    assert {
+        "policy.p0.out",
+        "policy.p0.in",
+        "peer.gw",
+        "psk.203.0.113.1",
+        "setting.default_action",
+    } <= set(_actions(first))
     assert first.plan.summary().line() == "8 to add, 0 to change, 0 to destroy, 0 SAs affected"
     apply_text(config(2))
     again = plan_text(config(2))
@@ -37,7 +42,9 @@ def test_one_field_changed_is_exactly_that_update(plan_text: PlanFn, apply_text:
         assert c.index is not None
 
 
-def test_selector_change_is_a_replace_naming_the_field(plan_text: PlanFn, apply_text: PlanFn) -> None:
+def test_selector_change_is_a_replace_naming_the_field(
+    plan_text: PlanFn, apply_text: PlanFn
+) -> None:
     apply_text(config(1))
     planned = plan_text(config(1).replace("[1024]", "[2048]"))
     (c1, c2) = planned.plan.changes
@@ -50,8 +57,11 @@ def test_selector_change_is_a_replace_naming_the_field(plan_text: PlanFn, apply_
 def test_removed_policy_is_deleted(plan_text: PlanFn, apply_text: PlanFn) -> None:
     apply_text(config(2))
     planned = plan_text(config(1))
-    assert _actions(planned) == {"policy.p1.in": "delete", "policy.p1.out": "delete",
-                                 "psk.203.0.113.2": "delete"}
+    assert _actions(planned) == {
+        "policy.p1.in": "delete",
+        "policy.p1.out": "delete",
+        "psk.203.0.113.2": "delete",
+    }
     psk = next(c for c in planned.plan.changes if c.kind == "psk")
     assert psk.sensitive == ["key"]
 
@@ -80,14 +90,21 @@ def test_unmanaged_rows_with_matching_selectors_are_adopted(
 ) -> None:
     # The same selectors and direction as p0 of config(1), made imperatively.
     idx = _add_unmanaged(
-        service, "ipsec-1", source="198.51.100.1/32", destination="203.0.113.1/32[1024]",
-        ip_protocol=6, encryption="aes128", authentication="sha256",
+        service,
+        "ipsec-1",
+        source="198.51.100.1/32",
+        destination="203.0.113.1/32[1024]",
+        ip_protocol=6,
+        encryption="aes128",
+        authentication="sha256",
     )
     planned = plan_text(config(1))
     adopted = {c.address: c for c in planned.plan.changes if c.kind == "policy"}
     assert set(adopted) == {"policy.p0.out", "policy.p0.in"}
     assert {c.previous_address for c in adopted.values()} == {
-        "policy.ipsec-1.out", "policy.ipsec-1.in"}
+        "policy.ipsec-1.out",
+        "policy.ipsec-1.in",
+    }
     assert all(c.action is Action.NOOP for c in adopted.values())
     assert planned.plan.summary().adopt == 2 and planned.plan.summary().add == 3
     service.apply(planned)
@@ -100,8 +117,13 @@ def test_adoption_with_a_different_setting_is_an_update(
     service: Service, plan_text: PlanFn
 ) -> None:
     _add_unmanaged(
-        service, "ipsec-1", source="198.51.100.1/32", destination="203.0.113.1/32[1024]",
-        ip_protocol=6, encryption="3des", authentication="sha256",
+        service,
+        "ipsec-1",
+        source="198.51.100.1/32",
+        destination="203.0.113.1/32[1024]",
+        ip_protocol=6,
+        encryption="3des",
+        authentication="sha256",
     )
     planned = plan_text(config(1))
     c = next(c for c in planned.plan.changes if c.address == "policy.p0.out")
@@ -115,14 +137,38 @@ def test_changes_list_the_live_sas_they_tear_down(
     apply_text(config(2))
     store = service.backend.store  # type: ignore[attr-defined]
     with store.transaction() as w:
-        mature = w.add_sa(spi=0xC0FFEE, protocol="esp", source="198.51.100.1",
-                          destination="203.0.113.1", state="M", policy="p0")
-        w.add_sa(spi=0xDEAD, protocol="esp", source="198.51.100.1", destination="203.0.113.1",
-                 state="D", policy="p0")
-        other = w.add_sa(spi=0xBEEF, protocol="esp", source="198.51.100.2",
-                         destination="203.0.113.2", state="M", policy="p1")
-        via_peer = w.add_sa(spi=0xFACE, protocol="esp", source="198.51.100.9",
-                            destination="203.0.113.254", state="M", peer="gw")
+        mature = w.add_sa(
+            spi=0xC0FFEE,
+            protocol="esp",
+            source="198.51.100.1",
+            destination="203.0.113.1",
+            state="M",
+            policy="p0",
+        )
+        w.add_sa(
+            spi=0xDEAD,
+            protocol="esp",
+            source="198.51.100.1",
+            destination="203.0.113.1",
+            state="D",
+            policy="p0",
+        )
+        other = w.add_sa(
+            spi=0xBEEF,
+            protocol="esp",
+            source="198.51.100.2",
+            destination="203.0.113.2",
+            state="M",
+            policy="p1",
+        )
+        via_peer = w.add_sa(
+            spi=0xFACE,
+            protocol="esp",
+            source="198.51.100.9",
+            destination="203.0.113.254",
+            state="M",
+            peer="gw",
+        )
     planned = plan_text(config(2).replace("encryption: aes128", "encryption: aes256", 1))
     affected = {c.address: [s.id for s in c.affected_sas] for c in planned.plan.changes}
     assert affected == {"policy.p0.in": [mature], "policy.p0.out": [mature]}

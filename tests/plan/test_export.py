@@ -18,9 +18,7 @@ from tests.plan.conftest import PlanFn
 from tests.stateutil import ROOT, config
 
 # examples/ci is a GitOps repository skeleton (pipelines, playbooks), not one desired state.
-EXAMPLES = sorted(
-    p for p in (ROOT / "examples").iterdir() if p.is_dir() and p.name != "ci"
-)
+EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.is_dir() and p.name != "ci")
 
 
 def _plan_file(service: Service, path: Path) -> object:
@@ -53,9 +51,7 @@ def test_export_writes_references_never_values(apply_text: PlanFn, service: Serv
     assert "psk-Value" not in text and "gw-Secret" not in text
 
 
-def test_literal_secrets_export_as_generated_env_names(
-    plan_text: PlanFn, service: Service
-) -> None:
+def test_literal_secrets_export_as_generated_env_names(plan_text: PlanFn, service: Service) -> None:
     text = config(1).replace("key: env:TEST_PSK", 'key: "literal-Psk-123"')
     service.apply(plan_text(text))
     exported = service.export()
@@ -69,19 +65,35 @@ def test_unmanaged_entries_export_and_are_adopted_on_a_fresh_node(
     service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_PSK", "x")
-    rows = expand(Policy(name="ipsec-1", source="198.51.100.3", destination="203.0.113.3[139]",
-                         protocol="esp", encryption="3des", authentication="sha1"))
-    rows += expand(Policy(name="ipsec-2", source="198.51.100.4", destination="203.0.113.4",
-                          protocol="none", mirror=False))
+    rows = expand(
+        Policy(
+            name="ipsec-1",
+            source="198.51.100.3",
+            destination="203.0.113.3[139]",
+            protocol="esp",
+            encryption="3des",
+            authentication="sha1",
+        )
+    )
+    rows += expand(
+        Policy(
+            name="ipsec-2",
+            source="198.51.100.4",
+            destination="203.0.113.4",
+            protocol="none",
+            mirror=False,
+        )
+    )
     service.backend.add_policies(rows)
     out = tmp_path / "export.yaml"
-    out.write_text(
-        service.export() + "psks:\n  - address: 203.0.113.3\n    key: env:TEST_PSK\n"
-    )
+    out.write_text(service.export() + "psks:\n  - address: 203.0.113.3\n    key: env:TEST_PSK\n")
     planned = _plan_file(service, out).plan  # type: ignore[attr-defined]
     policies = [c for c in planned.changes if c.kind == "policy"]
-    assert {c.address for c in policies} == {"policy.ipsec-1.out", "policy.ipsec-1.in",
-                                             "policy.ipsec-2.out"}
+    assert {c.address for c in policies} == {
+        "policy.ipsec-1.out",
+        "policy.ipsec-1.in",
+        "policy.ipsec-2.out",
+    }
     assert all(c.adopted and c.action.value == "no-op" for c in policies)
     before = {p.name: p.idx for p in service.backend.policies()}
     service.apply(_plan_file(service, out))  # type: ignore[arg-type]

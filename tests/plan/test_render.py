@@ -17,19 +17,27 @@ from tests.stateutil import ROOT, config
 SCHEMA = json.loads((ROOT / "schemas" / "plan.schema.json").read_text())
 
 
-def _mixed(service: Service, plan_text: PlanFn, apply_text: PlanFn, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def _mixed(
+    service: Service, plan_text: PlanFn, apply_text: PlanFn, monkeypatch: pytest.MonkeyPatch
+):  # type: ignore[no-untyped-def]
     apply_text(config(3))
     store = service.backend.store  # type: ignore[attr-defined]
     with store.transaction() as w:
-        w.add_sa(spi=0xABCD1234, protocol="esp", source="198.51.100.2", destination="203.0.113.2",
-                 state="M", policy="p1")
+        w.add_sa(
+            spi=0xABCD1234,
+            protocol="esp",
+            source="198.51.100.2",
+            destination="203.0.113.2",
+            state="M",
+            policy="p1",
+        )
     monkeypatch.setenv("TEST_GW_PSK", "rotated-Value-1")
     text = (
         config(3)
         .replace("encryption: aes128", "encryption: aes256", 1)  # p0: update
         .replace("[1025]", "[1999]")  # p1: replace
     )
-    text = text.replace(text[text.index("  - name: p2"):], "")  # p2: delete
+    text = text.replace(text[text.index("  - name: p2") :], "")  # p2: delete
     return plan_text(text)
 
 
@@ -44,9 +52,7 @@ def test_text_plan_uses_terraform_symbols_and_summary(
     assert "  - policy.p2.out" in text
     assert "~ psk: (sensitive value changed)" in text
     assert "tears down SA esp spi 0xabcd1234 198.51.100.2 -> 203.0.113.2 (M)" in text
-    assert text.rstrip().endswith(
-        "Plan: 2 to add, 3 to change, 4 to destroy, 1 SAs affected."
-    )
+    assert text.rstrip().endswith("Plan: 2 to add, 3 to change, 4 to destroy, 1 SAs affected.")
     assert "\x1b[" in render_text.render(planned.plan, colour=True)
 
 

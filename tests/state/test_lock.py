@@ -54,7 +54,9 @@ def test_force_unlock_clears_the_record_of_a_killed_holder(tmp_path: Path) -> No
         f"StateLock({db!r}).acquire(0, 'apply'); print('held', flush=True); time.sleep(60)"
     )
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
         holder = StateLock(db).holder()

@@ -12,8 +12,15 @@ import pytest
 from ipsecconf.errors import StateError
 from ipsecconf.model.desired import Policy
 from ipsecconf.model.spd import expand
-from ipsecconf.state import COUNTER_NAMES, StaleStateError, Store, canonical, kek_material, state_path
-from ipsecconf.state import schema
+from ipsecconf.state import (
+    COUNTER_NAMES,
+    StaleStateError,
+    Store,
+    canonical,
+    kek_material,
+    schema,
+    state_path,
+)
 
 
 def _rows(name: str) -> list:  # type: ignore[type-arg]
@@ -94,7 +101,10 @@ def test_imperative_rows_are_unmanaged_and_deletable_by_index(tmp_path: Path) ->
         rows = expand(Policy(name=name, source="198.51.100.2", destination="203.0.113.2"))
         idx = w.add_policies(rows)
     assert name == "ipsec-1" and len(idx) == 2
-    assert {p.name: p.managed for p in store.policies()} == {f"{name}.out": False, f"{name}.in": False}
+    assert {p.name: p.managed for p in store.policies()} == {
+        f"{name}.out": False,
+        f"{name}.in": False,
+    }
     with pytest.raises(StateError, match="exists already"), store.transaction() as w:
         w.add_policies(rows)
     with store.transaction() as w:
@@ -118,12 +128,14 @@ def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
 def test_expected_lineage_and_serial_are_checked(tmp_path: Path) -> None:
     store = Store.open(str(tmp_path / "state.db"))
     _put(store, "a")
-    with pytest.raises(StaleStateError, match="serial 0, the state is now at serial 1"):
-        with store.transaction(expect=(store.lineage, 0)):
-            pass
-    with pytest.raises(StaleStateError, match="another state"):
-        with store.transaction(expect=("not-this-one", 1)):
-            pass
+    stale = pytest.raises(StaleStateError, match="serial 0, the state is now at serial 1")
+    with stale, store.transaction(expect=(store.lineage, 0)):
+        pass
+    with (
+        pytest.raises(StaleStateError, match="another state"),
+        store.transaction(expect=("not-this-one", 1)),
+    ):
+        pass
 
 
 def test_schema_from_the_future_is_refused(tmp_path: Path) -> None:
@@ -177,7 +189,10 @@ def test_secrets_are_sealed_with_a_kek_and_unreadable_without_it(tmp_path: Path)
     plain = Store.open(path)
     with pytest.raises(StateError, match="sealed; set IPSECCONF_KEK_FILE"):
         plain.secret_value("psk.203.0.113.1#key")
-    with pytest.raises(StateError, match="sealed with a key-encryption key"), plain.transaction() as w:
+    with (
+        pytest.raises(StateError, match="sealed with a key-encryption key"),
+        plain.transaction() as w,
+    ):
         w.put_secret("psk.203.0.113.2#key", b"other", None)
 
 
@@ -231,3 +246,20 @@ def test_kek_from_file_or_environment(tmp_path: Path) -> None:
     assert kek_material({}) is None
     with pytest.raises(StateError, match="cannot read"):
         kek_material({"IPSECCONF_KEK_FILE": str(tmp_path / "missing")})
+
+
+def test_a_kek_added_later_seals_what_was_stored_in_clear(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+    plain = Store.open(path)
+    with plain.transaction() as w:
+        w.put_secret("peer.gw#psk", b"EarlyPlainSecret", None)
+    plain.close()
+    sealed = Store.open(path, kek=b"added later")
+    with sealed.transaction() as w:
+        w.put_secret("psk.203.0.113.5#key", b"LaterSecret", None)
+    assert sealed.secret_value("peer.gw#psk") == b"EarlyPlainSecret"
+    rows = sealed.conn.execute("SELECT sealed FROM secrets").fetchall()
+    assert rows == [(1,), (1,)]
+    sealed.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    sealed.close()
+    assert b"EarlyPlainSecret" not in Path(path).read_bytes()
