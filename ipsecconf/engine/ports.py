@@ -76,3 +76,6 @@ class HostNetwork(Protocol):
 
     def apply(self, config: HostConfig) -> None:
         """Make routes and nftables rules match ``config`` (raises on failure)."""
+
+    def drop_counts(self) -> dict[str, int]:
+        """Clear packets the firewall's restrict rules dropped so far, by policy."""

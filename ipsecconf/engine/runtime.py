@@ -67,6 +67,7 @@ class Engine:
         self._udp_headers: dict[tuple[str, str], ip.OuterHeader] = {}
         """IP header templates for ESP-in-UDP payloads, by (source, destination)."""
         self.pmtu = pmtu.PathMtu()
+        self._fw_drops = 0
 
     # -- configuration -------------------------------------------------------------
     def reqid(self, pair: str) -> int:
@@ -273,6 +274,20 @@ class Engine:
     def sync(self) -> None:
         """Copy SA states and counters into the store now."""
         self.book.sync(self.sad, self.proc.drops)
+
+    def sync_firewall(self) -> None:
+        """Add the clear packets the restrict rules dropped since the last call to the
+        ``policy_drops`` counter (read from the firewall only when stats are asked for:
+        it is a command, not a memory read), then :meth:`sync`."""
+        try:
+            total = sum(self.host.drop_counts().values())
+        except Exception as exc:  # the counters are informative: never fail a request
+            log.warning("cannot read the firewall's drop counters: %s", exc)
+            total = self._fw_drops
+        if total > self._fw_drops:
+            self.book.count("policy_drops", total - self._fw_drops)
+        self._fw_drops = total
+        self.sync()
 
     def next_wakeup(self, now: float) -> float:
         """When :meth:`tick` must run next."""

@@ -10,6 +10,7 @@ of the range gets an IKE SA and a child SA of its own, with its own key.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -74,8 +75,14 @@ def test_sa_show_lists_the_sa_on_both_sides(pair: hosttopo.Hosts) -> None:
     assert "ESP transport" in log and f"policy cifs with {hosttopo.CLIENT}" in log
 
 
+def policy_drops(h: hosttopo.Hosts, side: str) -> int:
+    out = h.cli(side, "show", "stats", "--json", "--state", h.state(side)).stdout
+    return int(json.loads(out)["counters"]["policy_drops"])
+
+
 def test_restrict_drops_spoofed_clear_datagram(pair: hosttopo.Hosts, tmp_path: Path) -> None:
     before = clear_drops(pair, "b")
+    stats_before = policy_drops(pair, "b")
     marker = os.urandom(32)
     pcap = tmp_path / "spoof.pcap"
     with capture(pair, "r", "fl0", pcap):
@@ -83,6 +90,7 @@ def test_restrict_drops_spoofed_clear_datagram(pair: hosttopo.Hosts, tmp_path: P
     assert marker in pcap.read_bytes()  # it crossed the wire in clear...
     assert got == b""  # ...and the filer's restrict rule kept it from the socket
     assert clear_drops(pair, "b") == before + 1
+    assert policy_drops(pair, "b") == stats_before + 1  # the engine's own stats count it
     # The same datagram to a port no policy covers is delivered: the drop is the policy's.
     assert spoof_udp(pair, "ga", "gb", hosttopo.FILER, 138, marker) == marker
 
