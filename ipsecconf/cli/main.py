@@ -17,7 +17,6 @@ from ipsecconf.cli.args import EXIT_ERROR, Parser, add_state_option
 from ipsecconf.cli.output import print_diagnostics
 from ipsecconf.errors import ConfigError, IpsecconfError
 
-
 # Command -> the module that registers it.  Only the module of the command being run is
 # imported: ``validate`` must not pay for the engine, IKE and plan layers at start-up
 # (about half a second on this hardware); ``--help`` and unknown commands load them all.
