@@ -9,6 +9,7 @@ The private key is read from the store's secrets only to build :class:`Credentia
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,8 @@ from ipsecconf.ike.errors import LocalProtocolError
 
 if TYPE_CHECKING:
     from ipsecconf.engine.livecfg import LiveConfig, PeerSpec
+
+log = logging.getLogger("ipsecconf.engine")
 
 NODE_KEY = "cert.node#private_key"
 """Where the store keeps the node certificate's private key."""
@@ -65,3 +68,13 @@ def signing(cfg: LiveConfig, peer: PeerSpec | None) -> dict[str, Any]:
         "trust": cfg.trust,
         "clock": lambda: datetime.datetime.now(datetime.UTC),
     }
+
+
+def responder_signing(cfg: LiveConfig, peer: PeerSpec | None, remote: str) -> dict[str, Any] | None:
+    """:func:`signing` for an IKE_SA_INIT from ``remote``; ``None`` (logged) when the peer
+    wants certificates and none are configured: the request is refused."""
+    try:
+        return signing(cfg, peer)
+    except LocalProtocolError as exc:
+        log.warning("IKE_SA_INIT from %s refused: %s", remote, exc)
+        return None

@@ -95,7 +95,7 @@ class Control:
         return wire.as_json(self.store.resources(kind))
 
     def do_counters(self) -> dict[str, int]:
-        self.engine.sync()
+        self.engine.sync_firewall()
         return self.store.counters()
 
     def do_history(self, limit: int | None = None) -> Any:

@@ -22,6 +22,7 @@ import ipaddress
 import logging
 from typing import TYPE_CHECKING
 
+from ipsecconf.engine import keylog
 from ipsecconf.esp.errors import SaConfigError
 from ipsecconf.esp.sa import Lifetimes, Mode, Protocol, SaConfig, SaEvent, SaEventKind, UdpEncap
 from ipsecconf.esp.sad import LarvalSa, sa_key
@@ -208,6 +209,16 @@ def _install(mgr: IkeManager, entry: IkeEntry, ev: ChildSaEstablished, now: floa
     except SaConfigError as exc:
         log.error("cannot install the SAs of policy %s: %s", pair.name, exc)
         return
+    target = keylog.path()
+    if target is not None:  # test-only (see keylog): the test's oracle checks the wire
+        for c in (in_cfg, out_cfg):
+            public: dict[str, object] = {
+                "spi": c.spi, "protocol": proto.name.lower(), "mode": ev.mode.value,
+                "src": c.src, "dst": c.dst,
+                "cipher": algs.cipher.name if algs.cipher else "null",
+                "integrity": (algs.integrity or INTEGRITIES["none"]).name,
+            }  # fmt: skip
+            keylog.record(target, public, c.enc_key, c.integ_key)
     key_in = sa_key(ev.spi_in, local, proto)
     if key_in in entry.larval:
         entry.larval.remove(key_in)
@@ -219,7 +230,11 @@ def _install(mgr: IkeManager, entry: IkeEntry, ev: ChildSaEstablished, now: floa
     )
     entry.children.append(child)
     entry.pair = entry.pair or pair.name
-    mgr.proc.negotiation_failed(f"{pair.name}.out", ipaddress.ip_address(remote).packed, False)
+    packed = ipaddress.ip_address(remote).packed
+    if mgr.proc.failed_with(pair.name, packed):
+        log.info("policy %s is permit: traffic with %s is protected again", pair.name, remote)
+    for row in (f"{pair.name}.out", f"{pair.name}.in"):
+        mgr.proc.negotiation_failed(row, packed, False)
     log.info(
         "SA installed for policy %s with %s: %s %s %s, SPIs in 0x%08x out 0x%08x%s",
         pair.name,
@@ -359,3 +374,19 @@ def liveness(mgr: IkeManager, entry: IkeEntry, now: float) -> None:
     except LocalProtocolError:
         return
     mgr.flush(entry, now)
+
+
+def retry_permit(mgr: IkeManager, now: float) -> None:
+    """Renegotiate permit flows that fell back to clear once their backoff is over: their
+    packets go in clear and ask for nothing, so the retry is the engine's."""
+    if mgr.closing:
+        return
+    for key, (due, _backoff) in list(mgr.retry.items()):
+        pair = mgr.config.pairs.get(key[0])
+        trigger = mgr.triggers.get(key)
+        if due > now or pair is None or pair.level is not Level.PERMIT or trigger is None:
+            continue
+        if mgr._pending(key) or mgr._carried(key):
+            continue
+        log.info("policy %s is permit: negotiating again with %s", pair.name, key[1])
+        mgr.initiate(pair, key[1], now, trigger=trigger)

@@ -28,7 +28,7 @@ from ipsecconf.esp.errors import SaConfigError
 from ipsecconf.esp.processor import Acquire, Processor
 from ipsecconf.esp.sa import Protocol
 from ipsecconf.esp.sad import LarvalSa, SaKey, sa_key
-from ipsecconf.ike.config import IkeConfig, TriggerPacket
+from ipsecconf.ike.config import IkeConfig, RetransmitPolicy, TriggerPacket
 from ipsecconf.ike.context import IkeState
 from ipsecconf.ike.errors import LocalProtocolError
 from ipsecconf.ike.sa import IkeSa, route
@@ -104,6 +104,8 @@ class IkeManager:
         self.retry: dict[tuple[str, str], tuple[float, float]] = {}
         """(pair, remote) -> (next attempt, current backoff)."""
         self.contacted: set[str] = set()
+        self.triggers: dict[tuple[str, str], TriggerPacket] = {}  # last acquire's, for retries
+        self.retransmit = RetransmitPolicy()
         self.queue_drops = 0
         self.closing = False
         self.now = 0.0
@@ -135,6 +137,9 @@ class IkeManager:
             max(acq.sport, 0),
             max(acq.dport, 0),
         )
+        if len(self.triggers) > 4096:
+            self.triggers.clear()
+        self.triggers[key] = trigger
         self.initiate(pair, remote, now, trigger=trigger)
 
     def _pair_by_reqid(self, reqid: int) -> PairSpec | None:
@@ -165,7 +170,8 @@ class IkeManager:
         """Start an IKE SA with ``remote`` for ``pair``."""
         cfg = self.config
         peer = cfg.peers.get(pair.peer) if pair.peer else cfg.peer_by_address(remote)
-        local = pair.local or (peer.local_address if peer else None) or self.wire.source_for(remote)
+        source = str(trigger.source) if trigger else None
+        local = pair.local_for(peer, source) or self.wire.source_for(remote)
         if local is None:
             log.warning("no route to peer %s for policy %s", remote, pair.name)
             self._failed_key((pair.name, remote), now)
@@ -182,6 +188,7 @@ class IkeManager:
                 children=(pair.child,),
                 force_encap=pair.udp_encap or bool(peer and peer.udp_encap),
                 initial_contact=remote not in self.contacted,
+                retransmit=self.retransmit,
                 **certauth.signing(self.config, peer),
             )
             entry = self._new_entry(config, True, remote, local, pair.name, peer)
@@ -228,15 +235,8 @@ class IkeManager:
             raise LocalProtocolError("no free SPI")
 
         sa = IkeSa(config, initiator=initiator, rng=self.rng, spi_allocator=allocate)
-        entry = IkeEntry(
-            sa,
-            remote,
-            local,
-            pair,
-            initiator,
-            peer.name if peer else remote,
-            peer.liveness if peer else 30.0,
-        )
+        name, liveness = (peer.name, peer.liveness) if peer else (remote, 30.0)
+        entry = IkeEntry(sa, remote, local, pair, initiator, name, liveness)
         if peer is not None and peer.ike_lifetime:
             entry.ike_lifetime = (peer.ike_lifetime, peer.ike_rekey_margin)
         holder.append(entry)
@@ -281,10 +281,8 @@ class IkeManager:
         cfg = self.config
         pairs = cfg.pairs_for_remote(remote)
         peer = cfg.peer_by_address(remote)
-        try:
-            signing = certauth.signing(self.config, peer)
-        except LocalProtocolError as exc:
-            log.warning("IKE_SA_INIT from %s refused: %s", remote, exc)
+        signing = certauth.responder_signing(self.config, peer, remote)
+        if signing is None:
             return None
         if not pairs or (cfg.psk_for(remote, peer) is None and not signing):
             log.warning("IKE_SA_INIT from %s refused: no policy or key for this peer", remote)
@@ -299,6 +297,7 @@ class IkeManager:
             proposals=peer.ike_proposals if peer else tuple(default_ike()),
             children=tuple(p.child for p in pairs),
             initial_contact=remote not in self.contacted,
+            retransmit=self.retransmit,
             **signing,
         )
         self.contacted.add(remote)
@@ -360,6 +359,7 @@ class IkeManager:
         for event in self.sad.drain_events():
             ikeevents.sa_expired(self, event, now)
         self.ensure_immediate(now)
+        ikeevents.retry_permit(self, now)
 
     def next_timer(self) -> float | None:
         """The earliest IKE timer."""

@@ -102,6 +102,15 @@ class PairSpec:
     digest: str
     """Canonical form of everything above: a change means the live SAs must be redone."""
 
+    def local_for(self, peer: PeerSpec | None, trigger_source: str | None) -> str | None:
+        """Our address for this pair's IKE SA: the tunnel's or the peer's; for a host
+        policy (transport mode, no peer) the source of the packet that asked, so that
+        the outer header of transport mode is the packet's own."""
+        local = self.local or (peer.local_address if peer else None)
+        if local is None and self.child.mode is Mode.TRANSPORT and self.remote is None:
+            return trigger_source
+        return local
+
 
 @dataclass(slots=True)
 class LiveConfig:

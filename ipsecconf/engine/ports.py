@@ -29,6 +29,10 @@ class Wire(Protocol):
     def source_for(self, remote: str) -> str | None:
         """The local address the routing table would use towards ``remote``."""
 
+    def path_mtu(self, remote: str) -> int | None:
+        """The MTU the kernel knows for the engine's path to ``remote`` (link MTU or a
+        learned path MTU), or None."""
+
 
 class Tun(Protocol):
     """The TUN device: clear packets for the local stack."""
@@ -72,3 +76,6 @@ class HostNetwork(Protocol):
 
     def apply(self, config: HostConfig) -> None:
         """Make routes and nftables rules match ``config`` (raises on failure)."""
+
+    def drop_counts(self) -> dict[str, int]:
+        """Clear packets the firewall's restrict rules dropped so far, by policy."""

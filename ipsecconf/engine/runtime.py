@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from ipsecconf.engine import livecfg
+from ipsecconf.engine import livecfg, pmtu
 from ipsecconf.engine.ikemgr import IkeManager
 from ipsecconf.engine.livecfg import LiveConfig
 from ipsecconf.engine.ports import HostNetwork, Tun, Wire
@@ -66,6 +66,8 @@ class Engine:
         self._send_errors: tuple[float, int] = (-DROP_LOG_INTERVAL, 0)
         self._udp_headers: dict[tuple[str, str], tuple[ip.OuterHeader, bytes, bytes]] = {}
         """IP header templates for ESP-in-UDP payloads, by (source, destination)."""
+        self.pmtu = pmtu.PathMtu()
+        self._fw_drops = 0
 
     # -- configuration -------------------------------------------------------------
     def reqid(self, pair: str) -> int:
@@ -141,17 +143,53 @@ class Engine:
     def outbound(self, packets: Sequence[bytes], now: float) -> None:
         """Clear packets read from the TUN device."""
         sends: list[bytes] = []
-        for r in self.proc.outbound_batch(packets, now):
+        answers: list[bytes] = []
+        check = self.pmtu.active()
+        for p, r in zip(packets, self.proc.outbound_batch(packets, now), strict=True):
             if type(r) is Send:
+                if check and r.packet is not p and self._too_big(p, r.packet, answers, now):
+                    continue
                 sends.append(r.packet)
             elif type(r) is Acquire:
                 self.ike.acquire(r, now)
             elif type(r) is Drop:
                 self._dropped(r, now)
         if sends and (failed := self.wire.send_packets(sends)):
-            self._send_failed(failed, now)
+            self._send_failed(failed, now, sends)
+        if answers:
+            self.tun.write_packets(answers)
 
-    def _send_failed(self, count: int, now: float) -> None:
+    def _too_big(self, inner: bytes, outer: bytes, answers: list[bytes], now: float) -> bool:
+        """Whether ``outer`` exceeds the learned path MTU to its destination; if so the
+        clear packet's sender gets an ICMP "too big" (appended to ``answers``) and the
+        packet is not sent.  A clear IPv4 packet without DF is sent anyway."""
+        dst = outer[16:20] if outer[0] >> 4 == 4 else outer[24:40]
+        limit = self.pmtu.get(ip_text(dst), now)
+        if limit is None or len(outer) <= limit:
+            return False
+        icmp = pmtu.too_big(inner, pmtu.inner_mtu(limit, len(inner), len(outer)))
+        if icmp is None:
+            return False
+        answers.append(icmp)
+        self.proc.drops[DropReason.TOO_BIG] += 1
+        self._dropped(Drop(DropReason.TOO_BIG, f"path MTU {limit}"), now)
+        return True
+
+    def icmp(self, packet: bytes, version: int, now: float) -> None:
+        """An ICMP packet (IPv4, with its header) or ICMPv6 message (without) received:
+        a "too big" about one of our packets teaches the path MTU to that peer."""
+        learn = self.pmtu.learn_icmp4 if version == 4 else self.pmtu.learn_icmp6
+        learned = learn(packet, now)
+        if learned is not None:
+            log.info('path MTU to %s is %d: larger protected packets get "too big"', *learned)
+
+    def _send_failed(self, count: int, now: float, sent: Sequence[bytes] = ()) -> None:
+        # A packet bigger than our own link (EMSGSIZE): ask the kernel for the MTU of the
+        # path to each destination of the batch, so the next ones get "too big" instead.
+        for dst in {p[16:20] if p[0] >> 4 == 4 else p[24:40] for p in sent}:
+            mtu = self.wire.path_mtu(ip_text(dst))
+            if mtu is not None and self.pmtu.learn(ip_text(dst), mtu, now):
+                log.info("path MTU to %s is %d (the link's)", ip_text(dst), mtu)
         last, pending = self._send_errors
         pending += count
         if now - last >= DROP_LOG_INTERVAL:
@@ -162,9 +200,17 @@ class Engine:
         self.book.count("esp_errors", count)
 
     def _send_queued(self, packets: list[bytes], now: float) -> None:
-        sends = [r.packet for r in self.proc.outbound_batch(packets, now) if type(r) is Send]
+        sends: list[bytes] = []
+        answers: list[bytes] = []
+        for p, r in zip(packets, self.proc.outbound_batch(packets, now), strict=True):
+            if type(r) is Send and not (
+                r.packet is not p and self._too_big(p, r.packet, answers, now)
+            ):
+                sends.append(r.packet)
+        if answers:
+            self.tun.write_packets(answers)
         if sends and (failed := self.wire.send_packets(sends)):
-            self._send_failed(failed, now)
+            self._send_failed(failed, now, sends)
 
     def inbound(self, packets: Sequence[bytes], now: float) -> None:
         """IP packets from the wire (ESP or AH, or ESP-in-UDP rebuilt by :meth:`udp_esp`)."""
@@ -244,6 +290,20 @@ class Engine:
     def sync(self) -> None:
         """Copy SA states and counters into the store now."""
         self.book.sync(self.sad, self.proc.drops)
+
+    def sync_firewall(self) -> None:
+        """Add the clear packets the restrict rules dropped since the last call to the
+        ``policy_drops`` counter (read from the firewall only when stats are asked for:
+        it is a command, not a memory read), then :meth:`sync`."""
+        try:
+            total = sum(self.host.drop_counts().values())
+        except Exception as exc:  # the counters are informative: never fail a request
+            log.warning("cannot read the firewall's drop counters: %s", exc)
+            total = self._fw_drops
+        if total > self._fw_drops:
+            self.book.count("policy_drops", total - self._fw_drops)
+        self._fw_drops = total
+        self.sync()
 
     def next_wakeup(self, now: float) -> float:
         """When :meth:`tick` must run next."""

@@ -51,6 +51,9 @@ class DropReason(enum.Enum):
     """A one-byte 0xFF NAT-keepalive (RFC 3948 section 2.3), consumed silently."""
     UNSUPPORTED = "unsupported"
     """A valid packet the dataplane does not handle (e.g. a fragment of an ESP packet)."""
+    TOO_BIG = "too-big-for-path"
+    """Protected, the packet would exceed the learned path MTU to the peer; its sender got
+    an ICMP "fragmentation needed" / "packet too big" instead."""
 
 
 class EspError(ProtocolError):

@@ -102,6 +102,11 @@ class Processor:
         else:
             self._failed.discard((policy, peer))
 
+    def failed_with(self, pair: str, peer: bytes) -> bool:
+        """Whether the pair ``pair`` (its ``.out`` row) is in clear with ``peer`` after a
+        failed negotiation."""
+        return (f"{pair}.out", peer) in self._failed
+
     def _drop(
         self, reason: DropReason, detail: str = "", sa: SecurityAssociation | None = None
     ) -> Drop:
@@ -175,8 +180,10 @@ class Processor:
                 if info.version == 4 and (packet[6] & 0x3F or packet[7]):
                     return self._drop(DropReason.UNSUPPORTED, "fragmented IPsec packet")
                 at = info.l4 + (4 if proto == ip.PROTO_AH else 0)
-                if info.length < at + 4:
-                    return self._drop(DropReason.TRUNCATED, "no room for an SPI")
+                if info.length < at + 8:
+                    return self._drop(
+                        DropReason.TRUNCATED, "no room for an SPI and a sequence number"
+                    )
                 spi = ESP_HEADER.unpack_from(packet, at)[0]
                 key = (spi, info.dst, proto)
             else:

@@ -25,6 +25,7 @@ from typing import IO
 from ipsecconf.engine.control import Control
 from ipsecconf.engine.runtime import Engine
 from ipsecconf.errors import IpsecconfError, StateError
+from ipsecconf.ike.config import RetransmitPolicy
 from ipsecconf.io.control import ControlServer, socket_path
 from ipsecconf.io.hostnet import HostNet, Names
 from ipsecconf.io.sockets import Sockets
@@ -77,8 +78,15 @@ class PidLock:
 class Daemon:
     """One engine process."""
 
-    def __init__(self, state_path: str, names: Names, kek: bytes | None = None) -> None:
+    def __init__(
+        self,
+        state_path: str,
+        names: Names,
+        kek: bytes | None = None,
+        retransmit: RetransmitPolicy | None = None,
+    ) -> None:
         self.state_path = state_path
+        self.retransmit = retransmit
         self.names = names
         self.kek = kek
         self.stopping = asyncio.Event()
@@ -112,6 +120,8 @@ class Daemon:
             store.close()
             raise EngineStartError(f"cannot open the IKE/ESP sockets: {exc}") from None
         engine = Engine(store, socks, tun, host, os.urandom, time.time)
+        if self.retransmit is not None:
+            engine.ike.retransmit = self.retransmit
         control = ControlServer(
             socket_path(self.state_path), Control(engine, clock, self.state_path).handle
         )
@@ -170,7 +180,23 @@ class Daemon:
         def udp_ready(sock: socket.socket, port: int) -> Callable[[], None]:
             return lambda: _udp(engine, sock, port, clock)
 
+        def icmp_ready(sock: socket.socket, version: int) -> Callable[[], None]:
+            def run() -> None:
+                now = clock()
+                for packet in Sockets.recv_raw4(sock, 16):
+                    engine.icmp(packet, version, now)
+
+            return run
+
+        def ah6_ready(sock: socket.socket) -> Callable[[], None]:
+            return lambda: engine.inbound(Sockets.recv_ah6(sock), clock())
+
         loop.add_reader(tun.fd, guarded(tun_ready))
+        if socks.ah6 is not None:
+            loop.add_reader(socks.ah6.fileno(), guarded(ah6_ready(socks.ah6)))
+        for fam, sock in socks.icmp_in.items():
+            version = 4 if fam == socket.AF_INET else 6
+            loop.add_reader(sock.fileno(), guarded(icmp_ready(sock, version)))
         for (fam, proto), sock in socks.raw_in.items():
             ready = raw4_ready(sock) if fam == socket.AF_INET else raw6_ready(sock, proto)
             loop.add_reader(sock.fileno(), guarded(ready))
@@ -181,7 +207,8 @@ class Daemon:
     def _remove_readers(loop: asyncio.AbstractEventLoop, tun: TunDevice, socks: Sockets) -> None:
         if tun.fd >= 0:
             loop.remove_reader(tun.fd)
-        for sock in [*socks.raw_in.values(), *socks.udp.values()]:
+        extra = [socks.ah6] if socks.ah6 is not None else []
+        for sock in [*socks.raw_in.values(), *socks.udp.values(), *socks.icmp_in.values(), *extra]:
             if sock.fileno() >= 0:
                 loop.remove_reader(sock.fileno())
 

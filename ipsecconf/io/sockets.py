@@ -5,8 +5,14 @@ routing rule (``not fwmark MARK``) never steers them into the TUN device:
   engine learns which local address a datagram reached): IKE, and on 4500 ESP-in-UDP
   told apart by the non-ESP marker (RFC 3948);
 * raw IP protocol 50 and 51 receivers on IPv4 (the kernel hands over the IP header too);
-  on IPv6 the raw socket gives the payload only, so the header is rebuilt from the
-  addresses (AH over IPv6 needs a packet socket: issue 10);
+  on IPv6 the raw socket gives the payload only, so for ESP the fixed header is rebuilt
+  from the addresses; AH over IPv6 covers the whole header chain (extension headers and
+  the real payload length), so it is read from a packet socket (``AF_PACKET``, with a
+  classic BPF filter that passes only IPv6 packets whose chain may hold AH), and the raw
+  protocol-51 socket stays open with a filter that keeps nothing -- only so that the
+  kernel, seeing a taker, sends no "parameter problem" back;
+* raw ICMP and ICMPv6 receivers: "fragmentation needed" / "packet too big" about the
+  engine's own packets teach it the path MTU to a peer (:mod:`ipsecconf.engine.pmtu`);
 * raw ``IPPROTO_RAW`` senders (header included) for every protected packet and for the
   bypassed clear packets read from the TUN.
 
@@ -15,6 +21,7 @@ routing rule (``not fwmark MARK``) never steers them into the TUN device:
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import ipaddress
 import socket
@@ -23,6 +30,8 @@ from collections.abc import Sequence
 
 SO_MARK = 36
 IP_PKTINFO = 8
+IP_MTU = 14
+IPV6_MTU = 24
 IPV6_RECVPKTINFO = 49
 IPV6_PKTINFO = 50
 IKE_PORTS = (500, 4500)
@@ -31,6 +40,31 @@ _SEND_ERRORS = frozenset(
     (errno.EMSGSIZE, errno.ENOBUFS, errno.EAGAIN, errno.EHOSTUNREACH, errno.ENETUNREACH,
      errno.EPERM, errno.EINVAL)
 )  # fmt: skip
+
+
+ETH_P_IPV6 = 0x86DD
+SO_ATTACH_FILTER = 26
+PACKET_OUTGOING = 4
+_EXT_BEFORE_AH = (0, 43, 60)
+"""Hop-by-Hop, Routing and Destination Options may come before AH."""
+_KEEP_NOTHING = [(0x06, 0, 0, 0)]
+"""Classic BPF: ``ret #0``."""
+_IPV6_MAYBE_AH = [
+    (0x30, 0, 0, 6),  # ldb [6]: the fixed header's next header
+    (0x15, 4, 0, 51),  # AH
+    (0x15, 3, 0, 0),  # Hop-by-Hop
+    (0x15, 2, 0, 43),  # Routing
+    (0x15, 1, 0, 60),  # Destination Options
+    (0x06, 0, 0, 0),  # ret #0
+    (0x06, 0, 0, 0x40000),  # ret: the whole packet
+]
+
+
+def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
+    """Attach a classic BPF program (SO_ATTACH_FILTER; the kernel copies it)."""
+    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in program))
+    fprog = struct.pack("HL", len(program), ctypes.addressof(code))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
 def _mark(sock: socket.socket, mark: int) -> None:
@@ -44,6 +78,14 @@ class Sockets:
         self.mark = mark
         self.udp: dict[tuple[int, int], socket.socket] = {}
         self.raw_in: dict[tuple[int, int], socket.socket] = {}
+        self.icmp_in: dict[int, socket.socket] = {}
+        self.ah6_sink: socket.socket | None = None
+        self.ah6: socket.socket | None = None
+        if ipv6:
+            self.ah6 = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
+            _attach_filter(self.ah6, _IPV6_MAYBE_AH)
+            self.ah6.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            self.ah6.setblocking(False)
         self.send_errors = 0
         families = [socket.AF_INET] + ([socket.AF_INET6] if ipv6 else [])
         for fam in families:
@@ -67,11 +109,20 @@ class Sockets:
                 self.udp[(fam, port)] = s
             for proto in (50, 51):
                 r = socket.socket(fam, socket.SOCK_RAW, proto)
+                r.setblocking(False)
+                if fam == socket.AF_INET6 and proto == 51:
+                    _attach_filter(r, _KEEP_NOTHING)
+                    self.ah6_sink = r
+                    continue
                 if fam == socket.AF_INET6:
                     r.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
                 r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-                r.setblocking(False)
                 self.raw_in[(fam, proto)] = r
+            # ICMP "too big" about our packets: the engine learns the path MTU to a peer.
+            icmp_proto = socket.IPPROTO_ICMP if fam == socket.AF_INET else socket.IPPROTO_ICMPV6
+            i = socket.socket(fam, socket.SOCK_RAW, icmp_proto)
+            i.setblocking(False)
+            self.icmp_in[fam] = i
         self.raw4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         _mark(self.raw4, mark)
         self.raw4.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
@@ -125,6 +176,18 @@ class Sockets:
                 return None
             return str(s.getsockname()[0])
 
+    def path_mtu(self, remote: str) -> int | None:
+        fam = socket.AF_INET6 if ":" in remote else socket.AF_INET
+        with socket.socket(fam, socket.SOCK_DGRAM) as s:
+            _mark(s, self.mark)
+            try:
+                s.connect((remote, 500))
+                if fam == socket.AF_INET:
+                    return int(s.getsockopt(socket.IPPROTO_IP, IP_MTU))
+                return int(s.getsockopt(socket.IPPROTO_IPV6, IPV6_MTU))
+            except OSError:
+                return None
+
     # -- receiving -------------------------------------------------------------------
     @staticmethod
     def recv_udp(sock: socket.socket, burst: int = 64) -> list[tuple[bytes, tuple[str, int], str]]:
@@ -176,8 +239,28 @@ class Sockets:
             out.append(_IPV6_HDR.pack(6 << 28, len(data), proto, 64, src, dst) + data)
         return out
 
+    @staticmethod
+    def recv_ah6(sock: socket.socket, burst: int = 64) -> list[bytes]:
+        """IPv6 packets carrying AH, whole (header chain included), from the packet socket;
+        the engine's own outgoing copies and packets without AH are left out."""
+        out = []
+        for _ in range(burst):
+            try:
+                data, addr = sock.recvfrom(65535)
+            except BlockingIOError:
+                break
+            if addr[2] == PACKET_OUTGOING or len(data) < 40:
+                continue
+            nh, off = data[6], 40
+            while nh in _EXT_BEFORE_AH and off + 2 <= len(data):
+                nh, off = data[off], off + (data[off + 1] + 1) * 8
+            if nh == 51:
+                out.append(data)
+        return out
+
     def close(self) -> None:
         """Close every socket."""
-        for s in [*self.udp.values(), *self.raw_in.values(), self.raw4, self.raw6]:
+        for s in [*self.udp.values(), *self.raw_in.values(), *self.icmp_in.values(), self.raw4,
+                  self.raw6, self.ah6, self.ah6_sink]:  # fmt: skip
             if s is not None:
                 s.close()

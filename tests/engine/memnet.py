@@ -59,6 +59,9 @@ class MemHost:
             raise OSError("host configuration refused (test)")
         self.config = config
 
+    def drop_counts(self) -> dict[str, int]:
+        return {}
+
 
 class MemNet:
     """The link between the engines, with a switch to cut one of them off."""
@@ -119,6 +122,9 @@ class MemWire:
 
     def source_for(self, remote: str) -> str | None:
         return self.address
+
+    def path_mtu(self, remote: str) -> int | None:
+        return None
 
 
 CONFIG = """\

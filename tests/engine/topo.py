@@ -153,6 +153,10 @@ class Sites:
         return p
 
     # -- configuration and engines ------------------------------------------------------
+    def engine_ns(self, side: str) -> str:
+        """The namespace key where side ``side``'s engine runs."""
+        return "ga" if side == "a" else "gb"
+
     def state(self, side: str) -> str:
         return str(self.workdir / side / "state.db")
 
@@ -216,7 +220,7 @@ class Sites:
         self, side: str, *args: str, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         """``python -m ipsecconf`` inside the side's gateway namespace."""
-        ns = "ga" if side == "a" else "gb"
+        ns = self.engine_ns(side)
         res = subprocess.run(
             ["ip", "netns", "exec", self.ns[ns], PYTHON, "-m", "ipsecconf", *args],
             capture_output=True, text=True, timeout=timeout, env=self.env, check=False,
@@ -226,7 +230,7 @@ class Sites:
         return res
 
     def ipsec(self, side: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        ns = "ga" if side == "a" else "gb"
+        ns = self.engine_ns(side)
         res = subprocess.run(
             ["ip", "netns", "exec", self.ns[ns], PYTHON, "-m", "ipsecconf.cli.ipsec_main",
              "--state", self.state(side), *args],
@@ -240,7 +244,7 @@ class Sites:
         return self.cli(side, "apply", "--state", self.state(side), "--auto-approve", str(cfg))
 
     def start_engine(self, side: str, *extra: str, wait: float = 15.0) -> subprocess.Popen[str]:
-        ns = "ga" if side == "a" else "gb"
+        ns = self.engine_ns(side)
         log = open(self.workdir / f"engine-{side}.log", "a")  # noqa: SIM115
         p = self.popen(
             ns, PYTHON, "-m", "ipsecconf", "engine", "run", "--state", self.state(side), *extra,
