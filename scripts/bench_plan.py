@@ -26,31 +26,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ENCS = ("aes128gcm", "aes256gcm", "chacha20poly1305", "aes128", "aes256")
+sys.path.insert(0, str(ROOT))
 
-
-def _policy(i: int, changed: bool) -> str:
-    enc = ENCS[(i + (1 if changed else 0)) % len(ENCS)]
-    auth = "none" if "gcm" in enc or "chacha" in enc else "sha256"
-    return (
-        f"  - name: p{i}\n"
-        f"    description: synthetic policy {i}\n"
-        f"    source: 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}/32\n"
-        f"    destination: 203.0.113.{i % 250 + 1}/32[{1024 + i % 60000}]\n"
-        f"    ip_protocol: tcp\n"
-        f"    direction: out\n"
-        f"    protocol: esp\n"
-        f"    encryption: {enc}\n"
-        f"    authentication: {auth}\n"
-        f"    level: restrict\n"
-        f"    mirror: true\n"
-        f"    mode: transport\n"
-        f"    replay_window: 128\n"
-        f"    priority: {100 + i % 500}\n"
-        f"    lifetime:\n"
-        f"      time: 1h\n"
-        f"      bytes: 4G\n"
-    )
+from scripts.gen_policies import policy_block  # noqa: E402
 
 
 def generate(directory: Path, count: int, *, changed_every: int = 0) -> None:
@@ -66,7 +44,7 @@ def generate(directory: Path, count: int, *, changed_every: int = 0) -> None:
             fh.write(f"  - address: 203.0.113.{h}\n    key: env:BENCH_PSK\n")
         fh.write("policies:\n")
         for i in range(plain):
-            fh.write(_policy(i, bool(changed_every) and i % changed_every == 0))
+            fh.write(policy_block(i, bool(changed_every) and i % changed_every == 0))
     with open(directory / "10-loop.yaml.j2", "w") as fh:
         fh.write(f"vars:\n  first: {plain}\n  count: {looped}\n")
         fh.write("policies:\n{% for i in range(first, first + count) %}\n")

@@ -17,8 +17,9 @@ HEADER = "# yaml-language-server: $schema=../../schemas/ipsecconf.schema.json\n"
 ENCS = ("aes128gcm", "aes256gcm", "chacha20poly1305", "aes128", "aes256")
 
 
-def policy_block(i: int) -> str:
-    enc = ENCS[i % len(ENCS)]
+def policy_block(i: int, changed: bool = False) -> str:
+    """One policy of 17 fields; ``changed`` picks the next cipher (the plan benchmark's 1%)."""
+    enc = ENCS[(i + (1 if changed else 0)) % len(ENCS)]
     auth = "none" if "gcm" in enc or "chacha" in enc else "sha256"
     return (
         f"  - name: p{i}\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,13 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+# The man page's CIFS policy, and an unmirrored AH one, as typed at the prompt.
+CIFS_ADD = shlex.split(
+    "policy add -s 198.51.100.0/24 -t 203.0.113.10/32[139] -p esp -e 3des -a sha1 -d in"
+)
+AH_ADD = shlex.split("policy add -t 203.0.113.20 -p ah -a md5 -d out -m -f 17")
 
 
 def policies(capsys: pytest.CaptureFixture[str]) -> list[dict]:
@@ -245,39 +253,8 @@ def test_index_numbers_are_stable(state: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_policy_show_layout_and_filters(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run(
-        capsys,
-        "policy",
-        "add",
-        "-s",
-        "198.51.100.0/24",
-        "-t",
-        "203.0.113.10/32[139]",
-        "-p",
-        "esp",
-        "-e",
-        "3des",
-        "-a",
-        "sha1",
-        "-d",
-        "in",
-    )
-    run(
-        capsys,
-        "policy",
-        "add",
-        "-t",
-        "203.0.113.20",
-        "-p",
-        "ah",
-        "-a",
-        "md5",
-        "-d",
-        "out",
-        "-m",
-        "-f",
-        "17",
-    )
+    run(capsys, *CIFS_ADD)
+    run(capsys, *AH_ADD)
     _code, out, _ = run(capsys, "policy", "show")
     lines = out.splitlines()
     assert lines[0].split() == [
@@ -405,41 +382,8 @@ def test_stats_and_zero(state: Path, capsys: pytest.CaptureFixture[str]) -> None
 def test_round_trip_through_export(
     state: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run(
-        capsys,
-        "policy",
-        "add",
-        "-s",
-        "198.51.100.0/24",
-        "-t",
-        "203.0.113.10/32[139]",
-        "-p",
-        "esp",
-        "-e",
-        "3des",
-        "-a",
-        "sha1",
-        "-d",
-        "in",
-    )
-    run(
-        capsys,
-        "policy",
-        "add",
-        "-t",
-        "203.0.113.20",
-        "-p",
-        "ah",
-        "-a",
-        "md5",
-        "-d",
-        "out",
-        "-m",
-        "-f",
-        "17",
-        "-l",
-        "permit",
-    )
+    run(capsys, *CIFS_ADD)
+    run(capsys, *AH_ADD, "-l", "permit")
     before = policies(capsys)
     exported = tmp_path / "export.yaml"
     assert ipsecconf(["export", "-o", str(exported)]) == 0
