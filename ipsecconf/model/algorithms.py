@@ -13,6 +13,7 @@ salt where the cipher has one (RFC 4106 for AES-GCM, RFC 7634 for ChaCha20-Poly1
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -278,7 +279,7 @@ class UnknownAlgorithm(ValueError):
     """An algorithm word that is not in the vocabulary; the message lists the valid ones."""
 
 
-def _lookup(kind: str, word: str, table: dict[str, object], aliases: dict[str, str]) -> str:
+def _lookup(kind: str, word: str, table: Mapping[str, object], aliases: dict[str, str]) -> str:
     key = str(word).strip().lower().replace("-", "")
     key = aliases.get(key, key)
     if key not in table:
@@ -289,12 +290,12 @@ def _lookup(kind: str, word: str, table: dict[str, object], aliases: dict[str, s
 
 def cipher(word: str) -> Cipher:
     """The cipher a configuration word names (aliases allowed)."""
-    return CIPHERS[_lookup("encryption", word, dict(CIPHERS), CIPHER_ALIASES)]
+    return CIPHERS[_lookup("encryption", word, CIPHERS, CIPHER_ALIASES)]
 
 
 def integrity(word: str) -> Integrity:
     """The integrity algorithm a configuration word names (aliases allowed)."""
-    return INTEGRITIES[_lookup("authentication", word, dict(INTEGRITIES), INTEGRITY_ALIASES)]
+    return INTEGRITIES[_lookup("authentication", word, INTEGRITIES, INTEGRITY_ALIASES)]
 
 
 def prf(word: str) -> Prf:
@@ -302,9 +303,9 @@ def prf(word: str) -> Prf:
     w = str(word).strip().lower()
     if not w.startswith("prf"):
         w = "prf" + w
-    return PRFS[_lookup("prf", w, dict(PRFS), {})]
+    return PRFS[_lookup("prf", w, PRFS, {})]
 
 
 def dh_group(word: str | int) -> DhGroup:
     """The DH group a word or IANA number names (``ecp256``, ``19``, ``curve25519``)."""
-    return DH_GROUPS[_lookup("DH group", str(word), dict(DH_GROUPS), DH_ALIASES)]
+    return DH_GROUPS[_lookup("DH group", str(word), DH_GROUPS, DH_ALIASES)]

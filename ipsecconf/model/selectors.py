@@ -12,6 +12,7 @@ SCTP, UDP-Lite and DCCP.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -134,6 +135,10 @@ class Endpoint:
     @classmethod
     def parse(cls, text: str) -> Endpoint:
         """Parse the seed's ``address/prefixlen[port]`` shorthand (each part optional)."""
+        return _parse_endpoint(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Endpoint:
         m = _SHORTHAND.match(text)
         if not m:
             raise SelectorError(
@@ -214,3 +219,10 @@ class Selector:
             0 if self.protocol else 1,
             span,
         )
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_endpoint(text: str) -> Endpoint:
+    # Endpoints are immutable and configurations repeat them (every policy towards the
+    # same server): parse each text once.
+    return Endpoint._parse(text)
