@@ -10,7 +10,7 @@ lifetimes, rekeys and liveness timeouts run in milliseconds.
 from __future__ import annotations
 
 import ipaddress
-import os
+import random
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,7 +66,9 @@ class MemHost:
 class MemNet:
     """The link between the engines, with a switch to cut one of them off."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        """Seeds every engine's randomness, so that a failing run replays exactly."""
         self.queue: list[IkeItem | bytes] = []
         self.nodes: dict[str, Engine] = {}
         self.down: set[str] = set()
@@ -201,12 +203,13 @@ def node(net: MemNet, clock: Clock, workdir: Path, side: str, **cfg: object) -> 
     return start(net, clock, state, side)
 
 
-def start(net: MemNet, clock: Clock, state: str, side: str) -> Node:
-    """An engine on an existing store."""
+def start(net: MemNet, clock: Clock, state: str, side: str, seed: int | None = None) -> Node:
+    """An engine on an existing store, its randomness from ``seed`` (else the net's)."""
     address = A_OUT if side == "a" else B_OUT
     store = Store.open(state)
     tun, host = MemTun(), MemHost()
-    engine = Engine(store, MemWire(net, address), tun, host, os.urandom, clock)
+    rng = random.Random(f"{net.seed if seed is None else seed}:{side}:{len(net.nodes)}")
+    engine = Engine(store, MemWire(net, address), tun, host, rng.randbytes, clock)
     net.nodes[address] = engine
     engine.start(clock.t)
     return Node(engine, store, tun, host, state)
