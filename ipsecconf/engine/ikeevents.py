@@ -4,14 +4,14 @@
   peer are dropped at once (RFC 7296 2.4).
 * Child SA established: the inbound and outbound SAs are installed in the SAD (keys from
   the event, lifetimes from the policy, soft lifetime a little before the hard one with a
-  random spread so that two peers rarely rekey at once), recorded Mature, the queued
-  packets are sent, and the IKE SA this one replaces (a rekey) is deleted.
+  random spread so that two peers rarely rekey at once), recorded Mature, and the queued
+  packets are sent.  For a rekey the IKE core deletes the old pair next (ChildSaDeleted).
 * Failures: logged with the reason, counted, queued packets dropped; permit policies fall
   back to clear traffic; ``start: immediate`` pairs retry with a growing backoff.
 * Deletes and hard expiries: the SAs turn Dead (visible 60 s); a soft expiry marks the SAs
-  Dying and starts the rekey of their IKE SA by its initiator (the responder follows half
-  a rekey margin later if the initiator has not rekeyed: no collisions to resolve), and
-  so does the IKE SA's own lifetime (a re-authentication).
+  Dying and rekeys the child in place (CREATE_CHILD_SA, RFC 7296 2.8) from whichever side
+  gets there first -- the random spread makes a collision rare and the IKE core resolves
+  one (2.8.1) -- and the IKE SA's own lifetime rekeys it in place (2.18).
 * Liveness: a peer that sent nothing for ``liveness_interval`` is asked (RFC 7296 2.4).
 """
 
@@ -34,6 +34,7 @@ from ipsecconf.ike.events import (
     ChildSaEstablished,
     ChildSaFailed,
     IkeEvent,
+    IkeRekeyFailed,
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
@@ -55,8 +56,8 @@ def handle(mgr: IkeManager, entry: IkeEntry, event: IkeEvent, now: float) -> Non
         entry.next_liveness = now + entry.liveness
         lifetime, margin = entry.ike_lifetime
         if lifetime and entry.initiator:
-            # The IKE SA's own lifetime: re-authenticate a margin before it runs out.
-            entry.reauth_at = now + max(lifetime - min(margin, lifetime / 2), 1.0)
+            # The IKE SA's own lifetime: rekey it a margin before it runs out.
+            entry.rekey_at = now + max(lifetime - min(margin, lifetime / 2), 1.0)
         mgr.book.count("ike_succeeded")
         log.info(
             "IKE SA with %s established as %s: %s, SPIs %s/%s%s",
@@ -90,6 +91,18 @@ def handle(mgr: IkeManager, entry: IkeEntry, event: IkeEvent, now: float) -> Non
                 _retry_soon(mgr, child.pair, entry.remote, now)
     elif isinstance(event, IkeSaRekeyed):
         _rekeyed(mgr, entry, event, now)
+    elif isinstance(event, IkeRekeyFailed):
+        entry.rekeying = False
+        lifetime, margin = entry.ike_lifetime
+        # The old IKE SA stays in use; try again a tenth of the margin later.
+        entry.rekey_at = now + max(min(margin, lifetime / 2) / 10, 1.0)
+        log.warning(
+            "rekey of the IKE SA with %s failed: %s (%s)%s",
+            entry.remote,
+            event.reason.value,
+            event.detail,
+            f", notify {event.notify}" if event.notify is not None else "",
+        )
     elif isinstance(event, IkeSaDeleted) and event.rekeyed:
         # Its children live on in the successor (moved at IkeSaRekeyed): keep them.
         log.info("IKE SA with %s replaced by its rekey, old SA deleted", entry.remote)
@@ -120,7 +133,7 @@ def _rekeyed(mgr: IkeManager, entry: IkeEntry, ev: IkeSaRekeyed, now: float) -> 
     new.ike_lifetime = entry.ike_lifetime
     lifetime, margin = new.ike_lifetime
     if lifetime and new.initiator:
-        new.reauth_at = now + max(lifetime - min(margin, lifetime / 2), 1.0)
+        new.rekey_at = now + max(lifetime - min(margin, lifetime / 2), 1.0)
     if not ev.redundant:
         new.children, entry.children = entry.children, []
     mgr.entries[ev.successor.spi_i] = new
@@ -251,16 +264,9 @@ def _install(mgr: IkeManager, entry: IkeEntry, ev: ChildSaEstablished, now: floa
     queued = mgr.queues.pop(key, [])
     if queued:
         mgr.resend(queued, now)
-    old = entry.replaces
-    if old is not None:
-        entry.replaces = None
-        log.info(
-            "rekeyed policy %s with %s: old SPIs in %s",
-            pair.name,
-            remote,
-            ", ".join(f"0x{c.spi_in:08x}" for c in old.children) or "-",
-        )
-        mgr.close(old, now)
+    if ev.rekey_of is not None:
+        entry.rekeying = False
+        log.info("rekeyed policy %s with %s: old SPI in 0x%08x", pair.name, remote, ev.rekey_of)
 
 
 def _failed(mgr: IkeManager, entry: IkeEntry, ev: ChildSaFailed | IkeSaFailed, now: float) -> None:
@@ -285,9 +291,7 @@ def _failed(mgr: IkeManager, entry: IkeEntry, ev: ChildSaFailed | IkeSaFailed, n
         log.warning("policy %s is permit: traffic to %s goes in clear", pair, entry.remote)
         mgr.proc.negotiation_failed(f"{pair}.out", ipaddress.ip_address(entry.remote).packed)
         mgr.proc.negotiation_failed(f"{pair}.in", ipaddress.ip_address(entry.remote).packed)
-    if entry.replaces is not None:
-        entry.replaces.rekeying = False  # try the rekey again at the next soft event
-        entry.replaces = None
+    entry.rekeying = False  # a failed rekey leaves the old SAs in use until they expire
     if isinstance(ev, ChildSaFailed) and entry.initiator and not entry.children:
         # One child per IKE SA: an IKE SA whose child failed has no use; delete it, so
         # that the next packet (after the backoff) negotiates afresh.
@@ -304,20 +308,22 @@ def remove_child(mgr: IkeManager, entry: IkeEntry, child: Child, now: float) -> 
         entry.children.remove(child)
 
 
-def reauthenticate(mgr: IkeManager, entry: IkeEntry, now: float) -> None:
-    """Replace an IKE SA whose lifetime is running out by a new one (make before break)."""
-    if entry.rekeying or mgr.closing or not entry.children:
+def rekey_ike(mgr: IkeManager, entry: IkeEntry, now: float) -> None:
+    """Rekey an IKE SA whose lifetime is running out, in place (RFC 7296 2.18)."""
+    if entry.rekeying or mgr.closing or not entry.established:
         return
-    pair = mgr.config.pairs.get(entry.children[0].pair)
-    if pair is None:
+    try:
+        entry.sa.rekey_ike(now)
+    except LocalProtocolError as exc:
+        log.warning("cannot rekey the IKE SA with %s: %s", entry.remote, exc)
         return
     entry.rekeying = True
-    log.info("IKE SA with %s due for a rekey: re-authenticating", entry.remote)
-    mgr.initiate(pair, entry.remote, now, replaces=entry)
+    log.info("IKE SA with %s due for a rekey: CREATE_CHILD_SA", entry.remote)
+    mgr.flush(entry, now)
 
 
 def sa_expired(mgr: IkeManager, event: SaEvent, now: float) -> None:
-    """A soft expiry starts a rekey of the IKE SA carrying the SA; a hard one is logged."""
+    """A soft expiry rekeys the child in place; a hard one is logged."""
     key = sa_key(event.spi, event.dst, event.protocol)
     for entry in list(mgr.entries.values()):
         for child in entry.children:
@@ -332,18 +338,13 @@ def sa_expired(mgr: IkeManager, event: SaEvent, now: float) -> None:
                 )
                 mgr.book.set_state([key], "D")
                 return
+            mgr.book.set_state([child.key_in, child.key_out], "d")
             if entry.rekeying or mgr.closing:
                 return
-            pair = mgr.config.pairs.get(child.pair)
-            if pair is None:
-                return
-            mgr.book.set_state([child.key_in, child.key_out], "d")
-            if not entry.initiator:
-                # Both ends reach the soft lifetime at about the same time; the IKE SA's
-                # initiator rekeys, the responder only if nothing happened half a margin
-                # later (no collision of two rekeys to resolve).
-                margin = min(pair.lifetime[3], pair.lifetime[0] / 2) if pair.lifetime[0] else 0
-                entry.reauth_at = min(entry.reauth_at, now + max(margin / 2, 1.0))
+            try:
+                entry.sa.rekey_child(now, child.spi_in)
+            except LocalProtocolError as exc:  # e.g. the peer is rekeying it already
+                log.info("SA 0x%08x of policy %s not rekeyed: %s", event.spi, child.pair, exc)
                 return
             entry.rekeying = True
             log.info(
@@ -352,7 +353,7 @@ def sa_expired(mgr: IkeManager, event: SaEvent, now: float) -> None:
                 child.pair,
                 event.limit.value,
             )
-            mgr.initiate(pair, entry.remote, now, replaces=entry)
+            mgr.flush(entry, now)
             return
 
 

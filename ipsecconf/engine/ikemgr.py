@@ -1,11 +1,12 @@
 """IKE SAs of the running engine: acquire, responders, events into the dataplane, rekey,
 liveness, retries (strongSwan's trap manager and ike_sa_manager, much reduced).
 
-One IKE SA carries one child SA (one policy pair): the IKE core negotiates its first
-child in IKE_AUTH and refuses CREATE_CHILD_SA, so a second pair with the same peer gets
-an IKE SA of its own, and a rekey is a make-before-break re-authentication: a new IKE SA
-with a new child, then a Delete of the old IKE SA.  INITIAL_CONTACT goes only in the first
-IKE_AUTH with each peer after a start; receiving it drops older SAs with that peer at once.
+One IKE SA carries one child SA (one policy pair), negotiated in IKE_AUTH; a second pair
+with the same peer gets an IKE SA of its own.  Rekeys happen in place with CREATE_CHILD_SA
+(RFC 7296 2.8 for the child at its soft lifetime, 2.18 for the IKE SA at its own), make
+before break: the new SAs are installed before the old ones are deleted.  INITIAL_CONTACT
+goes only in the first IKE_AUTH with each peer after a start; receiving it drops older SAs
+with that peer at once.
 
 Outbound packets that find no SA are queued (32 per pair and peer) while the negotiation
 runs and sent once the SA is installed; the rest are dropped and counted.  Keys travel
@@ -67,13 +68,13 @@ class IkeEntry:
     liveness: float
     larval: list[SaKey] = field(default_factory=list)
     children: list[Child] = field(default_factory=list)
-    replaces: IkeEntry | None = None
     rekeying: bool = False
+    """A CREATE_CHILD_SA rekey (of a child or of the IKE SA) we started is running."""
     established: bool = False
     next_liveness: float = 0.0
     seen_packets: int = -1
-    reauth_at: float = float("inf")
-    """When the IKE SA's own lifetime asks for a re-authentication (initiator side)."""
+    rekey_at: float = float("inf")
+    """When the IKE SA's own lifetime asks for its rekey (initiator side)."""
     ike_lifetime: tuple[float, float] = (0.0, 0.0)
 
     @property
@@ -165,7 +166,6 @@ class IkeManager:
         now: float,
         *,
         trigger: TriggerPacket | None = None,
-        replaces: IkeEntry | None = None,
     ) -> IkeEntry | None:
         """Start an IKE SA with ``remote`` for ``pair``."""
         cfg = self.config
@@ -197,13 +197,10 @@ class IkeManager:
             log.warning("cannot negotiate policy %s with %s: %s", pair.name, remote, exc)
             self._failed_key((pair.name, remote), now)
             return None
-        entry.replaces = replaces
         self.contacted.add(remote)
         self.entries[entry.sa.spi_i] = entry
         self.book.count("ike_started")
-        log.info(
-            "IKE_SA_INIT to %s for policy %s%s", remote, pair.name, " (rekey)" if replaces else ""
-        )
+        log.info("IKE_SA_INIT to %s for policy %s", remote, pair.name)
         self.flush(entry, now)
         return entry
 
@@ -353,9 +350,9 @@ class IkeManager:
                 self.flush(entry, now)
             if entry.established and entry.liveness > 0 and now >= entry.next_liveness:
                 ikeevents.liveness(self, entry, now)
-            if now >= entry.reauth_at:
-                entry.reauth_at = float("inf")
-                ikeevents.reauthenticate(self, entry, now)
+            if now >= entry.rekey_at:
+                entry.rekey_at = float("inf")
+                ikeevents.rekey_ike(self, entry, now)
         for event in self.sad.drain_events():
             ikeevents.sa_expired(self, event, now)
         self.ensure_immediate(now)

@@ -77,6 +77,7 @@ def test_rekey_on_soft_lifetime_keeps_traffic_and_retires_old_sas(
     a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
     run(net, clock, [a, b], 1.0)
     first = live_spis(a)
+    (ike,) = list(a.engine.ike.entries)
     delivered = 0
     # Soft lifetime: 60 s - 20 s margin (less a random tenth of it), so the first rekey
     # comes 38-40 s in and the old SAs die at 60 s. The run stops at 70 s, before the new
@@ -88,6 +89,8 @@ def test_rekey_on_soft_lifetime_keeps_traffic_and_retires_old_sas(
     assert delivered == 70  # not one packet lost across the rekey
     second = live_spis(a)
     assert second and not (second & first) and live_spis(b) == second
+    # Rekeyed in place (CREATE_CHILD_SA, RFC 7296 2.8): still the one first IKE SA.
+    assert list(a.engine.ike.entries) == list(b.engine.ike.entries) == [ike]
     states = {int(r["spi"]): r["state"] for r in sa_rows(a)}  # type: ignore[call-overload]
     assert all(states.get(spi, "D") == "D" for spi in first)  # Dead, or gone after 60 s
 
@@ -200,7 +203,7 @@ def test_refused_child_is_retried_once_the_peer_agrees(
     assert len(a.engine.ike.entries) == 1  # the failed IKE SA was deleted, not kept
 
 
-def test_ike_lifetime_reauthenticates_without_losing_traffic(
+def test_ike_lifetime_rekeys_the_ike_sa_in_place_without_losing_traffic(
     net: MemNet, clock: Clock, tmp_path: Path
 ) -> None:
     a = node(net, clock, tmp_path, "a", ike_lifetime=100)
@@ -208,13 +211,16 @@ def test_ike_lifetime_reauthenticates_without_losing_traffic(
     a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
     run(net, clock, [a, b], 1.0)
     (first,) = list(a.engine.ike.entries)
-    for seq in range(1, 70):  # re-authentication due 50 s in (lifetime 100 s, margin <= half)
+    children = live_spis(a)
+    for seq in range(1, 70):  # the IKE rekey is due 50 s in (lifetime 100 s, margin <= half)
         a.engine.outbound([icmp(HOST_A, HOST_B, seq)], clock.t)
         run(net, clock, [a, b], 1.0)
     assert len(b.tun.packets) == 70
     assert list(a.engine.ike.entries) != [first] and len(a.engine.ike.entries) == 1
-    assert len(b.engine.ike.entries) == 1
-    assert len(live_spis(a)) == 2 and live_spis(a) == live_spis(b)
+    assert list(b.engine.ike.entries) == list(a.engine.ike.entries)  # the same new SPIs
+    # CREATE_CHILD_SA (RFC 7296 2.18): the child SAs moved to the new IKE SA unchanged.
+    assert live_spis(a) == live_spis(b) == children
+    assert a.engine.ike.entries[list(a.engine.ike.entries)[0]].children
 
 
 def test_dying_while_the_rekey_runs_then_dead(net: MemNet, clock: Clock, tmp_path: Path) -> None:

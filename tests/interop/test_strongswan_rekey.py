@@ -3,11 +3,10 @@ running across each.
 
 Started by strongSwan: a child rekey (CREATE_CHILD_SA, RFC 7296 2.8) and an IKE SA rekey
 (2.18; the children move to the new IKE SA).  Started by ipsecconf: the engine rekeys a
-child at its soft lifetime by re-authenticating, make before break (a new IKE SA with a
-new child, then a Delete of the old IKE SA; docs/engine.md), which replaces the IKE SA
-as well.  Deletes started by each side are in test_strongswan_tunnel.py.  After each,
-both sides list the same new SPIs and neither lists the old ones, and the ping (every
-50 ms) loses at most a few packets; the counts are printed.
+child in place at its soft lifetime, and the IKE SA at its ``ike_lifetime``.  Deletes
+started by each side are in test_strongswan_tunnel.py.  After each, both sides list the
+same new SPIs and neither lists the old ones, and the ping (every 50 ms) loses at most a
+few packets; the counts are printed.
 
 Needs root and the Debian packages of scripts/install-test-deps.sh; skipped otherwise.
 """
@@ -103,13 +102,23 @@ def test_ike_rekey_by_strongswan(lab: tuple[topo.Sites, Charon], tmp_path: Path)
     assert ss.ike_spis() == {new_ike}
 
 
-def test_rekey_by_ipsecconf(lab: tuple[topo.Sites, Charon], tmp_path: Path) -> None:
-    s, ss = lab
-    # A 24 s child lifetime with a 12 s margin: the engine (the IKE initiator) rekeys
-    # 10.8-12 s after the SA is installed, by re-authentication.
+def _engine_config(s: topo.Sites, peer_lines: str = "", policy_lines: str = "") -> Path:
     cfg = engine_yaml(s, encryption="aes128", authentication="sha256", ike=IKE)
-    cfg.write_text(cfg.read_text() + "    lifetime:\n      time: 24\n      rekey_margin: 12\n")
-    s.apply("a", cfg)  # the changed policy: the engine deletes its SAs with strongSwan
+    text = cfg.read_text().replace(
+        "    udp_encapsulation: true\n", "    udp_encapsulation: true\n" + peer_lines, 1
+    )
+    cfg.write_text(text + policy_lines)
+    return cfg
+
+
+def test_child_rekey_by_ipsecconf(lab: tuple[topo.Sites, Charon], tmp_path: Path) -> None:
+    s, ss = lab
+    # A 24 s child lifetime with a 12 s margin: the engine rekeys the child in place
+    # (CREATE_CHILD_SA) 10.8-12 s after it is installed.
+    s.apply(
+        "a",
+        _engine_config(s, policy_lines="    lifetime:\n      time: 24\n      rekey_margin: 12\n"),
+    )
     establish(s, ss, "initiator")
     old = check_traffic(s, ss, tmp_path / "before.pcap")
     old_ike = ss.ike_spis()
@@ -121,8 +130,30 @@ def test_rekey_by_ipsecconf(lab: tuple[topo.Sites, Charon], tmp_path: Path) -> N
 
     assert wait_for(replaced, 20, step=0.5), s.log("a")[-2000:] + ss.log_text()[-2000:]
     sent, lost = pinger.lost()
-    print(f"rekey by ipsecconf (re-authentication): {lost} of {sent} pings lost")
+    print(f"child rekey by ipsecconf: {lost} of {sent} pings lost")
     assert sent == 300 and lost <= MAX_LOST
-    assert wait_for(lambda: len(ss.ike_spis()) == 1 and not (ss.ike_spis() & old_ike), 10)
-    assert re.search(r"IKE_SA_INIT to 203\.0\.113\.2 for policy site \(rekey\)", s.log("a"))
+    assert ss.ike_spis() == old_ike  # in place: the same IKE SA
+    assert re.search(
+        r"SA 0x[0-9a-f]{8} of policy site reached its soft seconds lifetime: rekeying", s.log("a")
+    )
     check_traffic(s, ss, tmp_path / "after.pcap")
+
+
+def test_ike_rekey_by_ipsecconf(lab: tuple[topo.Sites, Charon], tmp_path: Path) -> None:
+    s, ss = lab
+    # A 24 s IKE lifetime with a 12 s margin: the engine rekeys the IKE SA 12 s in.
+    s.apply("a", _engine_config(s, peer_lines="    ike_lifetime: 24\n    rekey_margin: 12\n"))
+    establish(s, ss, "initiator")
+    children = check_traffic(s, ss, tmp_path / "before.pcap")
+    old_ike = ss.ike_spis()
+    pinger = Pinger(s, 300)  # 15 s
+    assert wait_for(
+        lambda: len(ss.ike_spis()) == 1 and not (ss.ike_spis() & old_ike), 20, step=0.5
+    ), s.log("a")[-2000:] + ss.log_text()[-2000:]
+    sent, lost = pinger.lost()
+    print(f"IKE rekey by ipsecconf: {lost} of {sent} pings lost")
+    assert sent == 300 and lost <= MAX_LOST
+    [new_ike] = ss.ike_spis()
+    assert f"SPIs {new_ike[0]}/{new_ike[1]}" in s.log("a"), s.log("a")[-2000:]
+    # The children moved to the new IKE SA unchanged (RFC 7296 2.18).
+    assert check_traffic(s, ss, tmp_path / "after.pcap") == children
