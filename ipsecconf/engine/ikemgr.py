@@ -188,7 +188,7 @@ class IkeManager:
                 children=(pair.child,),
                 force_encap=pair.udp_encap or bool(peer and peer.udp_encap),
                 initial_contact=remote not in self.contacted,
-                retransmit=self.retransmit,
+                retransmit=peer.retransmit if peer and peer.retransmit else self.retransmit,
                 **certauth.signing(self.config, peer),
             )
             entry = self._new_entry(config, True, remote, local, pair.name, peer)
@@ -294,7 +294,7 @@ class IkeManager:
             proposals=peer.ike_proposals if peer else tuple(default_ike()),
             children=tuple(p.child for p in pairs),
             initial_contact=remote not in self.contacted,
-            retransmit=self.retransmit,
+            retransmit=peer.retransmit if peer and peer.retransmit else self.retransmit,
             **signing,
         )
         self.contacted.add(remote)

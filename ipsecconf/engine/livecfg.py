@@ -10,6 +10,7 @@ live in :class:`PeerSpec`/:class:`LiveConfig` fields hidden from reprs.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 from collections.abc import Callable, Iterable
@@ -20,7 +21,14 @@ from ipsecconf.engine.certauth import certificates
 from ipsecconf.engine.ports import ClearDrop, HostConfig
 from ipsecconf.errors import IpsecconfError
 from ipsecconf.esp.spd import Action, Direction, Level, Policy
-from ipsecconf.ike.config import ChildConfig, Identity, Mode, PskLookup, PskQuery
+from ipsecconf.ike.config import (
+    ChildConfig,
+    Identity,
+    Mode,
+    PskLookup,
+    PskQuery,
+    RetransmitPolicy,
+)
 from ipsecconf.ike.credentials import Credentials, TrustAnchors
 from ipsecconf.model.proposals import Proposal, ProposalError, child_proposals, default_ike, parse
 from ipsecconf.model.selectors import ANY_PORT, Selector
@@ -76,6 +84,8 @@ class PeerSpec:
     udp_encap: bool = False
     ike_lifetime: float = 14400.0
     ike_rekey_margin: float = 540.0
+    retransmit: RetransmitPolicy | None = None
+    """The schedule of unanswered requests, from ``liveness_timeout``; None: the engine's."""
     auth: str = "psk"
     """``psk`` or ``certificate`` (sign with the node's certificate, check the peer's
     chain against the configured roots)."""
@@ -237,8 +247,20 @@ def _peer(name: str, data: dict[str, Any], psk: bytes | None) -> PeerSpec:
         udp_encap=bool(data.get("udp_encapsulation", False)),
         ike_lifetime=_seconds(data.get("ike_lifetime"), 14400.0),
         ike_rekey_margin=_seconds(data.get("rekey_margin"), 540.0),
+        retransmit=_retransmit(data.get("liveness_timeout")),
         auth=str(data.get("auth", "psk")),
     )
+
+
+def _retransmit(timeout: Any) -> RetransmitPolicy | None:
+    """strongSwan's schedule (4 s x 1.8^n, 5 retransmissions: about 161 s in all), scaled
+    so that the six waits add up to ``timeout``: the shape, and so its tolerance of a
+    congested path early on, stays the same."""
+    if timeout is None:
+        return None
+    default = RetransmitPolicy()
+    total = sum(default.base**n for n in range(default.tries + 1))
+    return dataclasses.replace(default, timeout=_seconds(timeout, 0.0) / total)
 
 
 def _esn_word(value: Any) -> str:

@@ -145,7 +145,23 @@ class Peer(_Model):
     ike_lifetime: Duration = 14400
     rekey_margin: Duration = 540
     liveness_interval: Duration = Field(30, description="dead peer detection; 0 = off")
+    liveness_timeout: Duration | None = Field(
+        None,
+        description=(
+            "how long an unanswered IKE request (a liveness check included) is retransmitted "
+            "before the peer is declared dead; default: strongSwan's schedule, about 160 s"
+        ),
+    )
     udp_encapsulation: bool = False
+
+    @field_validator("liveness_timeout")
+    @classmethod
+    def _timeout_floor(cls, value: int | None) -> int | None:
+        # Six waits share it: under 6 s the first retransmission would come in well under
+        # a second, faster than a loaded peer answers an IKE request.
+        if value is not None and value < 6:
+            raise ValueError("must be at least 6 seconds")
+        return value
 
 
 class PskEntry(_Model):

@@ -200,6 +200,14 @@ CASES: list[tuple[str, str, str, int, int | None]] = [
         14,
     ),
     (
+        "liveness-timeout-too-short",
+        "peers:\n  - name: w\n    address: 203.0.113.9\n    psk: env:TEST_PSK_GW\n"
+        "    liveness_timeout: 3\n",
+        "liveness_timeout: must be at least 6 seconds",
+        5,
+        23,
+    ),
+    (
         "psk-peer-no-key",
         "peers:\n  - name: w\n    address: 203.0.113.9\n",
         "no pre-shared key for peer w",

@@ -138,7 +138,7 @@ peers:
     psk: file:psk.txt
     liveness_interval: 10
     ike_lifetime: {ike_lifetime}
-policies:
+{extra}policies:
   - name: site
     source: {src}
     destination: {dst}
@@ -161,6 +161,7 @@ def write_config(
     start: str = "on_demand",
     ike_lifetime: int = 14400,
     udp: bool = False,
+    liveness_timeout: int | None = None,
 ) -> Path:
     """The YAML of site ``a`` (198.51.100.0/25) or ``b`` (198.51.100.128/25)."""
     d.mkdir(parents=True, exist_ok=True)
@@ -171,7 +172,8 @@ def write_config(
     cfg.write_text(
         CONFIG.format(peer=peer, local=local, src=src, dst=dst, encryption=encryption,
                       lifetime=lifetime, start=start, ike_lifetime=ike_lifetime,
-                      udp=str(udp).lower())
+                      udp=str(udp).lower(),
+                      extra=f"    liveness_timeout: {liveness_timeout}\n" * bool(liveness_timeout))
     )  # fmt: skip
     return cfg
 

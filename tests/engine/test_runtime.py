@@ -108,6 +108,22 @@ def test_liveness_notices_a_dead_peer(net: MemNet, clock: Clock, tmp_path: Path)
     assert a.store.counters()["ike_failed"] >= 1
 
 
+def test_liveness_timeout_shortens_the_wait_for_a_dead_peer(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    a = node(net, clock, tmp_path, "a", liveness_timeout=12)
+    b = node(net, clock, tmp_path, "b")
+    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
+    run(net, clock, [a, b], 1.0)
+    net.down.add(B_OUT)
+    # The first liveness check (10 s in) only notes the inbound counters; the second finds
+    # them unchanged and probes, then six waits add up to 12 s (strongSwan's 1.8^n shape).
+    run(net, clock, [a, b], 30.5, step=0.5)
+    assert len(live_spis(a)) == 2
+    run(net, clock, [a, b], 4.0, step=0.5)  # not the 160 s of the default schedule
+    assert live_spis(a) == set() and not a.engine.ike.entries
+
+
 def test_restart_sends_initial_contact_and_the_peer_drops_old_sas(
     net: MemNet, clock: Clock, tmp_path: Path
 ) -> None:
@@ -220,7 +236,7 @@ def test_ike_lifetime_rekeys_the_ike_sa_in_place_without_losing_traffic(
     assert list(b.engine.ike.entries) == list(a.engine.ike.entries)  # the same new SPIs
     # CREATE_CHILD_SA (RFC 7296 2.18): the child SAs moved to the new IKE SA unchanged.
     assert live_spis(a) == live_spis(b) == children
-    assert a.engine.ike.entries[list(a.engine.ike.entries)[0]].children
+    assert next(iter(a.engine.ike.entries.values())).children
 
 
 def test_dying_while_the_rekey_runs_then_dead(net: MemNet, clock: Clock, tmp_path: Path) -> None:

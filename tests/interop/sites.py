@@ -28,7 +28,7 @@ peers:
     psk: file:psk.txt
     liveness_interval: {liveness}
     udp_encapsulation: true
-{ike}policies:
+{ike}{peer_extra}policies:
   - name: site
     source: {src}
     destination: {dst}
@@ -54,9 +54,12 @@ def engine_yaml(
     family: int = 4,
     start: str = "on_demand",
     liveness: int = 30,
+    peer_extra: dict[str, int] | None = None,
+    policy_extra: str = "",
 ) -> Path:
     """Site A's desired state: one tunnel to strongSwan at B (ESP-in-UDP, as
-    strongSwan's user-space dataplane needs)."""
+    strongSwan's user-space dataplane needs); ``peer_extra`` adds fields to the peer,
+    ``policy_extra`` YAML lines to the policy."""
     i = 0 if family == 4 else 1
     local = ("203.0.113.1", "2001:db8:f::1")[i]
     peer = ("203.0.113.2", "2001:db8:f::2")[i]
@@ -72,7 +75,8 @@ def engine_yaml(
             peer=peer, local=local, liveness=liveness, src=src, dst=dst,
             encryption=encryption, authentication=authentication, start=start,
             ike=f"    ike_proposals: [{ike}]\n" if ike else "",
-        )
+            peer_extra="".join(f"    {k}: {v}\n" for k, v in (peer_extra or {}).items()),
+        ) + policy_extra
     )  # fmt: skip
     return cfg
 

@@ -1,13 +1,14 @@
 """strongSwan restarted or killed under a live tunnel: the engine notices and renegotiates.
 
-The engine at site A runs a ``start: immediate`` policy with a 2-second liveness interval
-against charon at B.  Restarted cleanly, charon deletes its IKE SA on the way down and
-the engine renegotiates as soon as the new charon answers.  Killed (SIGKILL) and started
-again, charon knows nothing of the old SAs and says nothing: the engine's liveness check
-(an empty INFORMATIONAL after 2 s without inbound traffic) goes unanswered through the
-retransmission schedule (strongSwan's defaults: 4 s x 1.8^n, 5 retransmits, about 160 s),
-the IKE SA fails, and the engine renegotiates.  Both cases end with traffic both ways,
-protected on the wire, and the same new SPIs on both sides.
+The engine at site A runs a ``start: immediate`` policy with a 2-second liveness
+interval and a 12-second liveness timeout against charon at B. Restarted cleanly, charon
+deletes its IKE SA on the way down and the engine renegotiates as soon as the new charon
+answers. Killed (SIGKILL) and started again, charon knows nothing of the old SAs and
+says nothing: the engine's liveness check (an empty INFORMATIONAL after 2 s without
+inbound traffic) goes unanswered through the retransmission schedule (strongSwan's
+shape, 1.8^n, scaled to add up to the 12 s), the IKE SA fails, and the engine
+renegotiates. Both cases end with traffic both ways, protected on the wire, and the same
+new SPIs on both sides.
 
 Needs root and the Debian packages of scripts/install-test-deps.sh; skipped otherwise.
 """
@@ -42,7 +43,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[topo.Sites, 
         ss.start()
         ss.load(conn("gw", "gb", ike=IKE, esp=ESP))
         s.apply("a", engine_yaml(s, encryption="aes128", authentication="sha256", ike=IKE,
-                                 start="immediate", liveness=2))  # fmt: skip
+                                 start="immediate", liveness=2,
+                                 peer_extra={"liveness_timeout": 12}))  # fmt: skip
         s.start_engine("a")
         try:
             yield s, ss
@@ -81,8 +83,9 @@ def test_strongswan_killed_liveness_notices(lab: tuple[topo.Sites, Charon], tmp_
     ss.stop(signal.SIGKILL)
     ss.start()
     ss.load(conn("gw", "gb", ike=IKE, esp=ESP))
-    took = renegotiated(s, ss, old, 200)
+    took = renegotiated(s, ss, old, 60)
     assert took is not None, s.log("a")[-3000:]
+    assert took < 30  # liveness interval 2 s + liveness timeout 12 s + the negotiation
     assert "not responding" in s.log("a") or "liveness" in s.log("a"), s.log("a")[-3000:]
     print(f"strongSwan killed: the engine's liveness check renegotiated after {took:.1f} s")
     check_traffic(s, ss, tmp_path / "wan2.pcap")

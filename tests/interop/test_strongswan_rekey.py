@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,13 @@ from tests.interop.test_strongswan_tunnel import check_traffic, engine_live, est
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
 
 IKE, ESP = "aes128-sha256-modp2048", "aes128-sha256"
+
+
+def engine_config(s: topo.Sites, **extra: Any) -> Path:
+    """Site A's YAML with this module's suite."""
+    return engine_yaml(s, encryption="aes128", authentication="sha256", ike=IKE, **extra)
+
+
 MAX_LOST = 5
 """Pings (of those sent every 50 ms across a rekey) that may be lost."""
 
@@ -43,7 +51,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[topo.Sites, 
         ss = Charon(s, "gb", s.workdir / "strongswan")
         ss.start()
         ss.load(conn("gw", "gb", ike=IKE, esp=ESP))
-        s.apply("a", engine_yaml(s, encryption="aes128", authentication="sha256", ike=IKE))
+        s.apply("a", engine_config(s))
         s.start_engine("a")
         establish(s, ss, "initiator")
         try:
@@ -102,23 +110,12 @@ def test_ike_rekey_by_strongswan(lab: tuple[topo.Sites, Charon], tmp_path: Path)
     assert ss.ike_spis() == {new_ike}
 
 
-def _engine_config(s: topo.Sites, peer_lines: str = "", policy_lines: str = "") -> Path:
-    cfg = engine_yaml(s, encryption="aes128", authentication="sha256", ike=IKE)
-    text = cfg.read_text().replace(
-        "    udp_encapsulation: true\n", "    udp_encapsulation: true\n" + peer_lines, 1
-    )
-    cfg.write_text(text + policy_lines)
-    return cfg
-
-
 def test_child_rekey_by_ipsecconf(lab: tuple[topo.Sites, Charon], tmp_path: Path) -> None:
     s, ss = lab
     # A 24 s child lifetime with a 12 s margin: the engine rekeys the child in place
     # (CREATE_CHILD_SA) 10.8-12 s after it is installed.
-    s.apply(
-        "a",
-        _engine_config(s, policy_lines="    lifetime:\n      time: 24\n      rekey_margin: 12\n"),
-    )
+    lifetime = "    lifetime:\n      time: 24\n      rekey_margin: 12\n"
+    s.apply("a", engine_config(s, policy_extra=lifetime))
     establish(s, ss, "initiator")
     old = check_traffic(s, ss, tmp_path / "before.pcap")
     old_ike = ss.ike_spis()
@@ -142,7 +139,7 @@ def test_child_rekey_by_ipsecconf(lab: tuple[topo.Sites, Charon], tmp_path: Path
 def test_ike_rekey_by_ipsecconf(lab: tuple[topo.Sites, Charon], tmp_path: Path) -> None:
     s, ss = lab
     # A 24 s IKE lifetime with a 12 s margin: the engine rekeys the IKE SA 12 s in.
-    s.apply("a", _engine_config(s, peer_lines="    ike_lifetime: 24\n    rekey_margin: 12\n"))
+    s.apply("a", engine_config(s, peer_extra={"ike_lifetime": 24, "rekey_margin": 12}))
     establish(s, ss, "initiator")
     children = check_traffic(s, ss, tmp_path / "before.pcap")
     old_ike = ss.ike_spis()
