@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    svc = service(args)
+    # Planning reads; only a saved plan needs the state to exist (its lineage and the salt
+    # of its secret fingerprints must be the ones apply will find).
+    svc = service(args, empty=not args.out)
     try:
         planned = svc.plan(inputs(args))
         print_diagnostics(planned.load.warnings)

@@ -21,15 +21,15 @@ def add_local_state_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def service(args: argparse.Namespace, *, create: bool = True) -> Service:
+def service(args: argparse.Namespace, *, create: bool = True, empty: bool = False) -> Service:
     """The service over the store named by ``--state`` / $IPSECCONF_STATE / the default:
     through the engine when one runs on it and answers its control socket, else the
-    store itself."""
+    store itself (a missing one created, or with ``empty`` an empty one in memory)."""
     path = state_path(getattr(args, "state", None))
     engine = connect_engine(path)
     if engine is not None:
         return Service(engine)
-    return Service(connect(path, kek=kek_material(), create=create))
+    return Service(connect(path, kek=kek_material(), create=create, empty=empty))
 
 
 def inputs(args: argparse.Namespace) -> Inputs:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -113,9 +114,15 @@ class Backend(Protocol):
 class StoreBackend:
     """The backend without an engine: the SQLite store at ``path``."""
 
-    def __init__(self, path: str, *, kek: bytes | None = None, create: bool = True) -> None:
+    def __init__(
+        self, path: str, *, kek: bytes | None = None, create: bool = True, empty: bool = False
+    ) -> None:
+        """``create`` a missing state file, or (``empty``) stand in for it in memory."""
         self.location = path
-        self.store = Store.open(path, create=create, kek=kek)
+        if empty and not os.path.exists(path):
+            self.store = Store.empty(path, kek=kek)
+        else:
+            self.store = Store.open(path, create=create, kek=kek)
         self._lock = StateLock(path)
 
     def snapshot(self) -> Snapshot:
@@ -192,14 +199,16 @@ class StoreBackend:
         self.store.close()
 
 
-def connect(path: str, *, kek: bytes | None = None, create: bool = True) -> Backend:
-    """The store backend for the state at ``path`` (no engine).
+def connect(
+    path: str, *, kek: bytes | None = None, create: bool = True, empty: bool = False
+) -> Backend:
+    """The store backend for the state at ``path`` (no engine); see :class:`StoreBackend`.
 
     Whether an engine holds this state and answers its control socket is asked one layer
     up, by ``cli.state_args.service`` through ``io.client.connect``: the engine layer
     cannot import the I/O adapters.
     """
-    return StoreBackend(path, kek=kek, create=create)
+    return StoreBackend(path, kek=kek, create=create, empty=empty)
 
 
 @contextlib.contextmanager

@@ -129,6 +129,14 @@ class Store:
                 os.chmod(path, 0o600)
         return cls(path, conn, kek)
 
+    @classmethod
+    def empty(cls, path: str, *, kek: bytes | None = None) -> Store:
+        """An in-memory, empty store standing for the state at ``path`` that does not
+        exist yet: what ``plan`` compares against without creating the file."""
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        cls._initialise(conn, path)
+        return cls(path, conn, kek)
+
     @staticmethod
     def _initialise(conn: sqlite3.Connection, path: str) -> None:
         current = schema.version(conn)

@@ -52,6 +52,22 @@ def test_apply_then_plan_is_clean_and_one_change_exits_2(
     assert code == 0  # without --detailed-exitcode changes are still success
 
 
+def test_plan_on_a_missing_state_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "state" / "state.db"
+    cfg = write(tmp_path / "cfg", config(1))
+    code, out, _ = cli(capsys, "--state", str(db), "plan", str(cfg))
+    assert code == 0 and "Plan: 5 to add" in out
+    assert not (tmp_path / "state").exists()
+    # A saved plan needs the state it will be applied to: that one is created.
+    saved = str(tmp_path / "p.plan")
+    code, out, _ = cli(capsys, "--state", str(db), "plan", str(cfg), "--out", saved)
+    assert code == 0 and db.exists()
+    code, out, _ = cli(capsys, "--state", str(db), "apply", saved)
+    assert code == 0 and "Apply complete!" in out
+
+
 def test_plan_json_and_saved_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "state.db")
     cfg = write(tmp_path / "cfg", config(1))
