@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipsecconf.engine.certauth import certificates
+from ipsecconf.engine.manual import ManualSpec
+from ipsecconf.engine.manual import specs as manual_specs
 from ipsecconf.engine.ports import ClearDrop, HostConfig
 from ipsecconf.errors import IpsecconfError
+from ipsecconf.esp.errors import SaConfigError
 from ipsecconf.esp.spd import Action, Direction, Level, Policy
 from ipsecconf.ike.config import (
     ChildConfig,
@@ -54,7 +57,7 @@ def from_store(store: Store) -> Source:
     rows = [PolicyRow.from_dict(json.loads(p.data)) for p in store.policies()]
     res = {
         (r.kind, r.name): json.loads(r.data)
-        for kind in ("peer", "psk", "setting", "cert")
+        for kind in ("peer", "psk", "setting", "cert", "sa")
         for r in store.resources(kind)
     }
     return Source(rows, res, store.secret_value)
@@ -133,6 +136,8 @@ class LiveConfig:
     psks: dict[str, bytes] = field(repr=False)
     tun_name: str = ""
     credentials: Credentials | None = field(default=None, repr=False)
+    manual: dict[str, ManualSpec] = field(default_factory=dict, repr=False)
+    """Manual SAs by name, bound to their pairs."""
     """The node's certificate, private key and intermediates, when configured."""
     trust: TrustAnchors | None = None
     """The configured roots, when there are any."""
@@ -340,8 +345,20 @@ def build(source: Source, reqids: Callable[[str], int]) -> LiveConfig:
         )
         pairs[name] = _pair(name, reqid, lead, selectors, peers)
     credentials, trust = certificates(source.resources, source.secret)
+    definitions = {name: d for (kind, name), d in source.resources.items() if kind == "sa"}
+    try:
+        manual = manual_specs(definitions, source.secret, pairs)
+    except SaConfigError as exc:
+        raise LiveConfigError(str(exc)) from None
     return LiveConfig(
-        policies, default_action, pairs, peers, psks, credentials=credentials, trust=trust
+        policies,
+        default_action,
+        pairs,
+        peers,
+        psks,
+        credentials=credentials,
+        trust=trust,
+        manual=manual,
     )
 
 

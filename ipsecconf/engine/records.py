@@ -122,6 +122,16 @@ class SaBook:
                 )
         self._rows[key] = _Row(sid, "M", outbound=c.direction is Direction.OUT)
 
+    def adopt_manual(self, sa: SecurityAssociation, name: str) -> None:
+        """A manual SA installed in the dataplane: its row (written by apply, Mature) gets
+        the traffic counts from now on."""
+        found = self.store.conn.execute("SELECT id FROM sas WHERE manual = ?", (name,)).fetchone()
+        if found is not None:
+            c = sa.config
+            self._rows[sa_key(c.spi, c.dst, c.protocol)] = _Row(
+                int(found[0]), "M", outbound=c.direction is Direction.OUT
+            )
+
     def set_state(self, keys: Iterable[SaKey], state: str) -> None:
         """Move SAs to ``state`` (``d`` when a rekey starts, ``D`` when deleted)."""
         ids = []

@@ -21,6 +21,7 @@ from typing import TypeVar
 from ipsecconf.engine import livecfg, pmtu
 from ipsecconf.engine.ikemgr import IkeManager
 from ipsecconf.engine.livecfg import LiveConfig
+from ipsecconf.engine.manual import ManualSas
 from ipsecconf.engine.ports import HostNetwork, Tun, Wire
 from ipsecconf.engine.records import SaBook
 from ipsecconf.esp import ip
@@ -59,6 +60,7 @@ class Engine:
         self.proc = Processor(self.sad, PolicyTable())
         self.book = SaBook(store, wall)
         self.ike = IkeManager(self.proc, wire, self.book, rng, self._send_queued)
+        self.manual = ManualSas(self.sad, self.book)
         self.config = LiveConfig([], self.proc.spd.default_action, {}, {}, {})
         self._reqids: dict[str, int] = {}
         self._next_sync = 0.0
@@ -84,7 +86,7 @@ class Engine:
             log.info("%d SAs of an earlier run marked Dead; they are renegotiated", stale)
         config = livecfg.build(livecfg.from_store(self.store), self.reqid)
         self.host.apply(config.host_config())
-        self._swap(config)
+        self._swap(config, now)
         log.info(
             "SPD loaded: %d entries, %d protected pairs, default %s",
             len(config.policies),
@@ -93,11 +95,12 @@ class Engine:
         )
         self.ike.ensure_immediate(now)
 
-    def _swap(self, config: LiveConfig) -> None:
+    def _swap(self, config: LiveConfig, now: float) -> None:
         spd = PolicyTable(config.policies, default_action=config.default_action)
         self.proc.spd = spd
         self.config = config
         self.ike.config = config
+        self.manual.sync(config.manual, now)
 
     def reconfigure(self, write: Callable[[Callable[[], None]], T], now: float) -> tuple[T, int]:
         """Change the configuration as one step.  ``write`` changes the store inside one
@@ -128,7 +131,7 @@ class Engine:
             raise
         new = staged[-1]
         changed = livecfg.changed_pairs(old, new)
-        self._swap(new)
+        self._swap(new, now)
         torn = self.ike.teardown(changed, now)
         if changed:
             log.info(
