@@ -182,8 +182,13 @@ class LiveConfig:
     def host_config(self) -> HostConfig:
         """Routes into the TUN for every outbound protect entry, and the restrict rules in
         SPD order: an inbound bypass entry ordered before a restrict entry becomes an
-        accept rule before its drop rule, as the SPD's first match would decide."""
-        routes: set[str] = set()
+        accept rule before its drop rule, as the SPD's first match would decide.
+
+        With ``default_action: discard`` (RFC 4301's closing rule) every destination is
+        routed into the TUN, so that the SPD decides on all outbound traffic, and every
+        inbound bypass entry is an accept rule before the firewall's final drop."""
+        discard = self.default_action is Action.DISCARD
+        routes: set[str] = {"0.0.0.0/0", "::/0"} if discard else set()
         drops: list[ClearDrop] = []
         for p in sorted(self.policies, key=Policy.sort_key):
             inbound_bypass = p.action is Action.BYPASS and p.direction is Direction.IN
@@ -196,10 +201,10 @@ class LiveConfig:
                 if inbound_bypass or p.level is Level.RESTRICT:
                     outbound = p.direction is Direction.OUT
                     drops.extend(_clear_drops(p.name, sel, outbound, accept=inbound_bypass))
-        # Accept rules only matter before a drop rule.
-        while drops and drops[-1].accept:
+        # Accept rules only matter before a drop rule (the final one of discard included).
+        while drops and drops[-1].accept and not discard:
             drops.pop()
-        return HostConfig(frozenset(routes), tuple(drops))
+        return HostConfig(frozenset(routes), tuple(drops), default_discard=discard)
 
 
 def _clear_drops(

@@ -69,6 +69,9 @@ class HostConfig:
     """Prefixes steered into the TUN (destinations of outbound protect entries)."""
     clear_drops: tuple[ClearDrop, ...]
     """The nftables rules of restrict policies."""
+    default_discard: bool = False
+    """``default_action: discard``: clear traffic that no rule accepts is dropped both ways
+    (everything is routed into the TUN, where the SPD decides)."""
 
 
 class HostNetwork(Protocol):

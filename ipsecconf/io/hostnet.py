@@ -11,7 +11,9 @@ Linux").  Implements :class:`~ipsecconf.engine.ports.HostNetwork`.
   postrouting chain dropping unmarked packets of a restrict policy that would leave by
   another interface (so a crashed engine fails closed: its routes vanish with the TUN,
   the table stays until the next start replaces it); a forward chain clamping the TCP
-  MSS of SYNs through the TUN to its MTU.
+  MSS of SYNs through the TUN to its MTU.  With ``default_action: discard`` both chains
+  end in a drop of what no rule accepted, after accepting loopback, IKE, ESP, AH and the
+  ICMP errors and neighbour discovery that IP itself needs.
 * The TUN's rp_filter is loose (2): decapsulated packets arrive on it.
 
 Everything is named by the engine's own names and numbers, so :meth:`HostNet.cleanup`
@@ -111,9 +113,12 @@ class HostNet:
             fam = "-6" if ":" in prefix else "-4"
             _run(["ip", fam, "route", "del", prefix, "table", str(n.table)], check=False)
         self._routes = set(config.routes)
-        _run(["nft", "-j", "-f", "-"], stdin=json.dumps(self.ruleset(config.clear_drops)))
+        _run(
+            ["nft", "-j", "-f", "-"],
+            stdin=json.dumps(self.ruleset(config.clear_drops, config.default_discard)),
+        )
 
-    def ruleset(self, drops: tuple[ClearDrop, ...]) -> dict[str, Any]:
+    def ruleset(self, drops: tuple[ClearDrop, ...], discard: bool = False) -> dict[str, Any]:
         """The whole nftables table as one JSON batch (replaced atomically)."""
         n = self.names
         table = {"family": "inet", "name": NFT_TABLE}
@@ -140,6 +145,10 @@ class HostNet:
             cmds.append({"add": {"rule": {"family": "inet", "table": NFT_TABLE,
                                           "chain": chain, "comment": d.policy[:100],
                                           "expr": _drop_expr(n.tun, d)}}})  # fmt: skip
+        if discard:
+            cmds += [{"add": {"rule": {"family": "inet", "table": NFT_TABLE, "chain": chain,
+                                       "comment": DEFAULT_DISCARD, "expr": expr}}}
+                     for chain, expr in _closing_rules(n.tun)]  # fmt: skip
         for v, mss in ((4, n.mtu - 40), (6, n.mtu - 60)):
             for direction in ("oifname", "iifname"):
                 expr = [
@@ -182,6 +191,35 @@ class HostNet:
 
 
 _MSS = {"tcp option": {"name": "maxseg", "field": "size"}}
+DEFAULT_DISCARD = "default_action discard"
+_UDP_DPORT = {"payload": {"protocol": "udp", "field": "dport"}}
+_ICMP_NEEDED = {
+    "icmp": ["destination-unreachable", "time-exceeded", "parameter-problem"],
+    "icmpv6": ["destination-unreachable", "packet-too-big", "time-exceeded",
+               "parameter-problem", "nd-router-solicit", "nd-router-advert",
+               "nd-neighbor-solicit", "nd-neighbor-advert", "nd-redirect"],
+}  # fmt: skip
+
+
+def _closing_rules(tun: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(chain, expression) of ``default_action: discard``, after every policy's rule."""
+    accept: list[dict[str, Any]] = [{"accept": None}]
+    rules: list[tuple[str, list[dict[str, Any]]]] = [
+        ("clear_in", [_match({"meta": {"key": "iifname"}}, "lo"), *accept]),
+        ("clear_out", [_match({"meta": {"key": "oifname"}}, "lo"), *accept]),
+        # ESP, AH and IKE (500, and 4500 with ESP-in-UDP) are what protects the rest.
+        ("clear_in", [_match({"meta": {"key": "l4proto"}}, {"set": [50, 51]}), *accept]),
+        ("clear_in", [_match(_UDP_DPORT, {"set": [500, 4500]}), *accept]),
+    ]
+    for proto, types in _ICMP_NEEDED.items():
+        match = _match({"payload": {"protocol": proto, "field": "type"}}, {"set": types})
+        rules += [("clear_in", [match, *accept]), ("clear_out", [match, *accept])]
+    drop: list[dict[str, Any]] = [{"counter": None}, {"drop": None}]
+    rules += [
+        ("clear_in", [_match({"meta": {"key": "iifname"}}, tun, "!="), *drop]),
+        ("clear_out", [_match({"meta": {"key": "oifname"}}, tun, "!="), *drop]),
+    ]
+    return rules
 
 
 def _match(left: dict[str, Any], right: Any, op: str = "==") -> dict[str, Any]:

@@ -68,3 +68,30 @@ def test_changed_pairs_are_those_whose_policy_peer_or_key_changed() -> None:
     assert livecfg.changed_pairs(old, _config(base, {"peer.gw#psk": b"k2"})) == {"site", "other"}
     assert livecfg.changed_pairs(old, _config(base[:2])) == {"other"}
     assert "k1" not in repr(old)
+
+
+def test_default_discard_routes_everything_and_closes_both_chains() -> None:
+    rows = _rows("site", "198.51.100.0/26", "198.51.100.128/26", **TUNNEL) + _rows(
+        "ssh", "198.51.100.0/26[22]", "198.51.100.128/26", action="bypass", protocol=None, proto=6
+    )
+    source = Source(
+        rows,
+        {("peer", "gw"): PEER, ("setting", "default_action"): {"value": "discard"}},
+        {"peer.gw#psk": b"k1"}.get,
+    )
+    host = livecfg.build(source, lambda n: 1).host_config()
+    assert host.default_discard and {"0.0.0.0/0", "::/0"} <= host.routes
+    # The bypass entry's inbound accept stays: the closing drop comes after it.
+    assert [(d.policy, d.accept) for d in host.clear_drops if not d.outbound] == [
+        ("ssh.in", True),
+        ("site.in", False),
+    ]
+    batch = HostNet(Names()).ruleset(host.clear_drops, host.default_discard)
+    rules = [c["add"]["rule"] for c in batch["nftables"] if "rule" in c.get("add", {})]
+    for chain in ("clear_in", "clear_out"):
+        last = [r for r in rules if r["chain"] == chain][-1]
+        assert last["expr"][-1] == {"drop": None} and last["comment"] == "default_action discard"
+    closing_in = [r["expr"] for r in rules if r.get("comment") == "default_action discard"]
+    # IKE and ESP are accepted before the drop, or nothing could be protected.
+    assert any({"set": [500, 4500]} in [e.get("match", {}).get("right") for e in x]
+               for x in closing_in)  # fmt: skip
