@@ -20,6 +20,7 @@ import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ipsecconf.engine import certauth, ikeevents
 from ipsecconf.engine.livecfg import LiveConfig, PairSpec, PeerSpec
@@ -29,7 +30,7 @@ from ipsecconf.esp.errors import SaConfigError
 from ipsecconf.esp.processor import Acquire, Processor
 from ipsecconf.esp.sa import Protocol
 from ipsecconf.esp.sad import LarvalSa, SaKey, sa_key
-from ipsecconf.ike.config import IkeConfig, RetransmitPolicy, TriggerPacket
+from ipsecconf.ike.config import ChildConfig, IkeConfig, RetransmitPolicy, TriggerPacket
 from ipsecconf.ike.context import IkeState
 from ipsecconf.ike.errors import LocalProtocolError
 from ipsecconf.ike.sa import IkeSa, route
@@ -38,6 +39,8 @@ from ipsecconf.model.proposals import default_ike
 log = logging.getLogger("ipsecconf.engine")
 
 QUEUE_PER_FLOW = 32
+INVALID_SPI_INTERVAL = 1.0
+"""Seconds between two INVALID_SPI notifications to one peer."""
 RETRY_FIRST = 0.5
 RETRY_MAX = 30.0
 Resend = Callable[[list[bytes], float], None]
@@ -108,6 +111,7 @@ class IkeManager:
         self.triggers: dict[tuple[str, str], TriggerPacket] = {}  # last acquire's, for retries
         self.retransmit = RetransmitPolicy()
         self.queue_drops = 0
+        self._invalid_spi_sent: dict[str, float] = {}
         self.closing = False
         self.now = 0.0
 
@@ -177,19 +181,13 @@ class IkeManager:
             self._failed_key((pair.name, remote), now)
             return None
         try:
-            config = IkeConfig(
-                local_address=ipaddress.ip_address(local),
-                remote_address=ipaddress.ip_address(remote),
-                psk=cfg.psk_lookup(peer),
-                remote_port=peer.port if peer else 500,
-                local_id=peer.local_id if peer else None,
-                remote_id=peer.remote_id if peer else None,
-                proposals=peer.ike_proposals if peer else tuple(default_ike()),
-                children=(pair.child,),
+            config = self._ike_config(
+                peer,
+                local,
+                remote,
+                (pair.child,),
+                certauth.signing(self.config, peer),
                 force_encap=pair.udp_encap or bool(peer and peer.udp_encap),
-                initial_contact=remote not in self.contacted,
-                retransmit=peer.retransmit if peer and peer.retransmit else self.retransmit,
-                **certauth.signing(self.config, peer),
             )
             entry = self._new_entry(config, True, remote, local, pair.name, peer)
             entry.sa.connect(now, trigger=trigger)
@@ -274,6 +272,32 @@ class IkeManager:
         entry.sa.receive_datagram(data, remote, now)
         self.flush(entry, now)
 
+    def _ike_config(
+        self,
+        peer: PeerSpec | None,
+        local: str,
+        remote: str,
+        children: tuple[ChildConfig, ...],
+        signing: dict[str, Any],
+        force_encap: bool = False,
+    ) -> IkeConfig:
+        """One IKE SA's configuration, either role; a peerless (seed host) policy uses
+        the psk table by address and the default proposals."""
+        return IkeConfig(
+            local_address=ipaddress.ip_address(local),
+            remote_address=ipaddress.ip_address(remote),
+            psk=self.config.psk_lookup(peer),
+            remote_port=peer.port if peer else 500,
+            local_id=peer.local_id if peer else None,
+            remote_id=peer.remote_id if peer else None,
+            proposals=peer.ike_proposals if peer else tuple(default_ike()),
+            children=children,
+            force_encap=force_encap,
+            initial_contact=remote not in self.contacted,
+            retransmit=peer.retransmit if peer and peer.retransmit else self.retransmit,
+            **signing,
+        )
+
     def _responder(self, remote: str, local: str) -> IkeEntry | None:
         cfg = self.config
         pairs = cfg.pairs_for_remote(remote)
@@ -284,19 +308,7 @@ class IkeManager:
         if not pairs or (cfg.psk_for(remote, peer) is None and not signing):
             log.warning("IKE_SA_INIT from %s refused: no policy or key for this peer", remote)
             return None
-        config = IkeConfig(
-            local_address=ipaddress.ip_address(local),
-            remote_address=ipaddress.ip_address(remote),
-            psk=cfg.psk_lookup(peer),
-            remote_port=peer.port if peer else 500,
-            local_id=peer.local_id if peer else None,
-            remote_id=peer.remote_id if peer else None,
-            proposals=peer.ike_proposals if peer else tuple(default_ike()),
-            children=tuple(p.child for p in pairs),
-            initial_contact=remote not in self.contacted,
-            retransmit=peer.retransmit if peer and peer.retransmit else self.retransmit,
-            **signing,
-        )
+        config = self._ike_config(peer, local, remote, tuple(p.child for p in pairs), signing)
         self.contacted.add(remote)
         log.info("IKE_SA_INIT from %s", remote)
         return self._new_entry(config, False, remote, local, None, peer)
@@ -315,6 +327,25 @@ class IkeManager:
                 event = entry.sa.next_event()
         if entry.sa.state in (IkeState.DELETED, IkeState.FAILED):
             self.forget(entry, now)
+
+    def invalid_spi(self, spi: int, protocol: int, peer: str, now: float) -> None:
+        """ESP (50) or AH (51) from ``peer`` with an SPI we hold no SA for: say so over an
+        established IKE SA with it (RFC 7296 2.21.4), at most once a second per peer, so
+        that a peer still sending on SAs we lost can delete them and negotiate again."""
+        if now - self._invalid_spi_sent.get(peer, -INVALID_SPI_INTERVAL) < INVALID_SPI_INTERVAL:
+            return
+        for entry in self.entries.values():
+            if entry.remote == peer and entry.sa.state is IkeState.ESTABLISHED:
+                if len(self._invalid_spi_sent) > 1024:
+                    self._invalid_spi_sent.clear()
+                self._invalid_spi_sent[peer] = now
+                try:
+                    entry.sa.report_invalid_spi(now, spi, 2 if protocol == 51 else 3)
+                except LocalProtocolError:
+                    return
+                log.info("INVALID_SPI 0x%08x sent to %s", spi, peer)
+                self.flush(entry, now)
+                return
 
     def forget(self, entry: IkeEntry, now: float) -> None:
         """Remove an IKE SA locally: its child SAs die, its reservations are released."""

@@ -134,13 +134,8 @@ class StoreBackend:
     def digest(self, items: list[str]) -> str:
         return self.store.digest(items)
 
-    @contextlib.contextmanager
-    def lock(self, timeout: float, command: str) -> Iterator[LockInfo]:
-        info = self._lock.acquire(timeout, command)
-        try:
-            yield info
-        finally:
-            self._lock.release()
+    def lock(self, timeout: float, command: str) -> contextlib.AbstractContextManager[LockInfo]:
+        return self._lock.held(timeout, command)
 
     def apply(
         self, plan: Plan, desired: DesiredState, hooks: ApplyHooks, command: str

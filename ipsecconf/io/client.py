@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ipsecconf.engine import imperative, wire
@@ -81,13 +81,8 @@ class EngineBackend:
     def digest(self, items: list[str]) -> str:
         return str(self.call("digest", items=items))
 
-    @contextlib.contextmanager
-    def lock(self, timeout: float, command: str) -> Iterator[LockInfo]:
-        info = self._lock.acquire(timeout, command)
-        try:
-            yield info
-        finally:
-            self._lock.release()
+    def lock(self, timeout: float, command: str) -> contextlib.AbstractContextManager[LockInfo]:
+        return self._lock.held(timeout, command)
 
     def apply(
         self, plan: Plan, desired: DesiredState, hooks: ApplyHooks, command: str

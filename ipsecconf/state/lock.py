@@ -18,6 +18,7 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import filelock
@@ -115,6 +116,15 @@ class StateLock:
         os.replace(tmp, self.info_path)
         self.info = info
         return info
+
+    @contextlib.contextmanager
+    def held(self, timeout: float, command: str) -> Iterator[LockInfo]:
+        """:meth:`acquire` for the block, :meth:`release` after it."""
+        info = self.acquire(timeout, command)
+        try:
+            yield info
+        finally:
+            self.release()
 
     def release(self) -> None:
         """Drop the lock and its holder record."""
