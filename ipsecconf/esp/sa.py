@@ -14,6 +14,7 @@ end, and exhaustion kills the SA.  Keys never appear in a repr or message.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 
 from ipsecconf.crypto.transforms import Rng
 from ipsecconf.esp import ip
@@ -60,7 +61,8 @@ class SecurityAssociation:
         self, config: SaConfig, now: float, rng: Rng, events: list[SaEvent] | None = None
     ) -> None:
         self.config = config
-        self.state = SaState.MATURE
+        self._state = SaState.MATURE
+        self._on_state: list[Callable[[], None]] = []
         self.created = now
         self.dead_since: float | None = None
         self.counters = Counters()
@@ -115,11 +117,49 @@ class SecurityAssociation:
             self._out = self._tunnel_out
         else:
             self._out = self._esp_tunnel_out
-            aead = config.cipher is not None and config.cipher.aead
-            if aead and self.outer_header.version == 4 and not config.esn:
-                self.encapsulate, self.encapsulate_batch = aead_tunnel_v4(
-                    self, self.encapsulate_general
-                )
+        self._fast_paths()
+
+    def _fast_paths(self) -> None:
+        # ESP AEAD tunnel SAs with an IPv4 outer header and 32-bit sequence numbers (with
+        # or without UDP encapsulation) get closures specialised for the common packet.
+        # They keep the state and lifetime marks in cells: a state change refreshes them.
+        self._on_state = []
+        self.encapsulate = self.encapsulate_general
+        self.encapsulate_batch = self._batch_general
+        config = self.config
+        aead = config.cipher is not None and config.cipher.aead
+        if self._tunnel and aead and self.outer_header.version == 4 and not config.esn:
+            self.encapsulate, self.encapsulate_batch, refresh = aead_tunnel_v4(
+                self, self.encapsulate_general
+            )
+            self._on_state.append(refresh)
+
+    @property
+    def state(self) -> SaState:
+        """Larval, Mature, Dying or Dead (see the module docstring)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: SaState) -> None:
+        self._state = value
+        for hook in self._on_state:
+            hook()
+
+    def adopt(self, old: SecurityAssociation) -> None:
+        """Take over the keys' state of ``old`` (same SPI and keys, other hosts or UDP
+        encapsulation): the crypto context with its sequence numbers and replay window,
+        the counters and the state.  The fast paths are rebuilt around them, so that a
+        sequence number -- an AEAD nonce -- is never used twice under one key."""
+        self.ctx = old.ctx
+        if isinstance(old.ctx, EspContext):
+            self.esp_context = old.ctx
+        self.counters = old.counters
+        self._soft_fired = old._soft_fired
+        if old._soft_fired:  # the soft marks are spent: the hard ones are next
+            self._marks(0, 0, 0)
+        self._state = old.state
+        self.dead_since = old.dead_since
+        self._fast_paths()
 
     # -- lifetimes -----------------------------------------------------------------
     def _marks(self, nbytes: int, packets: int, seconds: float) -> None:

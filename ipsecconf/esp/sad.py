@@ -122,7 +122,7 @@ class SaTable:
         config = dataclasses.replace(sa.config, **changes)  # type: ignore[arg-type]
         fresh = SecurityAssociation(config, sa.created, self._rng, self.events)
         # Keep keys' state: sequence numbers, replay window, counters, lifetimes.
-        fresh.ctx, fresh.counters, fresh.state = sa.ctx, sa.counters, sa.state
+        fresh.adopt(sa)
         del self._sas[key]
         self._sas[sa_key(spi, config.dst, protocol)] = fresh
         if config.direction is Direction.OUT:
