@@ -52,6 +52,7 @@ class EspContext:
         "_icv",
         "_iv",
         "_rng",
+        "aead_decrypt",
         "aead_encrypt",
         "aead_salt",
         "esn",
@@ -86,6 +87,7 @@ class EspContext:
         self._aead = isinstance(self._cipher, EspAead)
         if isinstance(self._cipher, EspAead):
             self.aead_encrypt = self._cipher.encrypt_nonce
+            self.aead_decrypt = self._cipher.decrypt_nonce
             self.aead_salt = self._cipher.salt
         self._cbc = isinstance(self._cipher, EspCbc)
         self._hmac = Hmac(integrity, integ_key) if integrity.icv_bytes else None

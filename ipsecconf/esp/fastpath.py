@@ -88,8 +88,7 @@ def aead_tunnel_v4(
     mature = SaState.MATURE
     # Lifetime marks: time, bytes, and sequence number (outbound: one number per packet
     # sent; 0 when the SA is not Mature, so that every packet takes the general path).
-    tmark = bmark = 0.0
-    smark = 0
+    tmark = bmark = smark = 0.0
 
     def refresh() -> None:
         nonlocal tmark, bmark, smark

@@ -22,6 +22,7 @@ from ipsecconf.esp.ah import AhContext
 from ipsecconf.esp.context import EspContext
 from ipsecconf.esp.errors import DecodeError, DropReason, EspError, SaStateError
 from ipsecconf.esp.fastpath import Encapsulate, EncapsulateBatch, aead_tunnel_v4
+from ipsecconf.esp.fastpath_in import Decapsulate, aead_tunnel_in
 from ipsecconf.esp.packet import push_udp_header
 from ipsecconf.esp.saconfig import (
     Counters,
@@ -102,6 +103,8 @@ class SecurityAssociation:
         self._selectors: list[CompiledSelector] = [
             c for s in config.selectors for c in compile_selector(s)
         ]
+        self.selective = bool(self._selectors)
+        """Whether :meth:`allows` checks anything (an SA without selectors allows all)."""
         lt = config.lifetimes
         self._soft_fired = False
         self.seq_soft = (0xFFFFFFFFFFFFFFFF if config.esn else 0xFFFFFFFF) - (1 << 16)
@@ -111,6 +114,10 @@ class SecurityAssociation:
         """Protect one clear IP packet at time ``now``; returns the packet to send."""
         self.encapsulate_batch: EncapsulateBatch = self._batch_general
         """Protect a burst of packets sharing one ``now``; raises on the first failure."""
+        self.decapsulate: Decapsulate = self.decapsulate_general
+        """Verify and strip one protected packet (already parsed as an ``ip.IpInfo``) at
+        time ``now``; returns the inner packet (tunnel) or the rebuilt clear packet
+        (transport)."""
         if not self._tunnel:
             self._out = self._transport_out
         elif self._ah or self._encap is not None:
@@ -126,13 +133,18 @@ class SecurityAssociation:
         self._on_state = []
         self.encapsulate = self.encapsulate_general
         self.encapsulate_batch = self._batch_general
+        self.decapsulate = self.decapsulate_general
         config = self.config
         aead = config.cipher is not None and config.cipher.aead
-        if self._tunnel and aead and self.outer_header.version == 4 and not config.esn:
+        if not (self._tunnel and aead and not config.esn):
+            return
+        if self.outer_header.version == 4:
             self.encapsulate, self.encapsulate_batch, refresh = aead_tunnel_v4(
                 self, self.encapsulate_general
             )
             self._on_state.append(refresh)
+        self.decapsulate, refresh = aead_tunnel_in(self, self.decapsulate_general)
+        self._on_state.append(refresh)
 
     @property
     def state(self) -> SaState:
@@ -333,9 +345,9 @@ class SecurityAssociation:
         return ip.rewrite_header(header, info, ip.PROTO_ESP, len(esp)) + esp
 
     # -- inbound -------------------------------------------------------------------
-    def decapsulate(self, packet: bytes, info: ip.IpInfo, now: float) -> bytes:
+    def decapsulate_general(self, packet: bytes, info: ip.IpInfo, now: float) -> bytes:
         """Verify and strip one protected packet (already parsed as ``info``); returns the
-        inner packet (tunnel) or the rebuilt clear packet (transport)."""
+        inner packet (tunnel) or the rebuilt clear packet (transport).  Every case."""
         if self.state is not SaState.MATURE and self.state is not SaState.DYING:
             raise SaStateError(
                 DropReason.SA_EXPIRED if self.state is SaState.DEAD else DropReason.SA_NOT_MATURE
