@@ -180,7 +180,7 @@ class EspNull:
 class Hmac:
     """Truncated HMAC with a keyed context copied per packet (faster than re-keying)."""
 
-    __slots__ = ("_ctx", "icv_bytes", "integrity")
+    __slots__ = ("_ctx", "icv_bytes", "integrity", "keyed")
 
     def __init__(self, integrity: Integrity, key: bytes) -> None:
         if integrity.icv_bytes == 0:
@@ -192,6 +192,8 @@ class Hmac:
         self.integrity = integrity
         self.icv_bytes = integrity.icv_bytes
         self._ctx = _chmac.HMAC(key, _HASHES[integrity.hash_name]())
+        self.keyed: Callable[[], _chmac.HMAC] = self._ctx.copy
+        """A fresh copy of the keyed context (update, then finalize and truncate)."""
 
     def compute1(self, data: Buf) -> bytes:
         """The truncated ICV over ``data`` (the one-part hot path)."""

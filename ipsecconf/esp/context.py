@@ -101,6 +101,21 @@ class EspContext:
         """The inbound anti-replay window."""
 
     @property
+    def cbc(self) -> EspCbc | None:
+        """The CBC cipher, for the CBC fast path (``None`` for AEAD and NULL)."""
+        return self._cipher if isinstance(self._cipher, EspCbc) else None
+
+    @property
+    def hmac(self) -> Hmac | None:
+        """The integrity transform (``None`` for AEAD ciphers)."""
+        return self._hmac
+
+    @property
+    def rng(self) -> Rng:
+        """The injected randomness source (CBC IVs)."""
+        return self._rng
+
+    @property
     def overhead(self) -> int:
         """Bytes ESP adds beyond padding: header, IV, trailer and ICV."""
         return 8 + self._iv + 2 + self._icv

@@ -22,6 +22,7 @@ from ipsecconf.esp.ah import AhContext
 from ipsecconf.esp.context import EspContext
 from ipsecconf.esp.errors import DecodeError, DropReason, EspError, SaStateError
 from ipsecconf.esp.fastpath import Encapsulate, EncapsulateBatch, aead_tunnel_v4
+from ipsecconf.esp.fastpath_cbc import cbc_tunnel_v4
 from ipsecconf.esp.fastpath_in import Decapsulate, aead_tunnel_in
 from ipsecconf.esp.packet import push_udp_header
 from ipsecconf.esp.saconfig import (
@@ -135,8 +136,21 @@ class SecurityAssociation:
         self.encapsulate_batch = self._batch_general
         self.decapsulate = self.decapsulate_general
         config = self.config
-        aead = config.cipher is not None and config.cipher.aead
-        if not (self._tunnel and aead and not config.esn):
+        cipher = config.cipher
+        if (
+            self._tunnel
+            and cipher is not None
+            and not cipher.aead
+            and cipher.key_bits
+            and config.integrity.icv_bytes
+            and self.outer_header.version == 4
+            and not config.esn
+        ):
+            self.encapsulate, self.encapsulate_batch, refresh = cbc_tunnel_v4(
+                self, self.encapsulate_general
+            )
+            self._on_state.append(refresh)
+        if not (self._tunnel and cipher is not None and cipher.aead and not config.esn):
             return
         if self.outer_header.version == 4:
             self.encapsulate, self.encapsulate_batch, refresh = aead_tunnel_v4(

@@ -3,7 +3,9 @@ path emits, and keep the same counters, for every packet shape (fast or not)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -45,14 +47,17 @@ def test_burst_and_single_fast_paths_equal_the_general_path(udp: bool) -> None:
             assert d.counters.as_dict() == e.counters.as_dict() and d.ctx.seq == e.ctx.seq
 
 
-def test_fast_path_is_taken_for_aead_tunnel_ipv4_with_and_without_udp() -> None:
+def test_fast_paths_are_taken_for_tunnel_ipv4_with_and_without_udp() -> None:
     for udp in (False, True):
         out, _ = sa_pair(ESP_SUITES[0], "tunnel", 4, udp=udp)
         assert out.encapsulate != out.encapsulate_general
         assert out.decapsulate != out.decapsulate_general
     out, _ = sa_pair(ESP_SUITES[0], "tunnel", 4, esn=True)
     assert out.encapsulate == out.encapsulate_general
-    out, _ = sa_pair(ESP_SUITES[3], "tunnel", 4)  # CBC + HMAC
+    out, _ = sa_pair(ESP_SUITES[3], "tunnel", 4)  # CBC + HMAC: its own fast path
+    assert out.encapsulate != out.encapsulate_general
+    assert out.decapsulate == out.decapsulate_general
+    out, _ = sa_pair(ESP_SUITES[0], "transport", 4)
     assert out.encapsulate == out.encapsulate_general
 
 
@@ -144,3 +149,49 @@ def test_fast_paths_equal_general_under_lifetimes(shapes, soft_p, hard_p, soft_b
             g.events,
             g.counters.as_dict(),
         )
+
+
+def _counting_rng() -> Callable[[int], bytes]:
+    state = [0]
+
+    def rng(n: int) -> bytes:
+        state[0] += 1
+        return hashlib.shake_256(state[0].to_bytes(8, "big")).digest(n)
+
+    return rng
+
+
+@pytest.mark.parametrize("udp", [False, True])
+@pytest.mark.parametrize("suite", ESP_SUITES[3:8])
+def test_cbc_fast_path_equals_the_general_path(suite, udp: bool) -> None:
+    # Same keys and the same (deterministic) RNG: the same random blocks, so the same bytes.
+    a, inn = sa_pair(suite, "tunnel", 4, udp=udp, rng=_counting_rng())
+    keys = dict(enc_key=a.config.enc_key, integ_key=a.config.integ_key)
+    b, _ = sa_pair(suite, "tunnel", 4, udp=udp, rng=_counting_rng(), **keys)
+    c, _ = sa_pair(suite, "tunnel", 4, udp=udp, rng=_counting_rng(), **keys)
+    assert b.encapsulate != b.encapsulate_general
+    pkts = [packet_for("tunnel", 4, os.urandom(n), df=n % 3 != 0) for n in range(0, 300, 7)] + [
+        packet_for("tunnel", 6, b"v6 inner")
+    ]
+    general = [a.encapsulate_general(p, 0.0) for p in pkts]
+    assert [b.encapsulate(p, 0.0) for p in pkts] == general
+    assert c.encapsulate_batch(pkts, 0.0) == general
+    assert a.counters.as_dict() == b.counters.as_dict() == c.counters.as_dict()
+    assert [inn.decapsulate(w, ip.parse(w), 0.0) for w in general] == pkts
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 200), st.booleans()), min_size=1, max_size=20),
+    st.integers(0, 8),
+    st.integers(0, 12),
+)
+def test_cbc_fast_path_equals_general_under_lifetimes(shapes, soft_p, hard_p):
+    lt = Lifetimes(soft_packets=soft_p, hard_packets=soft_p + hard_p if hard_p else 0)
+    pkts = [packet_for("tunnel", 4, bytes(n), df=df) for n, df in shapes]
+    suite = ESP_SUITES[3]
+    g, _ = sa_pair(suite, "tunnel", 4, lifetimes=lt, rng=_counting_rng())
+    keys = dict(enc_key=g.config.enc_key, integ_key=g.config.integ_key)
+    f, _ = sa_pair(suite, "tunnel", 4, lifetimes=lt, rng=_counting_rng(), **keys)
+    assert _run(f.encapsulate, pkts) == _run(g.encapsulate_general, pkts)
+    assert (f.state, f.events, f.counters.as_dict()) == (g.state, g.events, g.counters.as_dict())
