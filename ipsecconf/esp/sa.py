@@ -128,37 +128,30 @@ class SecurityAssociation:
         self._fast_paths()
 
     def _fast_paths(self) -> None:
-        # ESP AEAD tunnel SAs with an IPv4 outer header and 32-bit sequence numbers (with
-        # or without UDP encapsulation) get closures specialised for the common packet.
-        # They keep the state and lifetime marks in cells: a state change refreshes them.
+        # Tunnel-mode ESP SAs with 32-bit sequence numbers get closures specialised for the
+        # common packet: outbound with an IPv4 outer header (AEAD, or CBC with an HMAC),
+        # with or without UDP encapsulation; inbound for AEAD.  They keep the state and the
+        # lifetime marks in cells, which the ``state`` setter refreshes.
         self._on_state = []
         self.encapsulate = self.encapsulate_general
         self.encapsulate_batch = self._batch_general
         self.decapsulate = self.decapsulate_general
         config = self.config
         cipher = config.cipher
-        if (
-            self._tunnel
-            and cipher is not None
-            and not cipher.aead
-            and cipher.key_bits
-            and config.integrity.icv_bytes
-            and self.outer_header.version == 4
-            and not config.esn
-        ):
-            self.encapsulate, self.encapsulate_batch, refresh = cbc_tunnel_v4(
-                self, self.encapsulate_general
-            )
-            self._on_state.append(refresh)
-        if not (self._tunnel and cipher is not None and cipher.aead and not config.esn):
+        if not self._tunnel or cipher is None or config.esn:
             return
+        out = None
         if self.outer_header.version == 4:
-            self.encapsulate, self.encapsulate_batch, refresh = aead_tunnel_v4(
-                self, self.encapsulate_general
-            )
+            if cipher.aead:
+                out = aead_tunnel_v4(self, self.encapsulate_general)
+            elif cipher.key_bits and config.integrity.icv_bytes:
+                out = cbc_tunnel_v4(self, self.encapsulate_general)
+        if out is not None:
+            self.encapsulate, self.encapsulate_batch, refresh = out
             self._on_state.append(refresh)
-        self.decapsulate, refresh = aead_tunnel_in(self, self.decapsulate_general)
-        self._on_state.append(refresh)
+        if cipher.aead:
+            self.decapsulate, refresh = aead_tunnel_in(self, self.decapsulate_general)
+            self._on_state.append(refresh)
 
     @property
     def state(self) -> SaState:
