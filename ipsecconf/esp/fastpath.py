@@ -30,7 +30,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ipsecconf.esp.packet import PAD
 
@@ -51,31 +51,61 @@ _NONCE_AAD = struct.Struct("!III")
 _ESP_OVERHEAD = 34
 
 
+class OuterV4(NamedTuple):
+    """The per-SA constants of an atomic outer IPv4 header (with a UDP header for NAT-T)."""
+
+    middle: bytes
+    """Identification 0, flags DF, TTL and protocol."""
+    addrs: bytes
+    """Source and destination addresses."""
+    ports: int
+    """UDP source and destination ports as one 32-bit field (0 without UDP)."""
+    length: int
+    """Header bytes before the ESP header: 20, or 28 with UDP."""
+    neg_base: int
+    """The header checksum is ``(neg_base - TOS - total length) % 0xFFFF``: the ones'
+    complement sum is the plain sum modulo 0xFFFF (see ip.internet_checksum)."""
+
+
+def outer_v4(sa: SecurityAssociation) -> OuterV4:
+    """The outer-header constants of ``sa`` (an IPv4 tunnel SA)."""
+    csum_base, ttl, proto, src, dst = sa.outer_header.atomic_v4()
+    encap = sa.config.encap
+    return OuterV4(
+        struct.pack("!HHBB", 0, 0x4000, ttl, proto),
+        src + dst,
+        (encap.sport << 16 | encap.dport) if encap is not None else 0,
+        20 if encap is None else 28,
+        # atomic_v4() counts the payload length; the fast paths add the total length.
+        20 - csum_base,
+    )
+
+
+def sequence_mark(sa: SecurityAssociation) -> float:
+    """The outbound sequence number at which the general path must take over: a packet
+    lifetime or the rekey point (one number per packet sent), or 0 when the SA is not
+    Mature."""
+    from ipsecconf.esp.sa import SaState
+
+    if sa.state is not SaState.MATURE:
+        return 0
+    return min(sa.packets_mark - sa.counters.packets + sa.ctx.seq, sa.seq_soft)
+
+
 def aead_tunnel_v4(
     sa: SecurityAssociation, general: Encapsulate
 ) -> tuple[Encapsulate, EncapsulateBatch, Callable[[], None]]:
     """The fast ``encapsulate`` and ``encapsulate_batch`` for an ESP AEAD tunnel SA without
     ESN and with an IPv4 outer header, with or without UDP encapsulation, and the hook
     that refreshes their lifetime marks (the SA calls it when its state changes)."""
-    from ipsecconf.esp.sa import SaState
-
     ctx = sa.esp_context
     assert not ctx.esn
     enc = ctx.aead_encrypt
     spi = ctx.spi
     counters = sa.counters
-    csum_base, ttl, proto, src, dst = sa.outer_header.atomic_v4()
-    encap = sa.config.encap
-    udp = encap is not None
-    # Identification 0, flags DF, TTL, protocol: constant for atomic datagrams.
-    middle = struct.pack("!HHBB", 0, 0x4000, ttl, proto)
-    addrs = src + dst
-    ports = (encap.sport << 16 | encap.dport) if encap is not None else 0
-    outer = 28 if udp else 20  # outer IPv4 (+ UDP) header
+    middle, addrs, ports, outer, neg_base = outer_v4(sa)
+    udp = sa.config.encap is not None
     headers = _UDP_ESP.pack if udp else _ESP.pack
-    # The checksum is -(base + TOS + total length) mod 0xFFFF (ones' complement sum, see
-    # ip.internet_checksum); atomic_v4() counts the payload length, here the total is added.
-    neg_base = 20 - csum_base
     # By packet length mod 4: the trailer (padding to 4 bytes, pad length, next header 4
     # for IPv4) and the total length of the outer packet minus the inner length.
     trailers = tuple(PAD[-(k + 2) & 3] + bytes((-(k + 2) & 3, 4)) for k in range(4))
@@ -85,20 +115,12 @@ def aead_tunnel_v4(
     view = memoryview(scratch)
     nonce, aad = view[:12], view[12:]
     nonce_aad = _NONCE_AAD.pack_into
-    mature = SaState.MATURE
-    # Lifetime marks: time, bytes, and sequence number (outbound: one number per packet
-    # sent; 0 when the SA is not Mature, so that every packet takes the general path).
+    # Lifetime marks: time, bytes, and sequence number (see sequence_mark()).
     tmark = bmark = smark = 0.0
 
     def refresh() -> None:
         nonlocal tmark, bmark, smark
-        tmark = sa.time_mark
-        bmark = sa.bytes_mark
-        smark = (
-            min(sa.packets_mark - counters.packets + ctx.seq, sa.seq_soft)
-            if sa.state is mature
-            else 0
-        )
+        tmark, bmark, smark = sa.time_mark, sa.bytes_mark, sequence_mark(sa)
 
     def slow(packet: bytes, now: float) -> bytes:
         try:

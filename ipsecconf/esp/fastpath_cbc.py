@@ -20,12 +20,11 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ipsecconf.esp.fastpath import Encapsulate, EncapsulateBatch, outer_v4, sequence_mark
 from ipsecconf.esp.packet import ESP_HEADER, PAD
 
 if TYPE_CHECKING:
     from ipsecconf.esp.sa import SecurityAssociation
-
-from ipsecconf.esp.fastpath import Encapsulate, EncapsulateBatch
 
 # Outer IPv4 header: version/IHL + TOS, total length, identification + flags + TTL +
 # protocol as one constant, checksum, both addresses.
@@ -40,8 +39,6 @@ def cbc_tunnel_v4(
     """The fast ``encapsulate`` and ``encapsulate_batch`` for an ESP CBC + HMAC tunnel SA
     without ESN and with an IPv4 outer header, and the hook that refreshes their lifetime
     marks (the SA calls it when its state changes)."""
-    from ipsecconf.esp.sa import SaState
-
     ctx = sa.esp_context
     cbc, mac = ctx.cbc, ctx.hmac
     assert not ctx.esn and cbc is not None and mac is not None
@@ -53,16 +50,9 @@ def cbc_tunnel_v4(
     spi = ctx.spi
     esp_header = ESP_HEADER.pack
     counters = sa.counters
-    csum_base, ttl, proto, src, dst = sa.outer_header.atomic_v4()
-    encap = sa.config.encap
-    udp = encap is not None
-    middle = struct.pack("!HHBB", 0, 0x4000, ttl, proto)
-    addrs = src + dst
-    ports = (encap.sport << 16 | encap.dport) if encap is not None else 0
-    outer = 28 if udp else 20
+    middle, addrs, ports, outer, neg_base = outer_v4(sa)
+    udp = sa.config.encap is not None
     outer_header = _IPV4_UDP.pack if udp else _IPV4.pack
-    # See fastpath.py: the checksum is -(base + TOS + total length) mod 0xFFFF.
-    neg_base = 20 - csum_base
     # By packet length mod block: the trailer (padding, pad length, next header 4) and
     # the total length of the outer packet minus the inner length.
     pads = tuple(-(k + 2) % block for k in range(block))
@@ -70,18 +60,11 @@ def cbc_tunnel_v4(
     extra = tuple(outer + 8 + block + p + 2 + icv_len for p in pads)
     mask = block - 1
     join = b"".join
-    mature = SaState.MATURE
     tmark = bmark = smark = 0.0
 
     def refresh() -> None:
         nonlocal tmark, bmark, smark
-        tmark = sa.time_mark
-        bmark = sa.bytes_mark
-        smark = (
-            min(sa.packets_mark - counters.packets + ctx.seq, sa.seq_soft)
-            if sa.state is mature
-            else 0
-        )
+        tmark, bmark, smark = sa.time_mark, sa.bytes_mark, sequence_mark(sa)
 
     def slow(packet: bytes, now: float) -> bytes:
         try:
