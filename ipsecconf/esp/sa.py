@@ -248,7 +248,7 @@ class SecurityAssociation:
     # -- outbound ------------------------------------------------------------------
     def encapsulate_general(self, packet: bytes, now: float) -> bytes:
         """Protect one clear IP packet; returns the packet to send (every case)."""
-        state = self.state
+        state = self._state  # not the property: this runs once per packet
         if state is not SaState.MATURE and state is not SaState.DYING:
             raise SaStateError(
                 DropReason.SA_EXPIRED if state is SaState.DEAD else DropReason.SA_NOT_MATURE
@@ -355,9 +355,10 @@ class SecurityAssociation:
     def decapsulate_general(self, packet: bytes, info: ip.IpInfo, now: float) -> bytes:
         """Verify and strip one protected packet (already parsed as ``info``); returns the
         inner packet (tunnel) or the rebuilt clear packet (transport).  Every case."""
-        if self.state is not SaState.MATURE and self.state is not SaState.DYING:
+        state = self._state  # not the property: this runs once per packet
+        if state is not SaState.MATURE and state is not SaState.DYING:
             raise SaStateError(
-                DropReason.SA_EXPIRED if self.state is SaState.DEAD else DropReason.SA_NOT_MATURE
+                DropReason.SA_EXPIRED if state is SaState.DEAD else DropReason.SA_NOT_MATURE
             )
         if now >= self.time_mark:
             self._usable(now)
