@@ -41,6 +41,10 @@ Rng = Callable[[int], bytes]
 
 Buf = bytes | bytearray | memoryview
 
+AeadTagError: Final = InvalidTag
+"""What :attr:`EspAead.decrypt_nonce` raises when the ICV does not verify (the hot path
+calls the library directly; :meth:`EspAead.open` turns it into AuthenticationFailed)."""
+
 _HASHES: Final[dict[str, Callable[[], hashes.HashAlgorithm]]] = {
     "md5": hashes.MD5,
     "sha1": hashes.SHA1,
@@ -53,7 +57,7 @@ _HASHES: Final[dict[str, Callable[[], hashes.HashAlgorithm]]] = {
 class EspAead:
     """An AEAD cipher bound to one SA's key and salt (RFC 4106 / RFC 7634)."""
 
-    __slots__ = ("_aead", "_salt", "cipher", "encrypt_nonce", "salt")
+    __slots__ = ("_aead", "_salt", "cipher", "decrypt_nonce", "encrypt_nonce", "salt")
 
     aead: Final = True
 
@@ -68,7 +72,10 @@ class EspAead:
         )
         # The hot path calls the library directly with a full 12-byte nonce built in one
         # struct.pack(salt, seq): one Python call less per packet than seal().
-        self.encrypt_nonce: Callable[[bytes, Buf, Buf], bytes] = self._aead.encrypt
+        self.encrypt_nonce: Callable[[Buf, Buf, Buf], bytes] = self._aead.encrypt
+        self.decrypt_nonce: Callable[[Buf, Buf, Buf], bytes] = self._aead.decrypt
+        """The plaintext of ``ciphertext || ICV`` under a full 12-byte nonce; raises
+        :data:`AeadTagError` when the ICV does not verify."""
         self.salt = self._salt
 
     def seal(self, iv: bytes, plaintext: Buf, aad: Buf) -> bytes:
@@ -173,7 +180,7 @@ class EspNull:
 class Hmac:
     """Truncated HMAC with a keyed context copied per packet (faster than re-keying)."""
 
-    __slots__ = ("_ctx", "icv_bytes", "integrity")
+    __slots__ = ("_ctx", "icv_bytes", "integrity", "keyed")
 
     def __init__(self, integrity: Integrity, key: bytes) -> None:
         if integrity.icv_bytes == 0:
@@ -185,6 +192,8 @@ class Hmac:
         self.integrity = integrity
         self.icv_bytes = integrity.icv_bytes
         self._ctx = _chmac.HMAC(key, _HASHES[integrity.hash_name]())
+        self.keyed: Callable[[], _chmac.HMAC] = self._ctx.copy
+        """A fresh copy of the keyed context (update, then finalize and truncate)."""
 
     def compute1(self, data: Buf) -> bytes:
         """The truncated ICV over ``data`` (the one-part hot path)."""

@@ -52,6 +52,7 @@ class EspContext:
         "_icv",
         "_iv",
         "_rng",
+        "aead_decrypt",
         "aead_encrypt",
         "aead_salt",
         "esn",
@@ -86,6 +87,7 @@ class EspContext:
         self._aead = isinstance(self._cipher, EspAead)
         if isinstance(self._cipher, EspAead):
             self.aead_encrypt = self._cipher.encrypt_nonce
+            self.aead_decrypt = self._cipher.decrypt_nonce
             self.aead_salt = self._cipher.salt
         self._cbc = isinstance(self._cipher, EspCbc)
         self._hmac = Hmac(integrity, integ_key) if integrity.icv_bytes else None
@@ -97,6 +99,21 @@ class EspContext:
         """Last sequence number sent (outbound)."""
         self.replay = ReplayWindow(replay_window, esn=esn)
         """The inbound anti-replay window."""
+
+    @property
+    def cbc(self) -> EspCbc | None:
+        """The CBC cipher, for the CBC fast path (``None`` for AEAD and NULL)."""
+        return self._cipher if isinstance(self._cipher, EspCbc) else None
+
+    @property
+    def hmac(self) -> Hmac | None:
+        """The integrity transform (``None`` for AEAD ciphers)."""
+        return self._hmac
+
+    @property
+    def rng(self) -> Rng:
+        """The injected randomness source (CBC IVs)."""
+        return self._rng
 
     @property
     def overhead(self) -> int:

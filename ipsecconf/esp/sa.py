@@ -14,6 +14,7 @@ end, and exhaustion kills the SA.  Keys never appear in a repr or message.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 
 from ipsecconf.crypto.transforms import Rng
 from ipsecconf.esp import ip
@@ -21,6 +22,8 @@ from ipsecconf.esp.ah import AhContext
 from ipsecconf.esp.context import EspContext
 from ipsecconf.esp.errors import DecodeError, DropReason, EspError, SaStateError
 from ipsecconf.esp.fastpath import Encapsulate, EncapsulateBatch, aead_tunnel_v4
+from ipsecconf.esp.fastpath_cbc import cbc_tunnel_v4
+from ipsecconf.esp.fastpath_in import Decapsulate, aead_tunnel_in
 from ipsecconf.esp.packet import push_udp_header
 from ipsecconf.esp.saconfig import (
     Counters,
@@ -60,7 +63,8 @@ class SecurityAssociation:
         self, config: SaConfig, now: float, rng: Rng, events: list[SaEvent] | None = None
     ) -> None:
         self.config = config
-        self.state = SaState.MATURE
+        self._state = SaState.MATURE
+        self._on_state: list[Callable[[], None]] = []
         self.created = now
         self.dead_since: float | None = None
         self.counters = Counters()
@@ -100,6 +104,8 @@ class SecurityAssociation:
         self._selectors: list[CompiledSelector] = [
             c for s in config.selectors for c in compile_selector(s)
         ]
+        self.selective = bool(self._selectors)
+        """Whether :meth:`allows` checks anything (an SA without selectors allows all)."""
         lt = config.lifetimes
         self._soft_fired = False
         self.seq_soft = (0xFFFFFFFFFFFFFFFF if config.esn else 0xFFFFFFFF) - (1 << 16)
@@ -109,17 +115,70 @@ class SecurityAssociation:
         """Protect one clear IP packet at time ``now``; returns the packet to send."""
         self.encapsulate_batch: EncapsulateBatch = self._batch_general
         """Protect a burst of packets sharing one ``now``; raises on the first failure."""
+        self.decapsulate: Decapsulate = self.decapsulate_general
+        """Verify and strip one protected packet (already parsed as an ``ip.IpInfo``) at
+        time ``now``; returns the inner packet (tunnel) or the rebuilt clear packet
+        (transport)."""
         if not self._tunnel:
             self._out = self._transport_out
         elif self._ah or self._encap is not None:
             self._out = self._tunnel_out
         else:
             self._out = self._esp_tunnel_out
-            aead = config.cipher is not None and config.cipher.aead
-            if aead and self.outer_header.version == 4 and not config.esn:
-                self.encapsulate, self.encapsulate_batch = aead_tunnel_v4(
-                    self, self.encapsulate_general
-                )
+        self._fast_paths()
+
+    def _fast_paths(self) -> None:
+        # Tunnel-mode ESP SAs with 32-bit sequence numbers get closures specialised for the
+        # common packet: outbound with an IPv4 outer header (AEAD, or CBC with an HMAC),
+        # with or without UDP encapsulation; inbound for AEAD.  They keep the state and the
+        # lifetime marks in cells, which the ``state`` setter refreshes.
+        self._on_state = []
+        self.encapsulate = self.encapsulate_general
+        self.encapsulate_batch = self._batch_general
+        self.decapsulate = self.decapsulate_general
+        config = self.config
+        cipher = config.cipher
+        if not self._tunnel or cipher is None or config.esn:
+            return
+        out = None
+        if self.outer_header.version == 4:
+            if cipher.aead:
+                out = aead_tunnel_v4(self, self.encapsulate_general)
+            elif cipher.key_bits and config.integrity.icv_bytes:
+                out = cbc_tunnel_v4(self, self.encapsulate_general)
+        if out is not None:
+            self.encapsulate, self.encapsulate_batch, refresh = out
+            self._on_state.append(refresh)
+        if cipher.aead:
+            self.decapsulate, refresh = aead_tunnel_in(self, self.decapsulate_general)
+            self._on_state.append(refresh)
+
+    @property
+    def state(self) -> SaState:
+        """Larval, Mature, Dying or Dead (see the module docstring)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: SaState) -> None:
+        self._state = value
+        for hook in self._on_state:
+            hook()
+
+    def adopt(self, old: SecurityAssociation) -> None:
+        """Take over the keys' state of ``old`` (same SPI and keys, other hosts or UDP
+        encapsulation): the crypto context with its sequence numbers and replay window,
+        the counters and the state.  The fast paths are rebuilt around them, so that a
+        sequence number -- an AEAD nonce -- is never used twice under one key."""
+        self.ctx = old.ctx
+        if isinstance(old.ctx, EspContext):
+            self.esp_context = old.ctx
+        self.counters = old.counters
+        self._soft_fired = old._soft_fired
+        if old._soft_fired:  # the soft marks are spent: the hard ones are next
+            self._marks(0, 0, 0)
+        self._state = old.state
+        self.dead_since = old.dead_since
+        self._fast_paths()
 
     # -- lifetimes -----------------------------------------------------------------
     def _marks(self, nbytes: int, packets: int, seconds: float) -> None:
@@ -189,7 +248,7 @@ class SecurityAssociation:
     # -- outbound ------------------------------------------------------------------
     def encapsulate_general(self, packet: bytes, now: float) -> bytes:
         """Protect one clear IP packet; returns the packet to send (every case)."""
-        state = self.state
+        state = self._state  # not the property: this runs once per packet
         if state is not SaState.MATURE and state is not SaState.DYING:
             raise SaStateError(
                 DropReason.SA_EXPIRED if state is SaState.DEAD else DropReason.SA_NOT_MATURE
@@ -293,12 +352,13 @@ class SecurityAssociation:
         return ip.rewrite_header(header, info, ip.PROTO_ESP, len(esp)) + esp
 
     # -- inbound -------------------------------------------------------------------
-    def decapsulate(self, packet: bytes, info: ip.IpInfo, now: float) -> bytes:
+    def decapsulate_general(self, packet: bytes, info: ip.IpInfo, now: float) -> bytes:
         """Verify and strip one protected packet (already parsed as ``info``); returns the
-        inner packet (tunnel) or the rebuilt clear packet (transport)."""
-        if self.state is not SaState.MATURE and self.state is not SaState.DYING:
+        inner packet (tunnel) or the rebuilt clear packet (transport).  Every case."""
+        state = self._state  # not the property: this runs once per packet
+        if state is not SaState.MATURE and state is not SaState.DYING:
             raise SaStateError(
-                DropReason.SA_EXPIRED if self.state is SaState.DEAD else DropReason.SA_NOT_MATURE
+                DropReason.SA_EXPIRED if state is SaState.DEAD else DropReason.SA_NOT_MATURE
             )
         if now >= self.time_mark:
             self._usable(now)

@@ -122,7 +122,7 @@ class SaTable:
         config = dataclasses.replace(sa.config, **changes)  # type: ignore[arg-type]
         fresh = SecurityAssociation(config, sa.created, self._rng, self.events)
         # Keep keys' state: sequence numbers, replay window, counters, lifetimes.
-        fresh.ctx, fresh.counters, fresh.state = sa.ctx, sa.counters, sa.state
+        fresh.adopt(sa)
         del self._sas[key]
         self._sas[sa_key(spi, config.dst, protocol)] = fresh
         if config.direction is Direction.OUT:
@@ -159,9 +159,10 @@ class SaTable:
         """The SA to protect a flow with: newest Mature covering it, else Dying."""
         dying = None
         for sa in self._out.get(reqid, ()):
-            live = sa.state is SaState.MATURE or sa.state is SaState.DYING
+            state = sa.state
+            live = state is SaState.MATURE or state is SaState.DYING
             if live and sa.allows(version, src, dst, proto, sport, dport):
-                if sa.state is SaState.MATURE:
+                if state is SaState.MATURE:
                     return sa
                 dying = dying or sa
         return dying

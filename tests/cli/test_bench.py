@@ -72,3 +72,11 @@ def test_bench_ike_figures(capsys: pytest.CaptureFixture[str]) -> None:
         assert r["ratio"] == pytest.approx(
             r["handshakes_per_s"] / r["crypto_bound_per_s"], rel=0.01
         )
+
+
+def test_bench_esp_in_udp(capsys: pytest.CaptureFixture[str]) -> None:
+    opts = ["--seconds", "0.002", "--size", "1400", "--suite", "aes128gcm", "--udp"]
+    args = _parser().parse_args(["bench", "esp", *opts, "--suite", "aes128/sha256"])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "ESP in UDP 4500" in text and "aes128/sha256" in text

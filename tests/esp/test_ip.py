@@ -125,3 +125,27 @@ def test_parse_raises_only_decode_errors(data: bytes) -> None:
     except DecodeError:
         return
     assert info.version in (4, 6) and info.length <= len(data)
+
+
+def _outcome(parse, data: bytes) -> object:
+    try:
+        return parse(data)
+    except DecodeError as exc:
+        return (exc.reason, str(exc))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from([0x45, 0x46, 0x44, 0x65]),
+    st.integers(0, 255),
+    st.integers(0, 120),
+    st.integers(0, 0xFFFF),
+    st.sampled_from([0, 1, 6, 17, 50, 132]),
+    st.binary(min_size=0, max_size=100),
+)
+def test_parse_shortcut_equals_the_general_parse(first, tos, total, frag, proto, rest) -> None:
+    # parse() reads IPv4 without options in one unpack; parse_general() handles all.
+    header = bytes((first, tos)) + total.to_bytes(2, "big") + b"\x12\x34"
+    header += frag.to_bytes(2, "big") + bytes((64, proto)) + b"\x00\x00" + bytes(range(8))
+    for data in (header + rest, (header + rest)[: total or 20], memoryview(header + rest)):
+        assert _outcome(ip.parse, data) == _outcome(ip.parse_general, data)  # type: ignore[arg-type]

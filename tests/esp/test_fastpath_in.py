@@ -1,0 +1,149 @@
+"""The inbound AEAD tunnel fast path gives what the general path gives -- the packet or
+the typed error, the replay window, the counters, the lifetime events -- for good,
+replayed, too-old, forged, short and badly padded packets, directly in IP or in UDP."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ipsecconf.esp import ip
+from ipsecconf.esp.processor import Deliver, Drop, Processor
+from ipsecconf.esp.sa import Lifetimes, SecurityAssociation
+from ipsecconf.esp.sad import SaTable
+from ipsecconf.esp.spd import PolicyTable
+
+from .helpers import ESP_SUITES, packet_for, sa_pair
+
+AEAD = ESP_SUITES[:3]
+
+
+def _twins(
+    suite: tuple[str, str | None, str], udp: bool, **kw: object
+) -> tuple[SecurityAssociation, SecurityAssociation, SecurityAssociation]:
+    """An outbound SA and two inbound SAs with its keys: the second one only ever uses the
+    general path."""
+    out, fast = sa_pair(suite, "tunnel", 4, udp=udp, **kw)
+    _, general = sa_pair(suite, "tunnel", 4, udp=udp, enc_key=out.config.enc_key, **kw)
+    general.decapsulate = general.decapsulate_general
+    return out, fast, general
+
+
+def _result(sa: SecurityAssociation, packet: bytes, now: float = 0.0) -> object:
+    try:
+        return sa.decapsulate(packet, ip.parse(packet), now)
+    except Exception as exc:  # compare the failure itself across paths
+        return repr(exc)
+
+
+def _state(sa: SecurityAssociation) -> tuple[object, ...]:
+    w = sa.esp_context.replay
+    return (w.top, w.bitmap, sa.state, sa.counters.as_dict(), list(sa.events))
+
+
+def _sealed(out: SecurityAssociation, plaintext: bytes, udp: bool) -> bytes:
+    """A tunnel packet whose ESP plaintext (payload, padding, pad length, next header) is
+    given as is, with a valid ICV: for padding and next-header errors behind the ICV."""
+    ctx = out.esp_context
+    ctx.seq += 1
+    seq = ctx.seq
+    spi = ctx.spi
+    hdr = struct.pack("!IIQ", spi, seq, seq)
+    sealed = ctx.aead_encrypt(ctx.aead_salt + hdr[8:], plaintext, hdr[:8])
+    esp = hdr + sealed
+    if udp:
+        esp = struct.pack("!HHHH", 4500, 4500, 8 + len(esp), 0) + esp
+    proto = ip.PROTO_UDP if udp else ip.PROTO_ESP
+    src, dst = out.outer_header.atomic_v4()[3:]
+    return ip.ipv4_header(src, dst, proto, len(esp), df=True) + esp
+
+
+@pytest.mark.parametrize("udp", [False, True])
+@pytest.mark.parametrize("suite", AEAD)
+def test_fast_decapsulation_equals_the_general_path(suite, udp: bool) -> None:
+    out, fast, general = _twins(suite, udp, replay_window=32)
+    assert fast.decapsulate != fast.decapsulate_general
+    clear = [packet_for("tunnel", 4, os.urandom(n), df=True) for n in range(0, 60, 5)]
+    clear.append(packet_for("tunnel", 6, b"v6 inner"))
+    wires = [out.encapsulate(p, 0.0) for p in clear]
+    forged = bytearray(wires[3])
+    forged[-1] ^= 1
+    inner = packet_for("tunnel", 4, b"abc", df=True)
+    bad = [
+        _sealed(out, inner + b"\x01\x02\x02\x04", udp),  # good, by hand
+        _sealed(out, inner + b"\x01\x03\x02\x04", udp),  # padding not 1, 2
+        _sealed(out, inner + b"\x01\x02\x09\x04", udp),  # pad length past the payload
+        _sealed(out, inner + b"\x00\x06", udp),  # TCP in tunnel mode
+        _sealed(out, b"\x00\x3b", udp),  # dummy packet (next header 59)
+    ]
+    truncated = wires[0][: len(wires[0]) - 40]
+    truncated = truncated[:2] + len(truncated).to_bytes(2, "big") + truncated[4:]
+    probe = (
+        wires[5:]  # in order
+        + wires[:5]  # older but in the window
+        + [wires[7], wires[0]]  # replayed
+        + [bytes(forged), truncated]
+        + bad
+        + [wires[3]]  # the genuine packet after its forged copy
+    )
+    got = [_result(fast, p) for p in probe]
+    assert got == [_result(general, p) for p in probe]
+    assert got[: len(clear)] == clear[5:] + clear[:5]
+    assert _state(fast) == _state(general)
+    # Far ahead: the window slides; everything older than it is too old.
+    out.esp_context.seq += 100
+    late = [out.encapsulate(clear[0], 0.0), wires[1]]
+    assert [_result(fast, p) for p in late] == [_result(general, p) for p in late]
+    assert _state(fast) == _state(general)
+
+
+def test_window_off_accepts_replays_but_never_sequence_zero() -> None:
+    out, fast, general = _twins(AEAD[0], False, replay_window=0, manual=True)
+    wire = out.encapsulate(packet_for("tunnel", 4, b"x", df=True), 0.0)
+    zero = bytearray(wire)
+    zero[24:28] = bytes(4)
+    probe = [wire, wire, bytes(zero)]
+    assert [_result(fast, p) for p in probe] == [_result(general, p) for p in probe]
+    assert _state(fast) == _state(general)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, 200), min_size=1, max_size=25),
+    st.integers(0, 12),
+    st.integers(0, 20),
+    st.integers(0, 3000),
+    st.integers(0, 6000),
+)
+def test_fast_decapsulation_equals_general_under_lifetimes(sizes, soft_p, hard_p, soft_b, hard_b):
+    lt = Lifetimes(
+        soft_packets=soft_p,
+        hard_packets=soft_p + hard_p if hard_p else 0,
+        soft_bytes=soft_b,
+        hard_bytes=soft_b + hard_b if hard_b else 0,
+    )
+    out, fast, general = _twins(AEAD[0], False, lifetimes=lt)
+    big, _ = sa_pair(AEAD[0], "tunnel", 4, enc_key=out.config.enc_key)  # no lifetimes
+    wires = [big.encapsulate(packet_for("tunnel", 4, bytes(n), df=True), 0.0) for n in sizes]
+    assert [_result(fast, w) for w in wires] == [_result(general, w) for w in wires]
+    assert _state(fast) == _state(general)
+
+
+def test_esp_in_udp_payloads_through_the_processor() -> None:
+    # The engine hands the processor the payload of the port-4500 socket (RFC 3948).
+    out, inn = sa_pair(AEAD[0], "tunnel", 4, udp=True)
+    sad = SaTable(os.urandom)
+    sad.add(inn.config, 0.0)
+    proc = Processor(sad, PolicyTable([]))
+    clear = packet_for("tunnel", 4, b"through NAT", df=True)
+    wire = out.encapsulate(clear, 0.0)
+    info = ip.parse(wire)
+    payload = wire[info.l4 + 8 :]
+    assert proc.inbound_esp_in_udp(payload, 4, info.src, info.dst, 0.0) == Deliver(clear, 0x10001)
+    again = proc.inbound_esp_in_udp(payload, 4, info.src, info.dst, 0.0)
+    assert isinstance(again, Drop) and again.reason.value == "replayed"
+    assert proc.inbound(out.encapsulate(clear, 0.0), 0.0) == Deliver(clear, 0x10001)
