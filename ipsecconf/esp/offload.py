@@ -49,7 +49,7 @@ EMPTY_HDR = bytes(VNET_HDR_LEN)
 MAX_IP_LEN = 0xFFFF
 """A coalesced packet's IP length (IPv4 total, IPv6 payload) stays below this."""
 
-_TCP_FIN, _TCP_SYN, _TCP_RST, _TCP_PSH, _TCP_ACK, _TCP_URG = 1, 2, 4, 8, 16, 32
+_TCP_FIN, _TCP_PSH, _TCP_ACK = 1, 8, 16
 _TCP_CWR = 0x80
 _TCP_LAST_ONLY = _TCP_FIN | _TCP_PSH
 """Flags that only the last segment of a super-packet keeps."""
@@ -58,7 +58,6 @@ _TCP_MERGEABLE = _TCP_ACK | _TCP_PSH
 _UDP_CSUM_OFFSET = 6
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
-_SEQ_FLAGS = struct.Struct("!I5xB")  # TCP sequence number (offset 4) ... flags (offset 13)
 
 
 class OffloadError(ValueError):
@@ -68,9 +67,38 @@ class OffloadError(ValueError):
 def ones_sum(data: bytes | bytearray | memoryview) -> int:
     """The ones'-complement sum of ``data`` as 16-bit big-endian words (an odd last byte
     padded with zero), reduced modulo 0xFFFF (so 0 stands for both zeros)."""
+    n = len(data)
     value = int.from_bytes(data, "big")
-    if len(data) & 1:
+    if n & 1:
         value <<= 8
+        n += 1
+    return reduce(value, n >> 1)
+
+
+_FOLDS: dict[int, tuple[tuple[int, int], ...]] = {}
+_FOLDS_MAX = 4096
+"""Plans kept (one per length seen; a plan for 1400 bytes holds about 1.4 KB of masks)."""
+
+
+def reduce(value: int, words: int) -> int:
+    """``value`` (at most ``words`` 16-bit words) modulo 0xFFFF.  Dividing a long integer
+    by a small one costs a machine division per 30 bits; adding its halves first (2**16
+    is 1 modulo 0xFFFF, so high * 2**(16 h) + low is congruent to high + low) costs a
+    shift and a mask, so the division is left for the last few words -- about twice as
+    fast for a 1400-byte segment."""
+    plan = _FOLDS.get(words)
+    if plan is None:
+        steps = []
+        left = words
+        while left > 24:
+            half = (left + 1) >> 1
+            steps.append((half << 4, (1 << (half << 4)) - 1))
+            left = half + 1  # the sum of the halves may carry into one more word
+        if len(_FOLDS) >= _FOLDS_MAX:
+            _FOLDS.clear()
+        plan = _FOLDS[words] = tuple(steps)
+    for shift, mask in plan:
+        value = (value >> shift) + (value & mask)
     return value % 0xFFFF
 
 
@@ -86,12 +114,6 @@ def pseudo_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:
     the protocol and the transport length (their word layout differs between IPv4 and
     IPv6, their sum does not)."""
     return (int.from_bytes(src + dst, "big") + proto + length) % 0xFFFF
-
-
-def transport_ok(packet: bytes | memoryview, l4: int, src: bytes, dst: bytes, proto: int) -> bool:
-    """Whether the TCP/UDP checksum of ``packet`` (transport header at ``l4``) verifies."""
-    total = pseudo_sum(src, dst, proto, len(packet) - l4) + ones_sum(packet[l4:])
-    return total % 0xFFFF == 0
 
 
 # -- reading: super-packets and partial checksums ------------------------------------
@@ -135,18 +157,9 @@ def segment_tcp4(packet: memoryview, mss: int) -> list[bytes]:
         raise OffloadError("GSO TCPV4 frame without an IPv4 TCP packet")
     ihl = (packet[0] & 15) * 4
     total = _U16.unpack_from(packet, 2)[0]
-    if total > len(packet) or ihl < 20:
+    if total > len(packet) or ihl < 20 or ihl + 20 > total:
         raise OffloadError("IPv4 header length or total length out of range")
-    thl = (packet[ihl + 12] >> 4) * 4
-    hlen = ihl + thl
-    if thl < 20 or hlen > total:
-        raise OffloadError("TCP header length out of range")
-    ip_hdr = bytearray(packet[:ihl])
-    ip_hdr[10:12] = b"\0\0"
-    ident = _U16.unpack_from(ip_hdr, 4)[0]
-    ip_base = ones_sum(ip_hdr) - _U16.unpack_from(ip_hdr, 2)[0] - ident
-    src, dst = bytes(packet[12:16]), bytes(packet[16:20])
-    return _segments(packet, ihl, thl, total, mss, src, dst, ip_hdr, ident, ip_base)
+    return _segments(packet[:total], ihl, mss)
 
 
 def segment_tcp6(packet: memoryview, mss: int) -> list[bytes]:
@@ -156,63 +169,71 @@ def segment_tcp6(packet: memoryview, mss: int) -> list[bytes]:
     total = 40 + _U16.unpack_from(packet, 4)[0]
     if total > len(packet):
         raise OffloadError("IPv6 payload length beyond the frame")
-    thl = (packet[52] >> 4) * 4
-    if thl < 20 or 40 + thl > total:
-        raise OffloadError("TCP header length out of range")
-    src, dst = bytes(packet[8:24]), bytes(packet[24:40])
-    return _segments(packet, 40, thl, total, mss, src, dst, bytearray(packet[:40]), -1, 0)
+    return _segments(packet[:total], 40, mss)
 
 
-def _segments(
-    packet: memoryview,
-    ihl: int,
-    thl: int,
-    total: int,
-    mss: int,
-    src: bytes,
-    dst: bytes,
-    ip_hdr: bytearray,
-    ident: int,
-    ip_base: int,
-) -> list[bytes]:
-    # ``ident`` is -1 for IPv6.  For IPv4 each segment's identification is the super-
-    # packet's plus its index (as the kernel's tcp4_gso_segment), and the header checksum
-    # is ``ip_base`` (the header's sum without length and identification) plus those two.
+_IP4 = struct.Struct("!BBHHHBBH4s4s")
+_IP6 = struct.Struct("!IHBB16s16s")
+_TCP = struct.Struct("!4sIIBBHHH")
+"""TCP header: ports, sequence, ACK, data offset, flags, window, checksum, urgent."""
+
+
+def _segments(packet: memoryview, ihl: int, mss: int) -> list[bytes]:
+    total = len(packet)
+    thl = (packet[ihl + 12] >> 4) * 4
     hlen = ihl + thl
-    if mss <= 0 or total <= hlen:
-        raise OffloadError("GSO frame without a segment size or without payload")
-    tcp_hdr = bytearray(packet[ihl:hlen])
-    tcp_hdr[16:18] = b"\0\0"
-    seq0, flags = _SEQ_FLAGS.unpack_from(tcp_hdr, 4)
-    # The header's sum without sequence number and flags: those change per segment.
-    tcp_base = ones_sum(tcp_hdr) - (seq0 >> 16) - (seq0 & 0xFFFF) - flags
-    pseudo = pseudo_sum(src, dst, 6, 0)
+    if thl < 20 or hlen >= total or mss <= 0:
+        raise OffloadError("TCP header length out of range, no payload or no segment size")
+    ports, seq0, ack, doff, flags, window, _csum, urg = _TCP.unpack_from(packet, ihl)
+    options = bytes(packet[ihl + 20 : hlen])
+    v4 = packet[0] >> 4 == 4
+    src, dst = (bytes(packet[12:16]), bytes(packet[16:20])) if v4 else (
+        bytes(packet[8:24]), bytes(packet[24:40]))  # fmt: skip
+    # What every segment's TCP checksum shares: pseudo-header addresses and protocol,
+    # header words but the sequence number, flags and checksum (its own length, sequence
+    # number, flags and payload are added per segment).
+    base = (
+        int.from_bytes(src + dst, "big") + 6 + ones_sum(packet[ihl : ihl + 4])
+        + ones_sum(packet[ihl + 8 : ihl + 13]) + window + urg + ones_sum(options)
+    )  # fmt: skip
+    if v4:
+        # Each segment's identification is the super-packet's plus its index (as the
+        # kernel's tcp4_gso_segment); the header's checksum is finished per segment.
+        tos, ident, frag, ttl = packet[1], _U16.unpack_from(packet, 4)[0], _U16.unpack_from(
+            packet, 6)[0], packet[8]  # fmt: skip
+        ip_opts = bytes(packet[20:ihl])
+        ip_base = ((0x4500 | tos) + frag + (ttl << 8) + 6 + int.from_bytes(src + dst, "big")
+                   + ones_sum(ip_opts) + ((ihl - 20) << 6))  # fmt: skip
+        vihl = 0x40 | ihl >> 2
+    else:
+        head6 = _U32.unpack_from(packet, 0)[0]
+        hops = packet[7]
+    osum = ones_sum
+    tcp_pack = _TCP.pack
+    starts = range(hlen, total, mss)
+    last = starts[-1]
+    # CWR on the first segment only, FIN and PSH on the last only.
+    first = flags & ~_TCP_LAST_ONLY
+    mid = first & ~_TCP_CWR
+    final = flags if last == hlen else flags & ~_TCP_CWR
     out: list[bytes] = []
     append = out.append
-    v4 = ident >= 0
-    starts = range(hlen, total, mss)
-    last = len(starts) - 1
-    for i, start in enumerate(starts):
-        payload = packet[start : min(start + mss, total)]
+    for start in starts:
+        payload = packet[start : start + mss]
         n = len(payload)
         seq = (seq0 + start - hlen) & 0xFFFFFFFF
-        f = flags
-        if i:
-            f &= ~_TCP_CWR
-        if i != last:
-            f &= ~_TCP_LAST_ONLY
-        _U32.pack_into(tcp_hdr, 4, seq)  # (struct's pad bytes would zero the ACK number)
-        tcp_hdr[13] = f
-        sums = pseudo + thl + n + tcp_base + (seq >> 16) + (seq & 0xFFFF) + f
-        _U16.pack_into(tcp_hdr, 16, fold(sums + ones_sum(payload)))
+        f = final if start == last else first if start == hlen else mid
+        s = (base + thl + n + (seq >> 16) + (seq & 0xFFFF) + f + osum(payload)) % 0xFFFF
+        tcp = tcp_pack(ports, seq, ack, doff, f, window, (0xFFFF - s) % 0xFFFF, urg)
         if v4:
-            length, idn = hlen + n, (ident + i) & 0xFFFF
-            _U16.pack_into(ip_hdr, 2, length)
-            _U16.pack_into(ip_hdr, 4, idn)
-            _U16.pack_into(ip_hdr, 10, fold(ip_base + length + idn))
+            idn = (ident + (start - hlen) // mss) & 0xFFFF
+            length = hlen + n
+            c = (ip_base + length + idn) % 0xFFFF
+            ip = _IP4.pack(vihl, tos, length, idn, frag, ttl, 6, (0xFFFF - c) % 0xFFFF, src, dst)
+            append(b"".join((ip, ip_opts, tcp, options, payload)))
         else:
-            _U16.pack_into(ip_hdr, 4, thl + n)
-        append(b"".join((ip_hdr, tcp_hdr, payload)))
+            ip = _IP6.pack(head6, thl + n, 6, hops, src, dst)
+            append(b"".join((ip, tcp, options, payload)))
     return out
 
 
@@ -221,55 +242,105 @@ Frame = list[bytes | memoryview]
 """Buffers of one TUN write (``writev``): the virtio header, then the packet in pieces."""
 
 
-class _Segment:
-    """A TCP segment that may be merged, parsed; and, once others join it, the run."""
+_V4_TCP = struct.Struct("!BBHxxHBBxx12xIIBBHxxH")
+"""IPv4 (no options) + TCP: version/IHL, TOS, total length, fragment word, TTL, protocol,
+sequence, ACK, data offset, flags, window, urgent pointer."""
+_V6_TCP = struct.Struct("!IHBB32x4xIIBBHxxH")
+"""IPv6 + TCP: version/class/flow, payload length, next header, hop limit, then as above."""
+
+
+class _Run:
+    """Consecutive segments of one flow being merged."""
 
     __slots__ = ("closed", "first", "hlen", "ihl", "limit", "mss", "next_seq", "packets",
-                 "parts", "psh", "seq", "size", "sums")  # fmt: skip
+                 "parts", "psh", "sig", "size", "sums")  # fmt: skip
 
-    def __init__(self, first: bytes, ihl: int, hlen: int, seq: int, psh: bool) -> None:
-        n = len(first) - hlen
-        self.first = first
+    def __init__(
+        self, p: bytes, ihl: int, hlen: int, n: int, next_seq: int, psh: bool, sig: tuple[int, ...]
+    ) -> None:
+        self.first = p
         self.ihl = ihl
         self.hlen = hlen
-        self.seq = seq
         self.mss = n
-        self.next_seq = (seq + n) & 0xFFFFFFFF
-        self.packets = [first]
-        self.parts: list[bytes | memoryview] = [memoryview(first)[hlen:]]
-        self.psh = psh
-        self.size = len(first)
-        self.closed = psh
+        self.next_seq = next_seq
+        self.packets = [p]
+        self.parts: list[bytes | memoryview] = [memoryview(p)[hlen:]]
+        self.psh = self.closed = psh
+        self.size = len(p)
         # IPv4 total length, IPv6 payload length: 16 bits.
         self.limit = MAX_IP_LEN if ihl == 20 else MAX_IP_LEN + 40
-        self.sums = _tcp_value(first, ihl)
-
-
-def _tcp_value(p: bytes, ihl: int) -> int:
-    """The TCP segment as an integer congruent to its words' sum, without reducing it:
-    a run's segments are verified with one reduction (see :func:`_frames`)."""
-    value = int.from_bytes(memoryview(p)[ihl:], "big")
-    return value << 8 if (len(p) - ihl) & 1 else value
+        self.sig = sig
+        self.sums = 0
 
 
 def coalesce(packets: Sequence[bytes]) -> list[Frame]:
     """The TUN writes for a burst of decapsulated packets, in order within each flow:
     runs of mergeable TCP segments of one flow become one GSO packet, the rest go alone
     behind an empty header."""
-    frames: list[Frame | _Segment] = []
-    runs: dict[bytes, _Segment] = {}
+    frames: list[Frame | _Run] = []
+    runs: dict[bytes, _Run] = {}
+    v4_tcp, v6_tcp = _V4_TCP.unpack_from, _V6_TCP.unpack_from
     for p in packets:
-        key, seg = _parse(p)
-        if seg is None:
+        n = len(p)
+        if n >= 40 and p[0] == 0x45:
+            ver, tos, length, frag, hops, proto, seq, ack, doff, flags, window, urg = v4_tcp(p)
+            if proto != 6 or length != n or frag & 0x3FFF:
+                frames.append([EMPTY_HDR, p])
+                continue
+            key = p[12:24]
+            ihl = 20
+            # Without DF the identification would matter, so such segments go alone.
+            mergeable = frag == 0x4000
+        elif n >= 60 and p[0] >> 4 == 6 and p[6] == 6:
+            ver, length, proto, hops, seq, ack, doff, flags, window, urg = v6_tcp(p)
+            if length + 40 != n:
+                frames.append([EMPTY_HDR, p])
+                continue
+            key = p[8:44]
+            ihl, tos = 40, 0
+            mergeable = True
+        else:
             frames.append([EMPTY_HDR, p])
-            if key:  # the flow's later segments must not merge ahead of ``p``
-                runs.pop(key, None)
             continue
+        hlen = ihl + (doff >> 4) * 4
+        payload = n - hlen
+        if (
+            not mergeable
+            or payload <= 0
+            or hlen < ihl + 20
+            or flags & ~_TCP_MERGEABLE
+            or not flags & _TCP_ACK
+        ):
+            frames.append([EMPTY_HDR, p])
+            runs.pop(key, None)  # the flow's later segments must not merge ahead of ``p``
+            continue
+        # What must be equal across a run: IP TOS/TTL (IPv6: class, flow label, hop
+        # limit), ACK number, data offset, window, urgent pointer; then the options.
+        sig = (ver, tos, hops, ack, doff, window, urg)
+        psh = bool(flags & _TCP_PSH)
         run = runs.get(key)
-        if run is not None and _append(run, seg):
-            continue
-        runs[key] = seg
-        frames.append(seg)
+        if (
+            run is not None
+            and not run.closed
+            and seq == run.next_seq
+            and payload <= run.mss
+            and run.size + payload <= run.limit
+            and sig == run.sig
+            and (hlen == ihl + 20 or p[ihl + 20 : hlen] == run.first[ihl + 20 : hlen])
+        ):
+            if len(run.packets) == 1:  # a second segment: the run needs verifying
+                run.sums = _value(run.first, ihl)
+            run.packets.append(p)
+            run.parts.append(memoryview(p)[hlen:])
+            run.size += payload
+            run.next_seq = (seq + payload) & 0xFFFFFFFF
+            run.psh = psh
+            # A short segment or one with PSH ends the run (as Linux's GRO flushes it).
+            run.closed = psh or payload < run.mss
+            run.sums += _value(p, ihl)
+        else:
+            run = runs[key] = _Run(p, ihl, hlen, payload, (seq + payload) & 0xFFFFFFFF, psh, sig)
+            frames.append(run)
     out: list[Frame] = []
     for f in frames:
         if isinstance(f, list):
@@ -279,70 +350,14 @@ def coalesce(packets: Sequence[bytes]) -> list[Frame]:
     return out
 
 
-def _parse(p: bytes) -> tuple[bytes, _Segment | None]:
-    """A TCP segment's flow key (addresses and ports) and, when it may be merged, the
-    segment parsed; (b"", None) for what is not TCP over IPv4/IPv6 without options or
-    extension headers."""
-    n = len(p)
-    if n < 40:
-        return b"", None
-    if p[0] == 0x45:
-        if p[9] != 6 or _U16.unpack_from(p, 2)[0] != n or p[6] & 0x3F or p[7]:
-            return b"", None
-        ihl = 20
-        key = p[12:24]
-        if not p[6] & 0x40:
-            return key, None  # without DF the identification would have to be kept
-    elif p[0] >> 4 == 6:
-        if n < 60 or p[6] != 6 or 40 + _U16.unpack_from(p, 4)[0] != n:
-            return b"", None
-        ihl = 40
-        key = p[8:44]
-    else:
-        return b"", None
-    hlen = ihl + (p[ihl + 12] >> 4) * 4
-    flags = p[ihl + 13]
-    if hlen < ihl + 20 or hlen >= n or flags & ~_TCP_MERGEABLE or not flags & _TCP_ACK:
-        return key, None
-    seq = _U32.unpack_from(p, ihl + 4)[0]
-    return key, _Segment(p, ihl, hlen, seq, bool(flags & _TCP_PSH))
+def _value(p: bytes, ihl: int) -> int:
+    """The TCP segment of ``p`` as an integer congruent to its words' sum, unreduced: a
+    run's segments are verified with one reduction (see :func:`_frames`)."""
+    value = int.from_bytes(memoryview(p)[ihl:], "big")
+    return value << 8 if (len(p) - ihl) & 1 else value
 
 
-def _append(run: _Segment, seg: _Segment) -> bool:
-    """Add ``seg`` to ``run`` if it continues it (else the caller starts a new run)."""
-    first, ihl, hlen = run.first, run.ihl, run.hlen
-    p, n = seg.first, seg.mss
-    if (
-        run.closed
-        or seg.hlen != hlen
-        or seg.seq != run.next_seq
-        or n > run.mss
-        or run.size + n > run.limit
-        # IPv4 TOS and TTL; IPv6 class, flow label and hop limit.
-        or (
-            p[1] != first[1] or p[8] != first[8]
-            if ihl == 20
-            else p[:4] != first[:4] or p[7] != first[7]
-        )
-        # The same ACK number, window, urgent pointer and options (flags: ACK, maybe
-        # PSH; the checksum at offset 16 differs).
-        or p[ihl + 8 : ihl + 12] != first[ihl + 8 : ihl + 12]
-        or p[ihl + 14 : ihl + 16] != first[ihl + 14 : ihl + 16]
-        or p[ihl + 18 : hlen] != first[ihl + 18 : hlen]
-    ):
-        return False
-    run.packets.append(p)
-    run.parts.append(memoryview(p)[hlen:])
-    run.sums += seg.sums
-    run.next_seq = seg.next_seq
-    run.size += n
-    run.psh = seg.psh
-    # A short segment or one with PSH ends the run (as Linux's GRO flushes it).
-    run.closed = seg.psh or n < run.mss
-    return True
-
-
-def _frames(run: _Segment) -> list[Frame]:
+def _frames(run: _Run) -> list[Frame]:
     """The TUN write for a run: one GSO packet when its segments' checksums verify."""
     first, ihl, hlen, packets = run.first, run.ihl, run.hlen, run.packets
     count = len(packets)
@@ -354,7 +369,10 @@ def _frames(run: _Segment) -> list[Frame]:
     # fails goes out segment by segment, for the kernel to check and drop what is bad.
     addresses = int.from_bytes(src + dst, "big") + 6
     tcp_lengths = run.size - hlen + count * (hlen - ihl)
-    if (run.sums + count * addresses + tcp_lengths) % 0xFFFF:
+    # (A segment is at most ``mss`` plus its header; the sum of ``count`` of them carries
+    # into at most two more words.)
+    words = (run.mss + hlen - ihl + 1) // 2 + 2
+    if reduce(run.sums + count * addresses + tcp_lengths, words):
         return [[EMPTY_HDR, p] for p in packets]
     head = bytearray(first[:hlen])
     size = run.size
