@@ -109,7 +109,7 @@ class Daemon:
         if left:
             log.info("removed what an earlier engine left: %s", "; ".join(left))
         try:
-            tun = TunDevice(self.names.tun)
+            tun = TunDevice.open(self.names.tun, tso=self.names.tso)
         except OSError as exc:
             store.close()
             raise EngineStartError(f"cannot create TUN device {self.names.tun}: {exc}") from None
