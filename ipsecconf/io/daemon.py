@@ -141,6 +141,13 @@ class Daemon:
             )
             await self._ticks(engine, clock)
             await self._shutdown(engine, clock)
+            log.info(
+                "dataplane offloads: %d merged TUN writes, %d TCP super-packets read, "
+                "%d ESP-in-UDP runs sent with UDP_SEGMENT",
+                tun.merged_writes,
+                tun.super_packets,
+                socks.batches,
+            )
         finally:
             self._remove_readers(loop, tun, socks)
             await control.stop()

@@ -113,13 +113,16 @@ def _run_end(packets: Sequence[bytes], i: int, count: int) -> int:
         or first[7]
     ):
         return i + 1
-    key = first[1:2] + first[6:10] + first[12:20] + first[20:24]
+    # The same DF/fragment word, TTL and protocol; addresses and ports; TOS.
+    flags_ttl, ends, tos = first[6:10], first[12:24], first[1]
     limit = min(count, i + GSO_MAX_SEGMENTS, i + GSO_MAX_BYTES // (size - 28))
     j = i + 1
     while j < limit:
         p = packets[j]
         n = len(p)
-        if n > size or n <= 28 or p[1:2] + p[6:10] + p[12:20] + p[20:24] != key:
+        if n > size or n <= 28 or p[0] != 0x45 or p[12:24] != ends or p[6:10] != flags_ttl:
+            break
+        if p[1] != tos:
             break
         j += 1
         if n < size:
