@@ -76,8 +76,10 @@ def ones_sum(data: bytes | bytearray | memoryview) -> int:
 
 
 _FOLDS: dict[int, tuple[tuple[int, int], ...]] = {}
-_FOLDS_MAX = 4096
-"""Plans kept (one per length seen; a plan for 1400 bytes holds about 1.4 KB of masks)."""
+_FOLDS_MAX = 1024
+"""Plans kept, one per length seen, for lengths up to :data:`_FOLDS_WORDS` words (a plan
+holds about as many bytes of masks as the length: at most about 8 MB in all)."""
+_FOLDS_WORDS = 4096
 
 
 def reduce(value: int, words: int) -> int:
@@ -94,9 +96,11 @@ def reduce(value: int, words: int) -> int:
             half = (left + 1) >> 1
             steps.append((half << 4, (1 << (half << 4)) - 1))
             left = half + 1  # the sum of the halves may carry into one more word
-        if len(_FOLDS) >= _FOLDS_MAX:
-            _FOLDS.clear()
-        plan = _FOLDS[words] = tuple(steps)
+        plan = tuple(steps)
+        if words <= _FOLDS_WORDS:
+            if len(_FOLDS) >= _FOLDS_MAX:
+                _FOLDS.clear()
+            _FOLDS[words] = plan
     for shift, mask in plan:
         value = (value >> shift) + (value & mask)
     return value % 0xFFFF

@@ -115,6 +115,14 @@ def test_ones_sum_matches_the_reference(data: bytes) -> None:
         assert offload.fold(offload.ones_sum(data)) == ref_checksum(data)
 
 
+@settings(max_examples=25, deadline=None)
+@given(payloads(70000))
+def test_ones_sum_of_long_buffers(data: bytes) -> None:
+    # Past the lengths whose folding plans are kept, and back.
+    assert offload.ones_sum(data) == ref_sum(data) % 0xFFFF
+    assert offload.ones_sum(data[:1400]) == ref_sum(data[:1400]) % 0xFFFF
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     v6=st.booleans(),
