@@ -16,11 +16,24 @@ routing rule (``not fwmark MARK``) never steers them into the TUN device:
 * raw ``IPPROTO_RAW`` senders (header included) for every protected packet and for the
   bypassed clear packets read from the TUN.
 
+Batches (UDP segmentation and receive offload, as wireguard-go uses them): a run of
+ESP-in-UDP IPv4 packets from port 4500 to one peer, equal in size (the last may be
+shorter), with DF set, the same TOS and TTL -- what the segments of one TCP super-packet
+become -- leaves in one ``sendmsg`` on the port-4500 socket with ``UDP_SEGMENT``: the
+kernel builds the same datagrams (plus a UDP checksum, which RFC 3948 allows) from the
+one buffer list, and a peer whose socket asks for ``UDP_GRO`` gets them back in one
+``recvmsg`` (the engine's 4500 sockets ask; they cut the buffer at the announced size).
+The 4500 socket sends such runs with ``IP_PMTUDISC_DO`` (the DF bit the raw path copies
+from the clear packet) and IKE with the default, so a large IKE message may still be
+fragmented.  A run the kernel refuses (too big for the path, for one) is sent packet by
+packet through the raw socket instead, which reports and counts as before.
+
 :class:`Sockets` implements the engine's :class:`~ipsecconf.engine.ports.Wire` port.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import ipaddress
@@ -34,6 +47,16 @@ IP_MTU = 14
 IPV6_MTU = 24
 IPV6_RECVPKTINFO = 49
 IPV6_PKTINFO = 50
+IP_MTU_DISCOVER = 10
+IP_PMTUDISC_WANT = 1
+IP_PMTUDISC_DO = 2
+SOL_UDP = 17
+UDP_SEGMENT = 103
+UDP_GRO = 104
+GSO_MAX_SEGMENTS = 64
+"""Datagrams per ``UDP_SEGMENT`` send (the kernel's limit was 64 before Linux 5.5)."""
+GSO_MAX_BYTES = 0xFFFF - 20 - 8
+"""Payload bytes per ``UDP_SEGMENT`` send: one IPv4 datagram's worth."""
 IKE_PORTS = (500, 4500)
 _IPV6_HDR = struct.Struct("!IHBB16s16s")
 _SEND_ERRORS = frozenset(
@@ -67,6 +90,46 @@ def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
+_PKTINFO = struct.Struct("@i4s4s")
+"""``struct in_pktinfo``: interface index, source to use (``ipi_spec_dst``), address."""
+_U16 = struct.Struct("@H")
+_INT = struct.Struct("@i")
+
+
+def _run_end(packets: Sequence[bytes], i: int, count: int) -> int:
+    """The end of the run of packets from ``i`` that may leave as one ``UDP_SEGMENT``
+    send: ESP-in-UDP over IPv4 without options from port 4500, DF set, the same TOS,
+    TTL, addresses and destination port, the same size but for a shorter last one,
+    within the kernel's limits.  ``i + 1`` when ``packets[i]`` starts no such run."""
+    first = packets[i]
+    size = len(first)
+    if (
+        size <= 28
+        or first[0] != 0x45
+        or first[9] != 17
+        or first[20:22] != b"\x11\x94"
+        or first[6] & 0xBF  # DF only: no fragment, no MF
+        or not first[6] & 0x40
+        or first[7]
+    ):
+        return i + 1
+    # The same DF/fragment word, TTL and protocol; addresses and ports; TOS.
+    flags_ttl, ends, tos = first[6:10], first[12:24], first[1]
+    limit = min(count, i + GSO_MAX_SEGMENTS, i + GSO_MAX_BYTES // (size - 28))
+    j = i + 1
+    while j < limit:
+        p = packets[j]
+        n = len(p)
+        if n > size or n <= 28 or p[0] != 0x45 or p[12:24] != ends or p[6:10] != flags_ttl:
+            break
+        if p[1] != tos:
+            break
+        j += 1
+        if n < size:
+            break
+    return j
+
+
 def _mark(sock: socket.socket, mark: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
 
@@ -98,6 +161,9 @@ class Sockets:
                     # (about 90 full-size datagrams) overflows and TCP through the tunnel
                     # backs off; the raw ESP receivers have the same 4 MiB.
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+                    # (A kernel before 5.0 refuses: one datagram per receive then.)
+                    with contextlib.suppress(OSError):
+                        s.setsockopt(SOL_UDP, UDP_GRO, 1)
                 if fam == socket.AF_INET:
                     s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
                     s.bind(("0.0.0.0", port))
@@ -123,6 +189,10 @@ class Sockets:
             i = socket.socket(fam, socket.SOCK_RAW, icmp_proto)
             i.setblocking(False)
             self.icmp_in[fam] = i
+        self._dont_fragment: set[socket.socket] = set()
+        """4500 sockets currently set to IP_PMTUDISC_DO (batches) rather than the default."""
+        self.batches = 0
+        """Runs sent with UDP_SEGMENT (for tests and benchmarks)."""
         self.raw4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         _mark(self.raw4, mark)
         self.raw4.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
@@ -139,11 +209,55 @@ class Sockets:
         if sock is None:
             return
         try:
+            if sock in self._dont_fragment:
+                sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_WANT)
+                self._dont_fragment.discard(sock)
             sock.sendto(data, remote)
         except OSError:
             self.send_errors += 1
 
     def send_packets(self, packets: Sequence[bytes]) -> int:
+        udp4 = self.udp.get((socket.AF_INET, 4500))
+        if udp4 is None or len(packets) < 2:
+            return self._send_raw(packets)
+        failed = 0
+        i, count = 0, len(packets)
+        while i < count:
+            end = _run_end(packets, i, count)
+            if end - i >= 2:
+                if self._send_batch(udp4, packets, i, end):
+                    self.batches += 1
+                else:
+                    failed += self._send_raw(packets[i:end])
+            else:
+                failed += self._send_raw(packets[i:end])
+            i = end
+        return failed
+
+    def _send_batch(self, sock: socket.socket, packets: Sequence[bytes], i: int, end: int) -> bool:
+        """Send ``packets[i:end]`` (a run, see :func:`_run_end`) as one ``UDP_SEGMENT``
+        message; False when the kernel refuses it (nothing was sent)."""
+        first = packets[i]
+        if sock not in self._dont_fragment:
+            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+            self._dont_fragment.add(sock)
+        anc = [
+            (socket.IPPROTO_IP, IP_PKTINFO, _PKTINFO.pack(0, first[12:16], b"\0\0\0\0")),
+            (SOL_UDP, UDP_SEGMENT, _U16.pack(len(first) - 28)),
+            (socket.IPPROTO_IP, socket.IP_TTL, _INT.pack(first[8])),
+        ]
+        if first[1]:
+            anc.append((socket.IPPROTO_IP, socket.IP_TOS, _INT.pack(first[1])))
+        dst = (socket.inet_ntoa(first[16:20]), (first[22] << 8) | first[23])
+        try:
+            sock.sendmsg([memoryview(p)[28:] for p in packets[i:end]], anc, 0, dst)
+        except OSError as exc:
+            if exc.errno not in _SEND_ERRORS and exc.errno != errno.EIO:
+                raise
+            return False
+        return True
+
+    def _send_raw(self, packets: Sequence[bytes]) -> int:
         raw4, raw6 = self.raw4, self.raw6
         failed = 0
         ntoa = socket.inet_ntoa
@@ -191,20 +305,28 @@ class Sockets:
     # -- receiving -------------------------------------------------------------------
     @staticmethod
     def recv_udp(sock: socket.socket, burst: int = 64) -> list[tuple[bytes, tuple[str, int], str]]:
-        """Datagrams ready on a UDP socket: (payload, remote, local address)."""
-        out = []
+        """Datagrams ready on a UDP socket: (payload, remote, local address).  What the
+        kernel hands over merged (``UDP_GRO``) comes out as the datagrams it was."""
+        out: list[tuple[bytes, tuple[str, int], str]] = []
         for _ in range(burst):
             try:
                 data, anc, _flags, addr = sock.recvmsg(65535, 256)
             except BlockingIOError:
                 break
             local = ""
+            size = 0
             for level, kind, value in anc:
                 if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
                     local = socket.inet_ntoa(value[8:12])  # ipi_addr: the header's destination
                 elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
                     local = socket.inet_ntop(socket.AF_INET6, value[:16])
-            out.append((data, (str(addr[0]), int(addr[1])), local))
+                elif level == SOL_UDP and kind == UDP_GRO:
+                    size = _INT.unpack(value)[0]
+            remote = (str(addr[0]), int(addr[1]))
+            if 0 < size < len(data):
+                out.extend((data[j : j + size], remote, local) for j in range(0, len(data), size))
+            else:
+                out.append((data, remote, local))
         return out
 
     @staticmethod
