@@ -264,6 +264,7 @@ def _install(mgr: IkeManager, entry: IkeEntry, ev: ChildSaEstablished, now: floa
     queued = mgr.queues.pop(key, [])
     if queued:
         mgr.resend(queued, now)
+    entry.creating = False
     if ev.rekey_of is not None:
         entry.rekeying = False
         log.info("rekeyed policy %s with %s: old SPI in 0x%08x", pair.name, remote, ev.rekey_of)
@@ -292,6 +293,7 @@ def _failed(mgr: IkeManager, entry: IkeEntry, ev: ChildSaFailed | IkeSaFailed, n
         mgr.proc.negotiation_failed(f"{pair}.out", ipaddress.ip_address(entry.remote).packed)
         mgr.proc.negotiation_failed(f"{pair}.in", ipaddress.ip_address(entry.remote).packed)
     entry.rekeying = False  # a failed rekey leaves the old SAs in use until they expire
+    entry.creating = False
     if isinstance(ev, ChildSaFailed) and entry.initiator and not entry.children:
         # One child per IKE SA: an IKE SA whose child failed has no use; delete it, so
         # that the next packet (after the backoff) negotiates afresh.

@@ -73,6 +73,8 @@ class IkeEntry:
     children: list[Child] = field(default_factory=list)
     rekeying: bool = False
     """A CREATE_CHILD_SA rekey (of a child or of the IKE SA) we started is running."""
+    creating: bool = False
+    """A CREATE_CHILD_SA for a new child we started is running."""
     established: bool = False
     next_liveness: float = 0.0
     seen_packets: int = -1
@@ -145,7 +147,21 @@ class IkeManager:
         if len(self.triggers) > 4096:
             self.triggers.clear()
         self.triggers[key] = trigger
-        self.initiate(pair, remote, now, trigger=trigger)
+        idle = self._idle(key)
+        if idle is None:
+            self.initiate(pair, remote, now, trigger=trigger)
+            return
+        # The peer deleted the child (or told us its SPI is gone) and kept the IKE SA: a
+        # new child over it (CREATE_CHILD_SA, RFC 7296 1.3.1), no new IKE SA.
+        try:
+            idle.sa.create_child(now, child=pair.name, trigger=trigger)
+        except LocalProtocolError as exc:
+            log.warning("cannot negotiate policy %s with %s: %s", pair.name, remote, exc)
+            self.close(idle, now)
+            return
+        idle.creating = True
+        log.info("CREATE_CHILD_SA to %s for policy %s", remote, pair.name)
+        self.flush(idle, now)
 
     def _pair_by_reqid(self, reqid: int) -> PairSpec | None:
         for pair in self.config.pairs.values():
@@ -154,7 +170,18 @@ class IkeManager:
         return None
 
     def _pending(self, key: tuple[str, str]) -> bool:
-        return any(e.key == key and not e.children for e in self.entries.values())
+        """A negotiation for the pair runs: an IKE SA being set up, or a new child."""
+        return any(
+            e.key == key and not e.children and (not e.established or e.creating)
+            for e in self.entries.values()
+        )
+
+    def _idle(self, key: tuple[str, str]) -> IkeEntry | None:
+        """Our established IKE SA for the pair that carries no child any more."""
+        for e in self.entries.values():
+            if e.key == key and e.established and not e.children and e.initiator:
+                return e
+        return None
 
     def _carried(self, key: tuple[str, str]) -> bool:
         return any(
@@ -339,11 +366,16 @@ class IkeManager:
                 if len(self._invalid_spi_sent) > 1024:
                     self._invalid_spi_sent.clear()
                 self._invalid_spi_sent[peer] = now
+                stale = any(c.spi_in == spi for c in entry.children)
                 try:
-                    entry.sa.report_invalid_spi(now, spi, 2 if protocol == 51 else 3)
+                    if stale:  # the IKE SA still has the pair the dataplane lost: delete it
+                        entry.sa.delete_child(now, spi)
+                    else:
+                        entry.sa.report_invalid_spi(now, spi, 2 if protocol == 51 else 3)
                 except LocalProtocolError:
                     return
-                log.info("INVALID_SPI 0x%08x sent to %s", spi, peer)
+                what = "Delete of its pair" if stale else "INVALID_SPI"
+                log.info("ESP/AH for unknown SPI 0x%08x from %s: %s sent", spi, peer, what)
                 self.flush(entry, now)
                 return
 

@@ -27,7 +27,15 @@ from ipsecconf.engine.records import SaBook
 from ipsecconf.esp import ip
 from ipsecconf.esp.errors import DropReason
 from ipsecconf.esp.packet import push_udp_header
-from ipsecconf.esp.processor import Acquire, Deliver, Drop, IkeDatagram, Processor, Send
+from ipsecconf.esp.processor import (
+    Acquire,
+    Deliver,
+    Drop,
+    IkeDatagram,
+    Processor,
+    Send,
+    UnknownSpi,
+)
 from ipsecconf.esp.sad import SaTable
 from ipsecconf.esp.spd import PolicyTable
 from ipsecconf.state.store import Store
@@ -221,7 +229,7 @@ class Engine:
         for r in self.proc.inbound_batch(packets, now):
             if type(r) is Deliver:
                 clear.append(r.packet)
-            elif type(r) is Drop:
+            elif isinstance(r, Drop):
                 self._dropped(r, now)
             elif type(r) is IkeDatagram:
                 src = ip_text(r.src)
@@ -255,7 +263,7 @@ class Engine:
                 packets.append(outer.build(8 + len(payload), 0, 0, False) + udp + payload)
             elif type(r) is Deliver:
                 clear.append(r.packet)
-            elif type(r) is Drop:
+            elif isinstance(r, Drop):
                 self._dropped(r, now)
         if clear:
             self.tun.write_packets(clear)
@@ -269,6 +277,8 @@ class Engine:
         self.ike.datagram(data, remote, local, local_port, now)
 
     def _dropped(self, drop: Drop, now: float) -> None:
+        if isinstance(drop, UnknownSpi) and drop.sender:
+            self.ike.invalid_spi(drop.spi, drop.protocol, ip_text(drop.sender), now)
         # One line per reason, then at most one summary line per reason every 10 s.
         reason = drop.reason
         if reason is DropReason.NAT_KEEPALIVE:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from ipsecconf.esp import ip
 from ipsecconf.esp.errors import DecodeError, DropReason, EspError
 from ipsecconf.esp.packet import ESP_HEADER, NATT_PORT, UdpKind, classify_udp4500
-from ipsecconf.esp.sa import Counters, Mode, SecurityAssociation
+from ipsecconf.esp.sa import Counters, Mode, SaState, SecurityAssociation
 from ipsecconf.esp.sad import LarvalSa, SaTable
 from ipsecconf.esp.spd import Action, Direction, Level, Policy, PolicyTable
 
@@ -55,6 +55,18 @@ class Drop:
 
     reason: DropReason
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownSpi(Drop):
+    """ESP or AH for an SPI without an SA: who sent it, so that the engine can tell the
+    peer (INVALID_SPI, RFC 7296 2.21.4)."""
+
+    spi: int = 0
+    protocol: int = 0
+    """50 (ESP, ESP-in-UDP included) or 51 (AH)."""
+    sender: bytes = b""
+    """The outer source address, packed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +133,14 @@ class Processor:
         if sa is not None:
             sa.counters.count_drop(reason)
         return Drop(reason, detail)
+
+    def _unknown_spi(
+        self, spi: int, protocol: int, sender: bytes, sa: SecurityAssociation | None
+    ) -> Drop:
+        # A Dead SA (deleted, still listed for a minute) is as unknown as a missing one.
+        reason = DropReason.UNKNOWN_SPI if sa is None else DropReason.SA_EXPIRED
+        self._drop(reason, sa=sa)
+        return UnknownSpi(reason, f"SPI 0x{spi:08x}", spi, protocol, sender)
 
     # -- outbound ------------------------------------------------------------------
     def outbound(self, packet: bytes, now: float) -> Result:
@@ -198,7 +218,9 @@ class Processor:
             return self._drop(exc.reason, str(exc))
         sa = self.sad.get(key)
         if sa is None or isinstance(sa, LarvalSa):
-            return self._drop(DropReason.UNKNOWN_SPI, f"SPI 0x{key[0]:08x}")
+            return self._unknown_spi(key[0], key[2], info.src, None)
+        if sa.state is SaState.DEAD:
+            return self._unknown_spi(key[0], key[2], info.src, sa)
         return self._open(sa, packet, info, key[0], now)
 
     def inbound_esp_in_udp(
@@ -213,7 +235,9 @@ class Processor:
         spi = ESP_HEADER.unpack_from(payload)[0]
         sa = self.sad.get((spi, dst, ip.PROTO_ESP))
         if sa is None or isinstance(sa, LarvalSa):
-            return self._drop(DropReason.UNKNOWN_SPI, f"SPI 0x{spi:08x}")
+            return self._unknown_spi(spi, ip.PROTO_ESP, src, None)
+        if sa.state is SaState.DEAD:
+            return self._unknown_spi(spi, ip.PROTO_ESP, src, sa)
         if sa.config.mode is not Mode.TUNNEL:
             return None
         opaque = ip.OPAQUE_PORT

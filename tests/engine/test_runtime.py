@@ -124,6 +124,47 @@ def test_liveness_timeout_shortens_the_wait_for_a_dead_peer(
     assert live_spis(a) == set() and not a.engine.ike.entries
 
 
+def test_esp_for_a_lost_sa_deletes_the_pair_and_the_sender_renegotiates(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    a, b = node(net, clock, tmp_path, "a"), node(net, clock, tmp_path, "b")
+    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
+    run(net, clock, [a, b], 1.0)
+    old = live_spis(a)
+    (ike,) = list(a.engine.ike.entries)
+    # B's dataplane loses its inbound SA while its IKE SA still lists the pair.
+    (lost,) = [sa for sa in b.engine.sad if sa.config.direction.value == "in"]
+    b.engine.sad.delete(lost.config.spi, lost.config.dst, lost.config.protocol, clock.t)
+    a.engine.outbound([icmp(HOST_A, HOST_B, 1)], clock.t)
+    run(net, clock, [a, b], 0.5)  # B deletes the pair over IKE, on both sides
+    assert live_spis(a) == live_spis(b) == set()
+    a.engine.outbound([icmp(HOST_A, HOST_B, 2)], clock.t)  # a new child, same IKE SA
+    run(net, clock, [a, b], 1.0)
+    assert b.tun.packets[-1] == icmp(HOST_A, HOST_B, 2)
+    assert len(live_spis(a)) == 2 and live_spis(a) == live_spis(b) and not live_spis(a) & old
+    assert list(a.engine.ike.entries) == list(b.engine.ike.entries) == [ike]
+
+
+def test_esp_with_an_spi_never_known_gets_invalid_spi_at_most_once_a_second(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    a, b = node(net, clock, tmp_path, "a"), node(net, clock, tmp_path, "b")
+    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
+    run(net, clock, [a, b], 1.0)
+    live = live_spis(a)
+    esp = next(p for p in net.wire_log if p[9] == 50)
+    forged = esp[:20] + (0xDEAD0001).to_bytes(4, "big") + esp[24:]
+    for _ in range(5):
+        b.engine.inbound([forged], clock.t)
+    sent = [i for i in net.queue if isinstance(i, tuple) and i[0] == B_OUT]
+    assert len(sent) == 1  # one INFORMATIONAL with INVALID_SPI, not five
+    run(net, clock, [a, b], 1.0)
+    assert live_spis(a) == live_spis(b) == live  # A has no such SA: nothing else changes
+    clock.t += 1.0
+    b.engine.inbound([forged], clock.t)
+    assert len([i for i in net.queue if isinstance(i, tuple) and i[0] == B_OUT]) == 1
+
+
 def test_restart_sends_initial_contact_and_the_peer_drops_old_sas(
     net: MemNet, clock: Clock, tmp_path: Path
 ) -> None:
