@@ -13,6 +13,7 @@ from ipsecconf.engine import wire
 from ipsecconf.engine.control import Control
 from ipsecconf.engine.ikemgr import QUEUE_PER_FLOW
 from ipsecconf.engine.service import Service, StoreBackend
+from ipsecconf.esp.sa import SecurityAssociation
 from ipsecconf.plan.planfile import Inputs
 from tests.engine.memnet import (
     A_OUT,
@@ -49,6 +50,16 @@ def live_spis(n: Node) -> set[int]:
     return {int(r["spi"]) for r in sa_rows(n) if r["state"] == "M"}  # type: ignore[call-overload]
 
 
+def connected(
+    net: MemNet, clock: Clock, tmp_path: Path, a_cfg: dict[str, object], b_cfg: dict[str, object]
+) -> tuple[Node, Node]:
+    """Sites A and B, with A's first packet through (the SAs negotiated on demand)."""
+    a, b = node(net, clock, tmp_path, "a", **a_cfg), node(net, clock, tmp_path, "b", **b_cfg)
+    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
+    run(net, clock, [a, b], 1.0)
+    return a, b
+
+
 def test_acquire_queues_then_sends_and_both_sides_record_the_same_sas(
     net: MemNet, clock: Clock, tmp_path: Path
 ) -> None:
@@ -72,10 +83,7 @@ def test_acquire_queues_then_sends_and_both_sides_record_the_same_sas(
 def test_rekey_on_soft_lifetime_keeps_traffic_and_retires_old_sas(
     net: MemNet, clock: Clock, tmp_path: Path
 ) -> None:
-    a = node(net, clock, tmp_path, "a", lifetime=60)
-    b = node(net, clock, tmp_path, "b", lifetime=60)
-    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
-    run(net, clock, [a, b], 1.0)
+    a, b = connected(net, clock, tmp_path, {"lifetime": 60}, {"lifetime": 60})
     first = live_spis(a)
     (ike,) = list(a.engine.ike.entries)
     delivered = 0
@@ -96,9 +104,7 @@ def test_rekey_on_soft_lifetime_keeps_traffic_and_retires_old_sas(
 
 
 def test_liveness_notices_a_dead_peer(net: MemNet, clock: Clock, tmp_path: Path) -> None:
-    a, b = node(net, clock, tmp_path, "a"), node(net, clock, tmp_path, "b")
-    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
-    run(net, clock, [a, b], 1.0)
+    a, b = connected(net, clock, tmp_path, {}, {})
     assert len(live_spis(a)) == 2
     net.down.add(B_OUT)
     run(net, clock, [a, b], 200.0, step=1.0)  # liveness 10 s, then the retransmissions
@@ -111,10 +117,7 @@ def test_liveness_notices_a_dead_peer(net: MemNet, clock: Clock, tmp_path: Path)
 def test_liveness_timeout_shortens_the_wait_for_a_dead_peer(
     net: MemNet, clock: Clock, tmp_path: Path
 ) -> None:
-    a = node(net, clock, tmp_path, "a", liveness_timeout=12)
-    b = node(net, clock, tmp_path, "b")
-    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
-    run(net, clock, [a, b], 1.0)
+    a, b = connected(net, clock, tmp_path, {"liveness_timeout": 12}, {})
     net.down.add(B_OUT)
     # The first liveness check (10 s in) only notes the inbound counters; the second finds
     # them unchanged and probes, then six waits add up to 12 s (strongSwan's 1.8^n shape).
@@ -127,14 +130,16 @@ def test_liveness_timeout_shortens_the_wait_for_a_dead_peer(
 def test_esp_for_a_lost_sa_deletes_the_pair_and_the_sender_renegotiates(
     net: MemNet, clock: Clock, tmp_path: Path
 ) -> None:
-    a, b = node(net, clock, tmp_path, "a"), node(net, clock, tmp_path, "b")
-    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
-    run(net, clock, [a, b], 1.0)
+    a, b = connected(net, clock, tmp_path, {}, {})
     old = live_spis(a)
     (ike,) = list(a.engine.ike.entries)
     # B's dataplane loses its inbound SA while its IKE SA still lists the pair.
-    (lost,) = [sa for sa in b.engine.sad if sa.config.direction.value == "in"]
-    b.engine.sad.delete(lost.config.spi, lost.config.dst, lost.config.protocol, clock.t)
+    (lost,) = [
+        sa.config
+        for sa in b.engine.sad
+        if isinstance(sa, SecurityAssociation) and sa.config.direction.value == "in"
+    ]
+    b.engine.sad.delete(lost.spi, lost.dst, lost.protocol, clock.t)
     a.engine.outbound([icmp(HOST_A, HOST_B, 1)], clock.t)
     run(net, clock, [a, b], 0.5)  # B deletes the pair over IKE, on both sides
     assert live_spis(a) == live_spis(b) == set()
@@ -148,9 +153,7 @@ def test_esp_for_a_lost_sa_deletes_the_pair_and_the_sender_renegotiates(
 def test_esp_with_an_spi_never_known_gets_invalid_spi_at_most_once_a_second(
     net: MemNet, clock: Clock, tmp_path: Path
 ) -> None:
-    a, b = node(net, clock, tmp_path, "a"), node(net, clock, tmp_path, "b")
-    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
-    run(net, clock, [a, b], 1.0)
+    a, b = connected(net, clock, tmp_path, {}, {})
     live = live_spis(a)
     esp = next(p for p in net.wire_log if p[9] == 50)
     forged = esp[:20] + (0xDEAD0001).to_bytes(4, "big") + esp[24:]
@@ -168,9 +171,7 @@ def test_esp_with_an_spi_never_known_gets_invalid_spi_at_most_once_a_second(
 def test_restart_sends_initial_contact_and_the_peer_drops_old_sas(
     net: MemNet, clock: Clock, tmp_path: Path
 ) -> None:
-    a, b = node(net, clock, tmp_path, "a"), node(net, clock, tmp_path, "b")
-    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
-    run(net, clock, [a, b], 1.0)
+    a, b = connected(net, clock, tmp_path, {}, {})
     old = live_spis(b)
     # A "crashes": a new engine on the same store, without deleting anything.
     a.store.close()
@@ -199,9 +200,7 @@ def _planned(n: Node, cfg: Path) -> dict[str, object]:
 def test_control_apply_tears_down_changed_pairs_and_rolls_back_on_failure(
     net: MemNet, clock: Clock, tmp_path: Path
 ) -> None:
-    a, b = node(net, clock, tmp_path, "a"), node(net, clock, tmp_path, "b")
-    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
-    run(net, clock, [a, b], 1.0)
+    a, b = connected(net, clock, tmp_path, {}, {})
     old = live_spis(a)
     control = Control(a.engine, clock, a.state)
     params = _planned(a, write_config(tmp_path / "a", "a", encryption="aes256gcm"))
@@ -242,10 +241,7 @@ def test_refused_child_is_retried_once_the_peer_agrees(
     net: MemNet, clock: Clock, tmp_path: Path
 ) -> None:
     # A offers only AES-256-GCM, B accepts only AES-128-GCM: the child fails.
-    a = node(net, clock, tmp_path, "a", encryption="aes256gcm")
-    b = node(net, clock, tmp_path, "b")
-    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
-    run(net, clock, [a, b], 1.0)
+    a, b = connected(net, clock, tmp_path, {"encryption": "aes256gcm"}, {})
     assert live_spis(a) == set() and b.tun.packets == []
     a.engine.sync()
     assert a.store.counters()["ike_failed"] == 1
@@ -263,10 +259,7 @@ def test_refused_child_is_retried_once_the_peer_agrees(
 def test_ike_lifetime_rekeys_the_ike_sa_in_place_without_losing_traffic(
     net: MemNet, clock: Clock, tmp_path: Path
 ) -> None:
-    a = node(net, clock, tmp_path, "a", ike_lifetime=100)
-    b = node(net, clock, tmp_path, "b", ike_lifetime=100)
-    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
-    run(net, clock, [a, b], 1.0)
+    a, b = connected(net, clock, tmp_path, {"ike_lifetime": 100}, {"ike_lifetime": 100})
     (first,) = list(a.engine.ike.entries)
     children = live_spis(a)
     for seq in range(1, 70):  # the IKE rekey is due 50 s in (lifetime 100 s, margin <= half)
@@ -281,10 +274,7 @@ def test_ike_lifetime_rekeys_the_ike_sa_in_place_without_losing_traffic(
 
 
 def test_dying_while_the_rekey_runs_then_dead(net: MemNet, clock: Clock, tmp_path: Path) -> None:
-    a = node(net, clock, tmp_path, "a", lifetime=60)
-    b = node(net, clock, tmp_path, "b", lifetime=60)
-    a.engine.outbound([icmp(HOST_A, HOST_B, 0)], clock.t)
-    run(net, clock, [a, b], 1.0)
+    a, b = connected(net, clock, tmp_path, {"lifetime": 60}, {"lifetime": 60})
     old = live_spis(a)
     run(net, clock, [a, b], 35.0)  # soft lifetime: between 38 and 40 s
     net.down.add(B_OUT)  # the rekey cannot complete while B is away
