@@ -218,6 +218,11 @@ class SaContext:
             if self.initiator:
                 self.remote_port = NATT_PORT
 
+    @property
+    def remote_text(self) -> str:
+        """The peer's address as canonical text (datagrams are addressed with it)."""
+        return self._remote_text
+
     def update_remote(self, host: str, port: int) -> None:
         """Follow the peer's address after an authenticated request (NAT mapping changes)."""
         if port == self.remote_port and host == self._remote_text:
@@ -227,7 +232,7 @@ class SaContext:
         except ValueError:
             return
         self.remote_port = port
-        self._remote_text = host
+        self._remote_text = str(self.remote_address)  # canonical, as str() gave before
 
     def push(self, event: IkeEvent) -> None:
         """Queue an event for the engine."""

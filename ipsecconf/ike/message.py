@@ -28,12 +28,15 @@ _INITIATOR, _RESPONSE = int(Flags.INITIATOR), int(Flags.RESPONSE)  # plain ints:
 MAX_MESSAGE_BYTES = 65535
 """An IKE message never exceeds one UDP datagram (fragmentation is RFC 7383)."""
 IKE_VERSION = 0x20
+_ZERO_SPI = bytes(8)
+_IKE_SA_INIT, _SK = int(ExchangeType.IKE_SA_INIT), int(PayloadType.SK)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Header:
-    """The fixed IKE header."""
+    """The fixed IKE header (not frozen: a frozen dataclass costs a call per field to
+    build, and four are built per handshake; nothing changes one after parsing)."""
 
     spi_i: bytes
     spi_r: bytes
@@ -64,21 +67,21 @@ def pull_header(data: bytes) -> Header:
     spi_i, spi_r, next_payload, version, exchange, flags, message_id, length = _HEADER.unpack_from(
         data
     )
-    header = Header(spi_i, spi_r, next_payload, version, exchange, flags, message_id, length)
-    if header.version >> 4 != 2:
-        raise RemoteProtocolError(DropReason.BAD_VERSION, f"IKE version {header.version:#x}")
-    if header.length != len(data):
+    if version >> 4 != 2:
+        raise RemoteProtocolError(DropReason.BAD_VERSION, f"IKE version {version:#x}")
+    if length != len(data):
         raise RemoteProtocolError(
-            DropReason.BAD_LENGTH, f"header says {header.length} bytes, datagram has {len(data)}"
+            DropReason.BAD_LENGTH, f"header says {length} bytes, datagram has {len(data)}"
         )
-    if header.spi_i == bytes(8):
+    if spi_i == _ZERO_SPI:
         raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "initiator SPI is zero")
-    return header
+    return Header(spi_i, spi_r, next_payload, version, exchange, flags, message_id, length)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
-    """A decoded (or to-be-encoded) IKE message."""
+    """A decoded (or to-be-encoded) IKE message (not frozen, for the same reason as
+    :class:`Header`; its payload list was never immutable)."""
 
     exchange: int
     message_id: int
@@ -227,7 +230,7 @@ def decode(data: bytes, header: Header, crypto: SkCrypto | None) -> Message:
     """
     payloads, sk = pull_chain(data[HEADER_BYTES:], header.next_payload)
     encrypted = sk is not None
-    if header.exchange != ExchangeType.IKE_SA_INIT:
+    if header.exchange != _IKE_SA_INIT:
         if sk is None or payloads:
             raise RemoteProtocolError(
                 DropReason.MALFORMED, "protected exchange without a lone SK payload"

@@ -7,10 +7,11 @@ proposal list.  Only the Key Length attribute (type 14, TV format) is known.
 
 from __future__ import annotations
 
+import functools
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ipsecconf.codec import Buffer
+from ipsecconf.codec import Buffer, BufferReadError
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError, malformed
 
 MAX_PROPOSALS = 64
@@ -50,6 +51,8 @@ class SaPayload:
     """The Security Association payload: proposals in the sender's order of preference."""
 
     proposals: tuple[WireProposal, ...]
+    _wire: bytes = field(default=b"", init=False, repr=False, compare=False)
+    """The encoded body, memoised by :func:`sa_body` (the object is immutable)."""
 
 
 def _pull_transform(buf: Buffer) -> tuple[bool, Transform]:
@@ -85,29 +88,38 @@ def _pull_transform(buf: Buffer) -> tuple[bool, Transform]:
     return last == 3, Transform(ttype, tid, key_length, unknown)
 
 
+@functools.lru_cache(maxsize=256)
+def _pull_transforms(count: int, raw: bytes) -> tuple[Transform, ...]:
+    # Cached by the raw bytes: a child SA offer differs between handshakes only in its
+    # SPI, so its transforms (the bulk of the parse) repeat (the result is immutable).
+    body = Buffer(raw)
+    transforms = []
+    more = count > 0
+    for _ in range(count):
+        if not more:
+            raise malformed("transform after the last one")
+        more, transform = _pull_transform(body)
+        transforms.append(transform)
+    if more or not body.eof():
+        raise malformed("transform count disagrees with the proposal length")
+    return tuple(transforms)
+
+
 def _pull_proposal(buf: Buffer) -> tuple[bool, WireProposal]:
     if buf.remaining() < 8:
         raise malformed("proposal shorter than its header")
     last, _, length, number, protocol, spi_size, count = _PROPOSAL.unpack(buf.pull_bytes(8))
     if length < 8 or length - 8 > buf.remaining():
         raise malformed(f"proposal length {length} is invalid")
-    body = Buffer(buf.pull_bytes(length - 8))
+    body = buf.pull_bytes(length - 8)
     if count > MAX_TRANSFORMS:
         raise RemoteProtocolError(DropReason.TOO_LARGE, f"{count} transforms in one proposal")
-    spi = body.pull_bytes(spi_size)
-    transforms = []
-    more = count > 0
-    for index in range(count):
-        if not more:
-            raise malformed("transform after the last one")
-        more, transform = _pull_transform(body)
-        del index
-        transforms.append(transform)
-    if more or not body.eof():
-        raise malformed("transform count disagrees with the proposal length")
+    if spi_size > len(body):
+        raise BufferReadError(f"need {spi_size} SPI bytes, have {len(body)}")
+    transforms = _pull_transforms(count, body[spi_size:])
     if last not in (0, 2):
         raise malformed(f"proposal 'last substruc' is {last}")
-    return last == 2, WireProposal(number, protocol, spi, tuple(transforms))
+    return last == 2, WireProposal(number, protocol, body[:spi_size], transforms)
 
 
 def pull_sa(buf: Buffer) -> SaPayload:
@@ -126,22 +138,46 @@ def pull_sa(buf: Buffer) -> SaPayload:
 
 def push_sa(buf: Buffer, sa: SaPayload) -> None:
     """Serialise an SA payload body."""
+    buf.push_bytes(sa_body(sa))
+
+
+def sa_body(sa: SaPayload) -> bytes:
+    """The encoded body of ``sa``, computed once per object (configured offers are sent
+    again and again)."""
+    if sa._wire:
+        return sa._wire
+    parts = []
     for pindex, proposal in enumerate(sa.proposals):
-        parts = [proposal.spi]
-        count = len(proposal.transforms)
-        for tindex, transform in enumerate(proposal.transforms):
-            attrs = b""
-            if transform.key_length is not None:
-                attrs = _KEY_LENGTH.pack(_TV_FLAG | ATTR_KEY_LENGTH, transform.key_length)
-            more = 0 if tindex == count - 1 else 3
-            parts.append(
-                _TRANSFORM.pack(more, 0, 8 + len(attrs), transform.type, 0, transform.id) + attrs
-            )
-        data = b"".join(parts)
+        data = proposal.spi + _transforms_bytes(proposal.transforms)
         last = 0 if pindex == len(sa.proposals) - 1 else 2
-        buf.push_bytes(
+        parts.append(
             _PROPOSAL.pack(
-                last, 0, 8 + len(data), proposal.number, proposal.protocol, len(proposal.spi), count
+                last,
+                0,
+                8 + len(data),
+                proposal.number,
+                proposal.protocol,
+                len(proposal.spi),
+                len(proposal.transforms),
             )
         )
-        buf.push_bytes(data)
+        parts.append(data)
+    wire = b"".join(parts)
+    object.__setattr__(sa, "_wire", wire)  # a memo, not a change of value
+    return wire
+
+
+@functools.lru_cache(maxsize=256)
+def _transforms_bytes(transforms: tuple[Transform, ...]) -> bytes:
+    # Cached: a child offer is the configured transforms with a fresh SPI each time.
+    parts = []
+    count = len(transforms)
+    for tindex, transform in enumerate(transforms):
+        attrs = b""
+        if transform.key_length is not None:
+            attrs = _KEY_LENGTH.pack(_TV_FLAG | ATTR_KEY_LENGTH, transform.key_length)
+        more = 0 if tindex == count - 1 else 3
+        parts.append(
+            _TRANSFORM.pack(more, 0, 8 + len(attrs), transform.type, 0, transform.id) + attrs
+        )
+    return b"".join(parts)

@@ -64,6 +64,39 @@ from ipsecconf.ike.tasks.informational import (
 __all__ = ["Address", "ChildInfo", "Datagram", "IkeSa", "RouteInfo", "route"]
 
 
+class _Outbox:
+    """The datagrams an IKE SA has produced and the engine has not yet taken."""
+
+    __slots__ = ("ctx", "datagrams")
+
+    def __init__(self, ctx: SaContext) -> None:
+        self.ctx = ctx
+        self.datagrams: list[Datagram] = []
+
+    def send(self, data: bytes) -> None:
+        """Queue one IKE message for the peer (with the non-ESP marker on port 4500)."""
+        ctx = self.ctx
+        payload = NON_ESP_MARKER + data if ctx.local_port == NATT_PORT else data
+        self.datagrams.append(Datagram(payload, (ctx.remote_text, ctx.remote_port), ctx.local_port))
+
+    def take(self) -> list[Datagram]:
+        """Everything queued, emptying the outbox."""
+        out = self.datagrams
+        self.datagrams = []
+        return out
+
+
+def _passive_tasks(exchange: int) -> list[Task]:
+    """The responder tasks that answer a request of ``exchange``."""
+    if exchange == ExchangeType.IKE_SA_INIT:
+        return [IkeInitResponder()]
+    if exchange == ExchangeType.IKE_AUTH:
+        return [IkeAuthResponder(), ChildCreateResponder()]
+    if exchange == ExchangeType.CREATE_CHILD_SA:
+        return [CreateChildSaResponder()]
+    return [InformationalResponder()]
+
+
 class IkeSa:
     """One IKE SA, initiator or responder, with its child SAs' negotiation."""
 
@@ -103,8 +136,11 @@ class IkeSa:
     def _setup(self, ctx: SaContext) -> None:
         self._ctx = ctx
         ctx.adopt = IkeSa._adopt
-        self._manager = TaskManager(self._ctx, self._queue_send, self._passive_tasks)
-        self._outbox: list[Datagram] = []
+        # The manager gets the outbox's method and a plain function, never a method of
+        # this object: an SA and its manager in a reference cycle would wait for the
+        # cyclic garbage collector, whose passes cost more than a handshake's codec.
+        self._outbox = _Outbox(ctx)
+        self._manager = TaskManager(ctx, self._outbox.send, _passive_tasks)
         self.drops: Counter[DropReason] = Counter()
         """Refused datagrams by reason."""
         self.last_drop_detail = ""
@@ -264,8 +300,7 @@ class IkeSa:
 
     def datagrams_to_send(self, now: float) -> list[Datagram]:
         """Datagrams produced since the last call."""
-        out, self._outbox = self._outbox, []
-        return out
+        return self._outbox.take()
 
     def get_timer(self) -> float | None:
         """The time at which :meth:`handle_timer` must be called, or ``None``."""
@@ -304,8 +339,8 @@ class IkeSa:
         if self._keepalive_at is not None and now >= self._keepalive_at:
             ctx = self._ctx
             # One 0xFF byte, no marker, keeps our NAT mapping for port 4500 open.
-            self._outbox.append(
-                Datagram(b"\xff", (str(ctx.remote_address), ctx.remote_port), ctx.local_port)
+            self._outbox.datagrams.append(
+                Datagram(b"\xff", (ctx.remote_text, ctx.remote_port), ctx.local_port)
             )
             self._keepalive_at = None
         self._arm_timers(now)
@@ -333,21 +368,6 @@ class IkeSa:
     def _drop(self, reason: DropReason, detail: str) -> None:
         self.drops[reason] += 1
         self.last_drop_detail = detail
-
-    def _queue_send(self, data: bytes) -> None:
-        ctx = self._ctx
-        payload = NON_ESP_MARKER + data if ctx.local_port == NATT_PORT else data
-        remote = (str(ctx.remote_address), ctx.remote_port)
-        self._outbox.append(Datagram(payload, remote, ctx.local_port))
-
-    def _passive_tasks(self, exchange: int) -> list[Task]:
-        if exchange == ExchangeType.IKE_SA_INIT:
-            return [IkeInitResponder()]
-        if exchange == ExchangeType.IKE_AUTH:
-            return [IkeAuthResponder(), ChildCreateResponder()]
-        if exchange == ExchangeType.CREATE_CHILD_SA:
-            return [CreateChildSaResponder()]
-        return [InformationalResponder()]
 
     def _receive(self, data: bytes, addr: Address, now: float) -> None:
         ctx = self._ctx
