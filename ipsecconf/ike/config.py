@@ -19,6 +19,7 @@ import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from ipsecconf.ike.constants import IdType, ProtocolId
 from ipsecconf.ike.credentials import (
@@ -29,11 +30,13 @@ from ipsecconf.ike.credentials import (
     TrustAnchors,
 )
 from ipsecconf.ike.errors import LocalProtocolError
+from ipsecconf.ike.memo import Memo, recall, remember
 from ipsecconf.ike.payloads import IdPayload
 from ipsecconf.model.proposals import Proposal, default_ike
 from ipsecconf.model.selectors import Selector
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+T = TypeVar("T")
 
 
 class Mode(enum.StrEnum):
@@ -44,8 +47,9 @@ class Mode(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Identity:
-    """An IKE identity: a type and its data (text for addresses, FQDN and email)."""
+class Identity(Memo):
+    """An IKE identity: a type and its data (text for addresses, FQDN and email).  Its
+    text is memoised: PSK lookups ask for it in every IKE_AUTH."""
 
     id_type: IdType
     data: bytes
@@ -104,6 +108,13 @@ class Identity:
         return self.data == other.data
 
     def __str__(self) -> str:
+        text: str | None = recall(self)
+        if text is None:
+            text = self._format()
+            remember(self, text)
+        return text
+
+    def _format(self) -> str:
         if self.id_type in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
             try:
                 return str(ipaddress.ip_address(self.data))
@@ -179,7 +190,7 @@ class TriggerPacket:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ChildConfig:
+class ChildConfig(Memo):
     """One child SA: a mirrored policy pair (selectors in the ``out`` direction)."""
 
     name: str
@@ -228,7 +239,7 @@ def _default_ike() -> tuple[Proposal, ...]:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class IkeConfig:
+class IkeConfig(Memo):
     """Everything one IKE SA needs to know about its peer."""
 
     local_address: IPAddress
@@ -280,6 +291,9 @@ class IkeConfig:
     @property
     def effective_local_id(self) -> Identity:
         """Our identity, defaulting to our address."""
+        return derived(self, "local-id", self._local_id)
+
+    def _local_id(self) -> Identity:
         return self.local_id or Identity.address(self.local_address)
 
     @property
@@ -287,7 +301,7 @@ class IkeConfig:
         """The AUTH method names accepted from the peer."""
         if self.remote_auth:
             return self.remote_auth
-        return SIGNATURE_METHODS if self.credentials is not None else frozenset({"psk"})
+        return SIGNATURE_METHODS if self.credentials is not None else _PSK_ONLY
 
     @property
     def uses_signatures(self) -> bool:
@@ -308,6 +322,27 @@ class IkeConfig:
             raise LocalProtocolError("nonce size must be 16..256 bytes (RFC 7296 2.10)")
         if self.local_address.version != self.remote_address.version:
             raise LocalProtocolError("local and remote addresses are of different families")
+
+
+_PSK_ONLY = frozenset({"psk"})
+
+
+def derived(config: IkeConfig | ChildConfig, key: str, make: Callable[[], T]) -> T:
+    """``make()``, computed once per config and remembered in it under ``key``.
+
+    Configs are immutable and one serves every SA with its peer, so what the core
+    derives from one (encoded offers, proposal answers, traffic selectors, identities)
+    is computed on the first handshake only.  ``make`` must be a pure function of the
+    config; each ``key`` always maps to values of one type.
+    """
+    memo: dict[str, Any] | None = recall(config)
+    if memo is None:
+        memo = {}
+        remember(config, memo)
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = make()
+    return cast(T, found)
 
 
 @functools.lru_cache(maxsize=4096)

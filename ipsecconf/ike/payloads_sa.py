@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import functools
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ipsecconf.codec import Buffer, BufferReadError
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError, malformed
+from ipsecconf.ike.memo import Memo, recall, remember
 
 MAX_PROPOSALS = 64
 MAX_TRANSFORMS = 64
@@ -47,12 +48,11 @@ class WireProposal:
 
 
 @dataclass(frozen=True, slots=True)
-class SaPayload:
-    """The Security Association payload: proposals in the sender's order of preference."""
+class SaPayload(Memo):
+    """The Security Association payload: proposals in the sender's order of preference.
+    Its encoded body is memoised by :func:`sa_body`."""
 
     proposals: tuple[WireProposal, ...]
-    _wire: bytes = field(default=b"", init=False, repr=False, compare=False)
-    """The encoded body, memoised by :func:`sa_body` (the object is immutable)."""
 
 
 def _pull_transform(buf: Buffer) -> tuple[bool, Transform]:
@@ -144,8 +144,9 @@ def push_sa(buf: Buffer, sa: SaPayload) -> None:
 def sa_body(sa: SaPayload) -> bytes:
     """The encoded body of ``sa``, computed once per object (configured offers are sent
     again and again)."""
-    if sa._wire:
-        return sa._wire
+    known: bytes | None = recall(sa)
+    if known is not None:
+        return known
     parts = []
     for pindex, proposal in enumerate(sa.proposals):
         data = proposal.spi + _transforms_bytes(proposal.transforms)
@@ -163,7 +164,7 @@ def sa_body(sa: SaPayload) -> bytes:
         )
         parts.append(data)
     wire = b"".join(parts)
-    object.__setattr__(sa, "_wire", wire)  # a memo, not a change of value
+    remember(sa, wire)
     return wire
 
 

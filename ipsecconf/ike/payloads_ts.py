@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ipsecconf.codec import Buffer
 from ipsecconf.ike.constants import TsType
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError, malformed
+from ipsecconf.ike.memo import Memo, recall, remember
 
 MAX_SELECTORS = 32
 _SELECTOR = struct.Struct("!BBHHH")
@@ -56,13 +57,12 @@ class TsEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class TsPayload:
-    """TSi (``initiator=True``) or TSr: one or more selectors, any of which may match."""
+class TsPayload(Memo):
+    """TSi (``initiator=True``) or TSr: one or more selectors, any of which may match.
+    Its encoded body is memoised by :func:`ts_body`."""
 
     initiator: bool
     selectors: tuple[TsEntry, ...]
-    _wire: bytes = field(default=b"", init=False, repr=False, compare=False)
-    """The encoded body, memoised by :func:`ts_body` (the object is immutable)."""
 
 
 def pull_ts(buf: Buffer, initiator: bool) -> TsPayload:
@@ -107,8 +107,9 @@ def push_ts(buf: Buffer, ts: TsPayload) -> None:
 def ts_body(ts: TsPayload) -> bytes:
     """The encoded body of ``ts``, computed once per object (a child's configured
     selectors are sent in every negotiation)."""
-    if ts._wire:
-        return ts._wire
+    known: bytes | None = recall(ts)
+    if known is not None:
+        return known
     parts = [bytes((len(ts.selectors), 0, 0, 0))]
     for entry in ts.selectors:
         v4 = entry.start_addr.version == 4
@@ -124,5 +125,5 @@ def ts_body(ts: TsPayload) -> bytes:
         parts.append(entry.start_addr.packed)
         parts.append(entry.end_addr.packed)
     wire = b"".join(parts)
-    object.__setattr__(ts, "_wire", wire)  # a memo, not a change of value
+    remember(ts, wire)
     return wire

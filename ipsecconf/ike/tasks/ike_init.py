@@ -22,8 +22,8 @@ from ipsecconf.ike.events import FailureReason, IkeSaFailed
 from ipsecconf.ike.keymat import ike_keys, skeyseed
 from ipsecconf.ike.message import Message, SkCrypto
 from ipsecconf.ike.payloads import KePayload, NoncePayload, NotifyPayload, Payload
-from ipsecconf.ike.payloads_sa import SaPayload, WireProposal
-from ipsecconf.ike.proposals import IkeAlgorithms, check_answer, ike_algorithms, select, to_wire
+from ipsecconf.ike.payloads_sa import SaPayload
+from ipsecconf.ike.proposals import IkeAlgorithms, ike_algorithms, ike_negotiator, ike_offer
 from ipsecconf.ike.tasks.base import Status, Task, first_error, notifies, one
 from ipsecconf.model.algorithms import DhGroup
 
@@ -162,7 +162,7 @@ class IkeInitInitiator(Task):
         if self.cookie:
             payloads.append(NotifyPayload(NotifyType.COOKIE, data=self.cookie))
         payloads += [
-            to_wire(ctx.config.proposals),
+            ike_offer(ctx.config),
             KePayload(self.group.dh_id, self.ke.public_key()),
             NoncePayload(ctx.ni),
             *natd_payloads(ctx, bytes(8)),
@@ -209,7 +209,7 @@ class IkeInitInitiator(Task):
                 None,
                 True,
             )
-        chosen = check_answer(sa, ctx.config.proposals)
+        chosen = ike_negotiator(ctx.config).check(sa)
         if chosen is None:
             return self._fail(
                 ctx,
@@ -248,7 +248,7 @@ class IkeInitResponder(Task):
 
     def __init__(self) -> None:
         self.error: NotifyPayload | None = None
-        self.answer: WireProposal | None = None
+        self.answer: SaPayload | None = None
         self.public = b""
         self.group = 0
 
@@ -261,7 +261,7 @@ class IkeInitResponder(Task):
                 DropReason.MISSING_PAYLOAD, "IKE_SA_INIT request lacks SA, KE or Nonce"
             )
         ctx.spi_i = message.spi_i
-        picked = select(sa, ctx.config.proposals)
+        picked = ike_negotiator(ctx.config).select(sa)
         if picked is None:
             self.error = NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)
             ctx.transition(IkeState.FAILED)
@@ -273,8 +273,7 @@ class IkeInitResponder(Task):
                 )
             )
             return Status.FAILED
-        answer, chosen = picked
-        algorithms = ike_algorithms(chosen)
+        algorithms = ike_algorithms(picked.chosen)
         if ke.group != algorithms.dh.dh_id:
             # Stateless answer: the initiator retries with the group we name (2.7).
             self.error = NotifyPayload(
@@ -292,7 +291,7 @@ class IkeInitResponder(Task):
         process_hashes(ctx, message)
         ctx.spi_r = nonzero_spi(ctx)
         derive(ctx, algorithms, shared)
-        self.answer = answer
+        self.answer = picked.reply
         self.public = own.public_key()
         self.group = algorithms.dh.dh_id
         ctx.transition(IkeState.CONNECTING)
@@ -303,7 +302,7 @@ class IkeInitResponder(Task):
             return [self.error]
         assert self.answer is not None
         return [
-            SaPayload((self.answer,)),
+            self.answer,
             KePayload(self.group, self.public),
             NoncePayload(ctx.nr),
             *natd_payloads(ctx, ctx.spi_r),
