@@ -24,7 +24,7 @@ from typing import Any
 from ipsecconf.codec import Buffer, BufferReadError
 from ipsecconf.ike.constants import NotifyType, PayloadType
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError, malformed
-from ipsecconf.ike.payloads_sa import SaPayload, pull_sa, sa_body
+from ipsecconf.ike.payloads_sa import SaPayload, pull_sa, sa_body, sa_from_bytes
 from ipsecconf.ike.payloads_ts import TsPayload, pull_ts, ts_body
 
 MAX_PAYLOADS = 64
@@ -367,6 +367,10 @@ def _dec_auth(ptype: int, body: bytes) -> Payload | None:
     return AuthPayload(body[0], body[4:]) if len(body) >= 4 else None
 
 
+def _dec_sa(ptype: int, body: bytes) -> Payload | None:
+    return sa_from_bytes(body)
+
+
 _DECODERS: dict[int, Callable[[int, bytes], Payload | None]] = {
     PayloadType.NONCE: _dec_nonce,
     PayloadType.NOTIFY: _dec_notify,
@@ -374,6 +378,7 @@ _DECODERS: dict[int, Callable[[int, bytes], Payload | None]] = {
     PayloadType.IDI: _dec_id,
     PayloadType.IDR: _dec_id,
     PayloadType.AUTH: _dec_auth,
+    PayloadType.SA: _dec_sa,
 }
 
 

@@ -105,33 +105,36 @@ def _pull_transforms(count: int, raw: bytes) -> tuple[Transform, ...]:
     return tuple(transforms)
 
 
-def _pull_proposal(buf: Buffer) -> tuple[bool, WireProposal]:
-    if buf.remaining() < 8:
-        raise malformed("proposal shorter than its header")
-    last, _, length, number, protocol, spi_size, count = _PROPOSAL.unpack(buf.pull_bytes(8))
-    if length < 8 or length - 8 > buf.remaining():
-        raise malformed(f"proposal length {length} is invalid")
-    body = buf.pull_bytes(length - 8)
-    if count > MAX_TRANSFORMS:
-        raise RemoteProtocolError(DropReason.TOO_LARGE, f"{count} transforms in one proposal")
-    if spi_size > len(body):
-        raise BufferReadError(f"need {spi_size} SPI bytes, have {len(body)}")
-    transforms = _pull_transforms(count, body[spi_size:])
-    if last not in (0, 2):
-        raise malformed(f"proposal 'last substruc' is {last}")
-    return last == 2, WireProposal(number, protocol, body[:spi_size], transforms)
-
-
 def pull_sa(buf: Buffer) -> SaPayload:
-    """Parse an SA payload body."""
+    """Parse an SA payload body (the rest of ``buf``)."""
+    return sa_from_bytes(buf.pull_bytes(buf.remaining()))
+
+
+def sa_from_bytes(data: bytes) -> SaPayload:
+    """Parse an SA payload body given as bytes (by slicing: the handshake's hot path)."""
     proposals: list[WireProposal] = []
+    pos, end = 0, len(data)
     more = True
     while more:
         if len(proposals) >= MAX_PROPOSALS:
             raise RemoteProtocolError(DropReason.TOO_LARGE, "too many proposals")
-        more, proposal = _pull_proposal(buf)
-        proposals.append(proposal)
-    if not buf.eof():
+        if end - pos < 8:
+            raise malformed("proposal shorter than its header")
+        last, _, length, number, protocol, spi_size, count = _PROPOSAL.unpack_from(data, pos)
+        if length < 8 or length > end - pos:
+            raise malformed(f"proposal length {length} is invalid")
+        if count > MAX_TRANSFORMS:
+            raise RemoteProtocolError(DropReason.TOO_LARGE, f"{count} transforms in one proposal")
+        if spi_size > length - 8:
+            raise BufferReadError(f"need {spi_size} SPI bytes, have {length - 8}")
+        spi_end = pos + 8 + spi_size
+        transforms = _pull_transforms(count, data[spi_end : pos + length])
+        if last not in (0, 2):
+            raise malformed(f"proposal 'last substruc' is {last}")
+        proposals.append(WireProposal(number, protocol, data[pos + 8 : spi_end], transforms))
+        more = last == 2
+        pos += length
+    if pos != end:
         raise malformed("data after the last proposal")
     return SaPayload(tuple(proposals))
 
