@@ -167,9 +167,12 @@ class Workload:
         octets_i = signed_octets(prf_alg, init_msg, nr, k.sk_pi, id_i)
         octets_r = signed_octets(prf_alg, init_msg, ni, k.sk_pr, id_r)
         if self.credentials is None:
-            for octets in (octets_i, octets_r):
-                auth = PskAuthenticator(prf_alg, self.psk).sign(octets)
-                PskAuthenticator(prf_alg, self.psk).verify(auth, octets)
+            # Each side derives its PSK MAC key once, MACs its AUTH and checks the peer's.
+            side_i = PskAuthenticator(prf_alg, self.psk)
+            side_r = PskAuthenticator(prf_alg, self.psk)
+            for signer, checker, octets in ((side_i, side_r, octets_i), (side_r, side_i, octets_r)):
+                if not checker.verify(signer.sign(octets), octets):
+                    raise LocalProtocolError("bench: PSK AUTH round trip failed")
         else:
             # Each side signs; the other verifies with the signer's certificate.
             for cred, octets in ((self.credentials[0], octets_i), (self.credentials[1], octets_r)):

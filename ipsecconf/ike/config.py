@@ -19,7 +19,7 @@ import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from ipsecconf.ike.constants import IdType, ProtocolId
 from ipsecconf.ike.credentials import (
@@ -89,11 +89,7 @@ class Identity(Memo):
     @classmethod
     def from_payload(cls, payload: IdPayload) -> Identity:
         """The identity an IDi/IDr payload carries (unknown types kept raw)."""
-        try:
-            kind = IdType(payload.id_type)
-        except ValueError:
-            kind = IdType.KEY_ID
-        return cls(kind, payload.data)
+        return cls(_ID_TYPES.get(payload.id_type, IdType.KEY_ID), payload.data)
 
     def to_payload(self, initiator: bool) -> IdPayload:
         """This identity as IDi (``initiator``) or IDr."""
@@ -115,14 +111,7 @@ class Identity(Memo):
         return text
 
     def _format(self) -> str:
-        if self.id_type in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
-            try:
-                return str(ipaddress.ip_address(self.data))
-            except ValueError:
-                return self.data.hex()
-        if self.id_type in (IdType.FQDN, IdType.RFC822_ADDR):
-            return self.data.decode("ascii", "replace")
-        return f"{self.id_type.name.lower()}:{self.data.hex()}"
+        return _identity_text(self.id_type, self.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +314,21 @@ class IkeConfig(Memo):
 
 
 _PSK_ONLY = frozenset({"psk"})
+_ID_TYPES = {int(t): t for t in IdType}
+
+
+@functools.lru_cache(maxsize=1024)
+def _identity_text(id_type: IdType, data: bytes) -> str:
+    # Cached: an identity received in IKE_AUTH is a new object every time, and the PSK
+    # lookup asks for its text.
+    if id_type in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
+        try:
+            return str(ipaddress.ip_address(data))
+        except ValueError:
+            return data.hex()
+    if id_type in (IdType.FQDN, IdType.RFC822_ADDR):
+        return data.decode("ascii", "replace")
+    return f"{id_type.name.lower()}:{data.hex()}"
 
 
 def derived(config: IkeConfig | ChildConfig, key: str, make: Callable[[], T]) -> T:
@@ -335,14 +339,14 @@ def derived(config: IkeConfig | ChildConfig, key: str, make: Callable[[], T]) ->
     is computed on the first handshake only.  ``make`` must be a pure function of the
     config; each ``key`` always maps to values of one type.
     """
-    memo: dict[str, Any] | None = recall(config)
+    memo: dict[str, Any] | None = getattr(config, "_memo", None)  # recall(), inlined
     if memo is None:
         memo = {}
         remember(config, memo)
-    found = memo.get(key)
+    found: T | None = memo.get(key)
     if found is None:
         found = memo[key] = make()
-    return cast(T, found)
+    return found
 
 
 @functools.lru_cache(maxsize=4096)

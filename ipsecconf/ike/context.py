@@ -7,6 +7,7 @@ engine, through a narrow API.  It holds keys, so it has no useful repr.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import ipaddress
 from collections import deque
@@ -15,7 +16,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ipsecconf.crypto.dh import KeyExchangeFactory
-from ipsecconf.ike.config import ChildConfig, Identity, IkeConfig, IPAddress, TriggerPacket
+from ipsecconf.ike.auth import PskAuthenticator
+from ipsecconf.ike.config import (
+    ChildConfig,
+    Identity,
+    IkeConfig,
+    IPAddress,
+    TriggerPacket,
+    derived,
+)
 from ipsecconf.ike.constants import NATT_PORT
 from ipsecconf.ike.errors import LocalProtocolError
 from ipsecconf.ike.events import IkeEvent
@@ -23,6 +32,7 @@ from ipsecconf.ike.keymat import IkeKeys
 from ipsecconf.ike.message import SkCrypto
 from ipsecconf.ike.payloads_ts import TsEntry
 from ipsecconf.ike.proposals import ChildAlgorithms, IkeAlgorithms
+from ipsecconf.model.algorithms import Prf
 
 if TYPE_CHECKING:  # only for annotations: tasks and sa import this module
     from ipsecconf.ike.sa import IkeSa
@@ -120,7 +130,7 @@ class SaContext:
         self.local_port = config.local_port
         self.remote_address: IPAddress = config.remote_address
         self.remote_port = config.remote_port
-        self._remote_text = str(config.remote_address)
+        self._remote_text = derived(config, "remote-text", lambda: str(config.remote_address))
         self.ni = b""
         self.nr = b""
         self.init_request = b""
@@ -137,6 +147,10 @@ class SaContext:
         self.remote_id: Identity | None = None
         self.peer_initial_contact = False
         self.peer_auth_method = 0
+        self.psk_lookup: tuple[Identity | None, IPAddress, bytes | None] | None = None
+        """The last PSK lookup: (peer identity, peer address, key); see ``peer_auth``."""
+        self.psk_authenticator: tuple[bytes, Prf, PskAuthenticator] | None = None
+        """The last PSK authenticator built, with its key and PRF (reused for both AUTHs)."""
         self.peer_hashes: frozenset[int] = frozenset()
         """RFC 7427 hash algorithms the peer announced (SIGNATURE_HASH_ALGORITHMS)."""
         self.children: list[ChildRecord] = []
@@ -201,7 +215,7 @@ class SaContext:
     @staticmethod
     def natd_hash(spi_i: bytes, spi_r: bytes, address: IPAddress, port: int) -> bytes:
         """SHA-1(SPIi | SPIr | IP | Port), the NAT_DETECTION_*_IP data."""
-        return hashlib.sha1(spi_i + spi_r + address.packed + port.to_bytes(2, "big")).digest()
+        return hashlib.sha1(spi_i + spi_r + _endpoint(address, port)).digest()
 
     @property
     def udp_encap(self) -> bool:
@@ -237,3 +251,10 @@ class SaContext:
     def push(self, event: IkeEvent) -> None:
         """Queue an event for the engine."""
         self.events.append(event)
+
+
+@functools.lru_cache(maxsize=256)
+def _endpoint(address: IPAddress, port: int) -> bytes:
+    """IP | Port as NAT detection hashes them (cached: eight hashes per IKE_SA_INIT, of
+    the same two endpoints)."""
+    return address.packed + port.to_bytes(2, "big")

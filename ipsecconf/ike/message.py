@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ipsecconf.crypto.suites import CryptoError, IntegrityContext, encryption
 from ipsecconf.ike.constants import ExchangeType, Flags, PayloadType
@@ -29,6 +29,7 @@ MAX_MESSAGE_BYTES = 65535
 """An IKE message never exceeds one UDP datagram (fragmentation is RFC 7383)."""
 IKE_VERSION = 0x20
 _ZERO_SPI = bytes(8)
+_NONE: list[Any] = []  # what find() returns for an absent class (never modified)
 _IKE_SA_INIT, _SK = int(ExchangeType.IKE_SA_INIT), int(PayloadType.SK)
 T = TypeVar("T")
 
@@ -92,10 +93,24 @@ class Message:
     payloads: list[Payload] = field(default_factory=list)
     encrypted: bool = False
     """True when ``payloads`` were (or are to be) carried inside an SK payload."""
+    _index: dict[type, list[Any]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """The payloads by class, built by the first :meth:`find` (tasks look a message's
+    payloads up a dozen times; ``payloads`` must not change after that)."""
 
     def find(self, kind: type[T]) -> list[T]:
-        """All payloads of one class, in order."""
-        return [p for p in self.payloads if isinstance(p, kind)]
+        """All payloads of one class, in order (do not modify the list)."""
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            for p in self.payloads:
+                found = index.get(type(p))
+                if found is None:
+                    index[type(p)] = [p]
+                else:
+                    found.append(p)
+        return index.get(kind, _NONE)
 
 
 class SkCrypto:

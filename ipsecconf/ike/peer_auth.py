@@ -45,11 +45,29 @@ class Refusal:
     detail: str
 
 
-def _psk(ctx: SaContext, remote_id: Identity | None) -> PskAuthenticator | None:
-    assert ctx.algorithms is not None
+def psk_for(ctx: SaContext, remote_id: Identity | None) -> bytes | None:
+    """The pre-shared key the config's lookup gives for this peer (asked once per SA
+    and identity: each side needs it two or three times in a handshake)."""
+    found = ctx.psk_lookup
+    if found is not None and found[0] == remote_id and found[1] == ctx.remote_address:
+        return found[2]
     query = PskQuery(ctx.remote_address, remote_id, ctx.config.effective_local_id)
     key = ctx.config.psk(query)
-    return None if key is None else PskAuthenticator(ctx.algorithms.prf, key)
+    ctx.psk_lookup = (remote_id, ctx.remote_address, key)
+    return key
+
+
+def _psk(ctx: SaContext, remote_id: Identity | None) -> PskAuthenticator | None:
+    assert ctx.algorithms is not None
+    key = psk_for(ctx, remote_id)
+    if key is None:
+        return None
+    known = ctx.psk_authenticator
+    if known is not None and known[0] == key and known[1] is ctx.algorithms.prf:
+        return known[2]  # the same key signs ours and verifies the peer's AUTH
+    authenticator = PskAuthenticator(ctx.algorithms.prf, key)
+    ctx.psk_authenticator = (key, ctx.algorithms.prf, authenticator)
+    return authenticator
 
 
 def our_authenticator(ctx: SaContext, remote_id: Identity | None) -> Authenticator | None:

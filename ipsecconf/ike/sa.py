@@ -40,12 +40,13 @@ from collections.abc import Callable
 
 from ipsecconf.crypto import dh
 from ipsecconf.crypto.dh import KeyExchangeFactory, Rng
-from ipsecconf.ike.config import IkeConfig, PskQuery, TriggerPacket
+from ipsecconf.ike.config import IkeConfig, TriggerPacket
 from ipsecconf.ike.constants import NATT_PORT, NON_ESP_MARKER, ExchangeType, PayloadType
 from ipsecconf.ike.context import ChildRecord, ChildState, IkeState, SaContext
 from ipsecconf.ike.errors import DropReason, LocalProtocolError, RemoteProtocolError
 from ipsecconf.ike.events import FailureReason, IkeEvent, IkeSaFailed
 from ipsecconf.ike.message import Header, pull_header
+from ipsecconf.ike.peer_auth import psk_for
 from ipsecconf.ike.routing import Address, ChildInfo, Datagram, RouteInfo, random_spi, route
 from ipsecconf.ike.task_manager import TaskManager
 from ipsecconf.ike.tasks.base import Task
@@ -197,8 +198,7 @@ class IkeSa:
         ctx = self._ctx
         if not ctx.initiator or self._connected:
             raise LocalProtocolError("connect() is for a new initiator SA, once")
-        query = PskQuery(ctx.remote_address, ctx.config.remote_id, ctx.config.effective_local_id)
-        if ctx.config.credentials is None and ctx.config.psk(query) is None:
+        if ctx.config.credentials is None and psk_for(ctx, ctx.config.remote_id) is None:
             raise LocalProtocolError(f"no pre-shared key for peer {ctx.remote_address}")
         self._connected = True
         self._manager.queue(IkeInitInitiator(ctx))

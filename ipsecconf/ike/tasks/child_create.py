@@ -58,8 +58,8 @@ def ts_of(message: Message, initiator: bool) -> list[TsEntry] | None:
 
 def ts_payload(message: Message, initiator: bool) -> TsPayload | None:
     """The TSi (``initiator``) or TSr payload, if there is one."""
-    for p in message.payloads:
-        if isinstance(p, TsPayload) and p.initiator == initiator:
+    for p in message.find(TsPayload):
+        if p.initiator == initiator:
             return p
     return None
 

@@ -100,9 +100,7 @@ class IkeAuthInitiator(Task):
         return Status.FAILED
 
     def process_response(self, ctx: SaContext, message: Message) -> Status:
-        idr = next(
-            (p for p in message.payloads if isinstance(p, IdPayload) and not p.initiator), None
-        )
+        idr = next((p for p in message.find(IdPayload) if not p.initiator), None)
         auth = one(message, AuthPayload)
         error = first_error(message)
         if idr is None or auth is None:
@@ -161,7 +159,7 @@ class IkeAuthResponder(Task):
         return Status.FAILED
 
     def process_request(self, ctx: SaContext, message: Message) -> Status:
-        idi = next((p for p in message.payloads if isinstance(p, IdPayload) and p.initiator), None)
+        idi = next((p for p in message.find(IdPayload) if p.initiator), None)
         auth = one(message, AuthPayload)
         if idi is None or auth is None:
             return self._refuse(ctx, "IKE_AUTH request without IDi and AUTH (EAP is not offered)")
