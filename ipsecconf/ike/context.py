@@ -53,6 +53,10 @@ class IkeState(enum.Enum):
     DELETED = "deleted"
     FAILED = "failed"
 
+    # Members are singletons: an identity hash (C) instead of Enum's hash of the name (a
+    # Python call at every TRANSITIONS lookup).
+    __hash__ = object.__hash__
+
 
 # Everything that may change an IKE SA's state, in one table (h11's _state.py rule):
 # a transition not listed here is a bug of ours, reported as LocalProtocolError.

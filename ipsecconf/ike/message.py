@@ -47,16 +47,10 @@ class Header:
     flags: int
     message_id: int
     length: int
-
-    @property
-    def is_response(self) -> bool:
-        """The Response flag."""
-        return bool(self.flags & _RESPONSE)
-
-    @property
-    def from_initiator(self) -> bool:
-        """The Initiator flag: sent by the original initiator of the IKE SA."""
-        return bool(self.flags & _INITIATOR)
+    is_response: bool = False
+    """The Response flag."""
+    from_initiator: bool = False
+    """The Initiator flag: sent by the original initiator of the IKE SA."""
 
 
 def pull_header(data: bytes) -> Header:
@@ -76,7 +70,18 @@ def pull_header(data: bytes) -> Header:
         )
     if spi_i == _ZERO_SPI:
         raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "initiator SPI is zero")
-    return Header(spi_i, spi_r, next_payload, version, exchange, flags, message_id, length)
+    return Header(
+        spi_i,
+        spi_r,
+        next_payload,
+        version,
+        exchange,
+        flags,
+        message_id,
+        length,
+        bool(flags & _RESPONSE),
+        bool(flags & _INITIATOR),
+    )
 
 
 @dataclass(slots=True)

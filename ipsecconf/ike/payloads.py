@@ -451,7 +451,11 @@ def push_chain(payloads: list[Payload], trailer: int = PayloadType.NONE) -> tupl
     """
     if not payloads:
         return trailer, b""
-    encoded = [_encode(p) for p in payloads]
+    encoders = _ENCODERS
+    try:
+        encoded = [encoders[type(p)](p) for p in payloads]
+    except KeyError as exc:
+        raise TypeError(f"no serialiser for {exc}") from None
     parts = []
     pack = _GENERIC.pack
     for index in range(len(encoded) - 1):

@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ipsecconf.codec import Buffer, BufferReadError
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError, malformed
-from ipsecconf.ike.memo import Memo, recall, remember
+from ipsecconf.ike.memo import Memo, remember
 
 MAX_PROPOSALS = 64
 MAX_TRANSFORMS = 64
@@ -26,9 +27,10 @@ _PROPOSAL = struct.Struct("!BBHBBBB")
 _KEY_LENGTH = struct.Struct("!HH")
 
 
-@dataclass(frozen=True, slots=True)
-class Transform:
-    """One transform substructure: a type, an id and an optional key length."""
+class Transform(NamedTuple):
+    """One transform substructure: a type, an id and an optional key length.  A named
+    tuple, not a dataclass: matching results are remembered by offers made of these,
+    and a tuple hashes without a Python call per transform."""
 
     type: int
     id: int
@@ -147,7 +149,7 @@ def push_sa(buf: Buffer, sa: SaPayload) -> None:
 def sa_body(sa: SaPayload) -> bytes:
     """The encoded body of ``sa``, computed once per object (configured offers are sent
     again and again)."""
-    known: bytes | None = recall(sa)
+    known: bytes | None = getattr(sa, "_memo", None)  # recall(), inlined: hot
     if known is not None:
         return known
     parts = []

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ipsecconf.codec import Buffer
 from ipsecconf.ike.constants import TsType
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError, malformed
-from ipsecconf.ike.memo import Memo, recall, remember
+from ipsecconf.ike.memo import Memo, remember
 
 MAX_SELECTORS = 32
 _SELECTOR = struct.Struct("!BBHHH")
@@ -107,7 +107,7 @@ def push_ts(buf: Buffer, ts: TsPayload) -> None:
 def ts_body(ts: TsPayload) -> bytes:
     """The encoded body of ``ts``, computed once per object (a child's configured
     selectors are sent in every negotiation)."""
-    known: bytes | None = recall(ts)
+    known: bytes | None = getattr(ts, "_memo", None)  # recall(), inlined: hot
     if known is not None:
         return known
     parts = [bytes((len(ts.selectors), 0, 0, 0))]

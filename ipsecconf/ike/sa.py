@@ -64,6 +64,17 @@ from ipsecconf.ike.tasks.informational import (
 
 __all__ = ["Address", "ChildInfo", "Datagram", "IkeSa", "RouteInfo", "route"]
 
+# Enum members as module constants: on Python 3.11 reading one from its class goes
+# through EnumType's __getattr__ hook, and the per-message paths here read dozens.
+_CREATED = IkeState.CREATED
+_CONNECTING = IkeState.CONNECTING
+_ESTABLISHED = IkeState.ESTABLISHED
+_FAILED = IkeState.FAILED
+_IKE_SA_INIT = int(ExchangeType.IKE_SA_INIT)
+_IKE_AUTH = int(ExchangeType.IKE_AUTH)
+_CREATE_CHILD_SA = int(ExchangeType.CREATE_CHILD_SA)
+_SKF = int(PayloadType.SKF)
+
 
 class _Outbox:
     """The datagrams an IKE SA has produced and the engine has not yet taken."""
@@ -89,11 +100,11 @@ class _Outbox:
 
 def _passive_tasks(exchange: int) -> list[Task]:
     """The responder tasks that answer a request of ``exchange``."""
-    if exchange == ExchangeType.IKE_SA_INIT:
+    if exchange == _IKE_SA_INIT:
         return [IkeInitResponder()]
-    if exchange == ExchangeType.IKE_AUTH:
+    if exchange == _IKE_AUTH:
         return [IkeAuthResponder(), ChildCreateResponder()]
-    if exchange == ExchangeType.CREATE_CHILD_SA:
+    if exchange == _CREATE_CHILD_SA:
         return [CreateChildSaResponder()]
     return [InformationalResponder()]
 
@@ -277,7 +288,7 @@ class IkeSa:
         self._manager.initiate(now)
 
     def _require_established(self) -> None:
-        if self._ctx.state is not IkeState.ESTABLISHED:
+        if self._ctx.state is not _ESTABLISHED:
             raise LocalProtocolError(f"the IKE SA is {self._ctx.state.value}, not established")
 
     # -- sans-IO contract -------------------------------------------------------------
@@ -323,10 +334,10 @@ class IkeSa:
         self._manager.on_timer(now)
         if self._half_open_until is not None and now >= self._half_open_until:
             self._half_open_until = None
-            if self._ctx.state in (IkeState.CREATED, IkeState.CONNECTING):
+            if self._ctx.state in (_CREATED, _CONNECTING):
                 # A responder whose initiator never finished IKE_AUTH (2.6): give it up,
                 # so that the engine forgets it and the gate counts it no longer.
-                self._ctx.transition(IkeState.FAILED)
+                self._ctx.transition(_FAILED)
                 self._ctx.push(
                     IkeSaFailed(FailureReason.TIMEOUT, "half-open: IKE_AUTH never completed")
                 )
@@ -347,15 +358,15 @@ class IkeSa:
 
     def _arm_timers(self, now: float) -> None:
         ctx = self._ctx
-        if ctx.state not in (IkeState.CREATED, IkeState.CONNECTING):
+        if ctx.state not in (_CREATED, _CONNECTING):
             self._half_open_until = None
         live = ctx.config.liveness_interval
-        if ctx.state is not IkeState.ESTABLISHED or live <= 0:
+        if ctx.state is not _ESTABLISHED or live <= 0:
             self._probe_at = None
         elif self._probe_at is None or self._probe_at < self._heard_at + live:
             self._probe_at = max(now, self._heard_at + live)
         interval = ctx.config.keepalive_interval
-        if ctx.state is not IkeState.ESTABLISHED or not ctx.nat_local or interval <= 0:
+        if ctx.state is not _ESTABLISHED or not ctx.nat_local or interval <= 0:
             self._keepalive_at = None
         elif self._keepalive_at is None:
             self._keepalive_at = now + interval
@@ -381,7 +392,7 @@ class IkeSa:
             raise RemoteProtocolError(DropReason.WRONG_ROLE, "initiator flag of our own role")
         self._check_spis(header)
         if header.is_response:
-            if header.next_payload == PayloadType.SKF:
+            if header.next_payload == _SKF:
                 self._manager.on_fragment(header, data, now, lambda: None)
             else:
                 self._manager.on_response(header, data, now)
@@ -394,7 +405,7 @@ class IkeSa:
             if natt:
                 ctx.local_port = NATT_PORT
 
-        if header.next_payload == PayloadType.SKF:
+        if header.next_payload == _SKF:
             self._manager.on_fragment(header, data, now, accepted)
         else:
             self._manager.on_request(header, data, now, accepted)
@@ -404,7 +415,7 @@ class IkeSa:
         ctx = self._ctx
         if ctx.spi_i and header.spi_i != ctx.spi_i:
             raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "initiator SPI is not ours")
-        if header.exchange == ExchangeType.IKE_SA_INIT:
+        if header.exchange == _IKE_SA_INIT:
             if not header.is_response and header.spi_r != bytes(8):
                 raise RemoteProtocolError(
                     DropReason.UNKNOWN_SPI, "IKE_SA_INIT with a responder SPI"
@@ -412,5 +423,5 @@ class IkeSa:
             return
         if header.spi_r != ctx.spi_r or ctx.spi_r == bytes(8):
             raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "responder SPI is not ours")
-        if ctx.state is IkeState.CREATED:
+        if ctx.state is _CREATED:
             raise RemoteProtocolError(DropReason.STATE, "no IKE SA yet")

@@ -30,6 +30,22 @@ from ipsecconf.ike.tasks.base import Status, Task
 Send = Callable[[bytes], None]
 PassiveFactory = Callable[[int], list[Task]]
 
+# Enum members as module constants: on Python 3.11 reading one from its class goes
+# through EnumType's __getattr__ hook, and the per-message paths here read dozens.
+_CREATED = IkeState.CREATED
+_CONNECTING = IkeState.CONNECTING
+_ESTABLISHED = IkeState.ESTABLISHED
+_REKEYED = IkeState.REKEYED
+_DELETING = IkeState.DELETING
+_DELETED = IkeState.DELETED
+_FAILED = IkeState.FAILED
+_IKE_SA_INIT = int(ExchangeType.IKE_SA_INIT)
+_IKE_AUTH = int(ExchangeType.IKE_AUTH)
+_CREATE_CHILD_SA = int(ExchangeType.CREATE_CHILD_SA)
+_INFORMATIONAL = int(ExchangeType.INFORMATIONAL)
+_TASK_FAILED = Status.FAILED
+_TASK_NEED_MORE = Status.NEED_MORE
+
 
 class TaskManager:
     """Runs tasks over exchanges for one IKE SA."""
@@ -60,12 +76,13 @@ class TaskManager:
         """Start the next exchange of queued tasks if none is outstanding."""
         if self.active or not self.queued:
             return
-        if self.ctx.state in (IkeState.FAILED, IkeState.DELETED):
+        if self.ctx.state in (_FAILED, _DELETED):
             self.queued.clear()
             return
-        self.queued = deque(t for t in self.queued if not t.obsolete(self.ctx))
-        if not self.queued:
-            return
+        if any(t.obsolete(self.ctx) for t in self.queued):
+            self.queued = deque(t for t in self.queued if not t.obsolete(self.ctx))
+            if not self.queued:
+                return
         exchange = self.queued[0].exchange
         while self.queued and self.queued[0].exchange == exchange:
             self.active.append(self.queued.popleft())
@@ -76,7 +93,7 @@ class TaskManager:
         payloads: list[Payload] = []
         for task in self.active:
             payloads += task.build_request(self.ctx)
-            if self.ctx.state is IkeState.FAILED:
+            if self.ctx.state is _FAILED:
                 self._abort()
                 return
         exchange = self.active[0].exchange
@@ -88,10 +105,10 @@ class TaskManager:
             from_initiator=self.ctx.initiator,
             is_response=False,
             payloads=payloads,
-            encrypted=exchange != ExchangeType.IKE_SA_INIT,
+            encrypted=exchange != _IKE_SA_INIT,
         )
         self._packets = self._encode(message)
-        if exchange == ExchangeType.IKE_SA_INIT:
+        if exchange == _IKE_SA_INIT:
             self.ctx.init_request = self._packets[0]
         self._tries = 0
         self._deadline = now + self._wait(0)
@@ -127,7 +144,7 @@ class TaskManager:
         self.ctx.error_to_report = None
         self.my_mid += 1
         message = Message(
-            exchange=ExchangeType.INFORMATIONAL,
+            exchange=_INFORMATIONAL,
             message_id=self.my_mid,
             spi_i=self.ctx.spi_i,
             spi_r=self.ctx.spi_r,
@@ -148,8 +165,8 @@ class TaskManager:
             return
         if self._tries >= self.ctx.config.retransmit.tries:
             self._abort()
-            if self.ctx.state not in (IkeState.FAILED, IkeState.DELETED):
-                self.ctx.transition(IkeState.FAILED)
+            if self.ctx.state not in (_FAILED, _DELETED):
+                self.ctx.transition(_FAILED)
                 self.ctx.push(
                     IkeSaFailed(
                         FailureReason.TIMEOUT,
@@ -200,7 +217,7 @@ class TaskManager:
         """Process the peer's response to our outstanding request (``message`` when it
         was reassembled from fragments)."""
         self._check_response(header)
-        init = header.exchange == ExchangeType.IKE_SA_INIT
+        init = header.exchange == _IKE_SA_INIT
         if message is None:
             message = decode(data, header, None if init else self.ctx.crypto)
         if init:
@@ -209,14 +226,14 @@ class TaskManager:
         for task in self.active:
             status = task.process_response(self.ctx, message)
             statuses.append(status)
-            if status is Status.FAILED:
+            if status is _TASK_FAILED:
                 break
-        if Status.FAILED in statuses:
+        if _TASK_FAILED in statuses:
             self._abort()
             if self.ctx.error_to_report is not None and not init:
                 self._report(self.ctx.error_to_report)
             return
-        if Status.NEED_MORE in statuses:
+        if _TASK_NEED_MORE in statuses:
             if not init:  # a retry after INVALID_KE_PAYLOAD is a new exchange: new ID
                 self.my_mid += 1
                 self._active_mid = self.my_mid
@@ -246,13 +263,13 @@ class TaskManager:
 
         ``accepted`` runs once the request has decoded (and, when protected, verified),
         before the answer is built: the SA follows the peer's address there (2.23)."""
-        init = header.exchange == ExchangeType.IKE_SA_INIT
+        init = header.exchange == _IKE_SA_INIT
         if header.message_id + 1 == self.peer_mid and self._cached_response and message is None:
             if data == self._cached_request:
                 for packet in self._cached_response:
                     self._send(packet)
                 raise RemoteProtocolError(DropReason.RETRANSMIT, "retransmitted request")
-            if not (init and self.ctx.state is IkeState.CREATED):
+            if not (init and self.ctx.state is _CREATED):
                 # Peers retransmit byte for byte; anything else reusing the ID is forged
                 # or corrupted, and answering it would only amplify.
                 raise RemoteProtocolError(
@@ -279,32 +296,35 @@ class TaskManager:
         ran: list[Task] = []
         for task in tasks:
             ran.append(task)
-            if task.process_request(self.ctx, message) is Status.FAILED:
+            if task.process_request(self.ctx, message) is _TASK_FAILED:
                 break
         payloads: list[Payload] = []
         for task in ran:
             payloads += task.build_response(self.ctx)
         response = self._answer(header, data, payloads)
-        if init and self.ctx.state is IkeState.CONNECTING:
+        if init and self.ctx.state is _CONNECTING:
             self.ctx.init_response = response
         self.take_followups()
 
     def _check_exchange(self, header: Header) -> None:
-        state = self.ctx.state
-        allowed = {
-            ExchangeType.IKE_SA_INIT: state is IkeState.CREATED and not self.ctx.initiator,
-            ExchangeType.IKE_AUTH: state is IkeState.CONNECTING and not self.ctx.initiator,
-            ExchangeType.CREATE_CHILD_SA: state in (IkeState.ESTABLISHED, IkeState.REKEYED),
-            ExchangeType.INFORMATIONAL: state
-            in (IkeState.ESTABLISHED, IkeState.REKEYED, IkeState.DELETING),
-        }.get(header.exchange, False)  # type: ignore[call-overload]
+        state, exchange = self.ctx.state, header.exchange
+        if exchange == _IKE_SA_INIT:
+            allowed = state is _CREATED and not self.ctx.initiator
+        elif exchange == _IKE_AUTH:
+            allowed = state is _CONNECTING and not self.ctx.initiator
+        elif exchange == _CREATE_CHILD_SA:
+            allowed = state is _ESTABLISHED or state is _REKEYED
+        elif exchange == _INFORMATIONAL:
+            allowed = state is _ESTABLISHED or state is _REKEYED or state is _DELETING
+        else:
+            allowed = False
         if not allowed:
             raise RemoteProtocolError(
                 DropReason.UNEXPECTED_EXCHANGE, f"exchange {header.exchange} in state {state.value}"
             )
 
     def _answer(self, header: Header, request: bytes, payloads: list[Payload]) -> bytes:
-        init = header.exchange == ExchangeType.IKE_SA_INIT
+        init = header.exchange == _IKE_SA_INIT
         error_only = init and any(isinstance(p, NotifyPayload) and p.type < 16384 for p in payloads)
         message = Message(
             exchange=header.exchange,
