@@ -28,6 +28,15 @@ from ipsecconf.ike.tasks.base import Status, Task, first_error, notifies, one
 from ipsecconf.model.algorithms import DhGroup
 
 MAX_RETRIES = 3
+# Enum members as plain ints: on Python 3.11 reading one from its class goes through
+# EnumType's __getattr__ hook, and these are compared with every notify of a message.
+_NATD_SOURCE = int(NotifyType.NAT_DETECTION_SOURCE_IP)
+_NATD_DEST = int(NotifyType.NAT_DETECTION_DESTINATION_IP)
+_FRAGMENTATION = int(NotifyType.FRAGMENTATION_SUPPORTED)
+_HASHES = int(NotifyType.SIGNATURE_HASH_ALGORITHMS)
+_COOKIE = int(NotifyType.COOKIE)
+_CONNECTING = IkeState.CONNECTING
+_ZERO_SPI = bytes(8)
 
 _PEER_FAILURES = {
     NotifyType.NO_PROPOSAL_CHOSEN: FailureReason.NO_PROPOSAL_CHOSEN,
@@ -52,10 +61,11 @@ def natd_payloads(ctx: SaContext, spi_r: bytes) -> list[Payload]:
     else:
         source = ctx.natd_hash(ctx.spi_i, spi_r, ctx.local_address, ctx.local_port)
     dest = ctx.natd_hash(ctx.spi_i, spi_r, ctx.remote_address, ctx.remote_port)
-    return [
-        NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP, data=source),
-        NotifyPayload(NotifyType.NAT_DETECTION_DESTINATION_IP, data=dest),
-    ]
+    return [NotifyPayload(_NATD_SOURCE, data=source), NotifyPayload(_NATD_DEST, data=dest)]
+
+
+_FRAGMENTATION_SUPPORTED = NotifyPayload(_FRAGMENTATION)
+_NO_HASHES: frozenset[int] = frozenset()
 
 
 def _hash_notify() -> NotifyPayload:
@@ -69,7 +79,7 @@ def auth_announcements(ctx: SaContext, response: bool) -> list[Payload]:
     and IKEV2_FRAGMENTATION_SUPPORTED (in a response only when the peer sent it)."""
     out: list[Payload] = []
     if ctx.config.fragment_size and (not response or ctx.fragmentation):
-        out.append(NotifyPayload(NotifyType.FRAGMENTATION_SUPPORTED))
+        out.append(_FRAGMENTATION_SUPPORTED)
     if ctx.config.uses_signatures and (not response or ctx.peer_hashes):
         out.append(_hash_notify())
     if response and ctx.config.trust is not None and ctx.config.uses_signatures:
@@ -80,21 +90,26 @@ def auth_announcements(ctx: SaContext, response: bool) -> list[Payload]:
 def process_hashes(ctx: SaContext, message: Message) -> None:
     """Remember the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 4) and whether both
     sides do IKE fragmentation (RFC 7383 2.3)."""
-    ctx.fragmentation = bool(ctx.config.fragment_size) and any(
-        n.type == NotifyType.FRAGMENTATION_SUPPORTED for n in notifies(message)
-    )
+    fragmentation = False
     found: set[int] = set()
     for n in notifies(message):
-        if n.type == NotifyType.SIGNATURE_HASH_ALGORITHMS:
+        if n.type == _FRAGMENTATION:
+            fragmentation = True
+        elif n.type == _HASHES:
             data = n.data[: 2 * 16]
             found |= {int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data) - 1, 2)}
-    ctx.peer_hashes = frozenset(found)
+    ctx.fragmentation = bool(ctx.config.fragment_size) and fragmentation
+    ctx.peer_hashes = frozenset(found) if found else _NO_HASHES
 
 
 def process_natd(ctx: SaContext, message: Message, spi_r: bytes) -> None:
     """Detect NATs from the peer's NAT detection notifies (RFC 7296 2.23)."""
-    sources = [n.data for n in notifies(message) if n.type == NotifyType.NAT_DETECTION_SOURCE_IP]
-    dests = [n.data for n in notifies(message) if n.type == NotifyType.NAT_DETECTION_DESTINATION_IP]
+    sources, dests = [], []
+    for n in notifies(message):
+        if n.type == _NATD_SOURCE:
+            sources.append(n.data)
+        elif n.type == _NATD_DEST:
+            dests.append(n.data)
     if not sources or not dests:
         ctx.natd_supported = False
         return
@@ -154,8 +169,8 @@ class IkeInitInitiator(Task):
             ctx.spi_i = nonzero_spi(ctx)
         if not ctx.ni:
             ctx.ni = ctx.rng(ctx.config.nonce_bytes)
-        ctx.spi_r = bytes(8)
-        ctx.transition(IkeState.CONNECTING)
+        ctx.spi_r = _ZERO_SPI
+        ctx.transition(_CONNECTING)
         if self.ke is None or self.ke.group != self.group:
             self.ke = ctx.ke_factory(self.group)
         payloads: list[Payload] = []
@@ -165,7 +180,7 @@ class IkeInitInitiator(Task):
             ike_offer(ctx.config),
             KePayload(self.group.dh_id, self.ke.public_key()),
             NoncePayload(ctx.ni),
-            *natd_payloads(ctx, bytes(8)),
+            *natd_payloads(ctx, _ZERO_SPI),
             *auth_announcements(ctx, False),
         ]
         return payloads
@@ -178,7 +193,7 @@ class IkeInitInitiator(Task):
         return Status.FAILED
 
     def process_response(self, ctx: SaContext, message: Message) -> Status:
-        cookie = [n for n in notifies(message) if n.type == NotifyType.COOKIE]
+        cookie = [n for n in notifies(message) if n.type == _COOKIE]
         if cookie and self.retries < MAX_RETRIES:
             self.retries += 1
             self.cookie = cookie[0].data
@@ -287,14 +302,14 @@ class IkeInitResponder(Task):
             raise RemoteProtocolError(DropReason.BAD_KEY_EXCHANGE, str(exc)) from None
         ctx.ni = nonce.nonce
         ctx.nr = ctx.rng(ctx.config.nonce_bytes)
-        process_natd(ctx, message, bytes(8))
+        process_natd(ctx, message, _ZERO_SPI)
         process_hashes(ctx, message)
         ctx.spi_r = nonzero_spi(ctx)
         derive(ctx, algorithms, shared)
         self.answer = picked.reply
         self.public = own.public_key()
         self.group = algorithms.dh.dh_id
-        ctx.transition(IkeState.CONNECTING)
+        ctx.transition(_CONNECTING)
         return Status.SUCCESS
 
     def build_response(self, ctx: SaContext) -> list[Payload]:
