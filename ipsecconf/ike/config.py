@@ -158,7 +158,7 @@ class PskTable:
             by_id = self._keys.get(self._norm(str(query.remote_id)))
             if by_id is not None:
                 return by_id
-        return self._keys.get(str(query.remote_address))
+        return self._keys.get(_address_text(query.remote_address))
 
     def __repr__(self) -> str:
         return f"PskTable({len(self._keys)} entries)"
@@ -314,6 +314,14 @@ class IkeConfig(Memo):
 
 
 _PSK_ONLY = frozenset({"psk"})
+
+
+@functools.lru_cache(maxsize=1024)
+def _address_text(address: IPAddress) -> str:
+    """``str(address)``, cached: every PSK lookup by address asks for it."""
+    return str(address)
+
+
 _ID_TYPES = {int(t): t for t in IdType}
 
 

@@ -7,7 +7,6 @@ engine, through a narrow API.  It holds keys, so it has no useful repr.
 from __future__ import annotations
 
 import enum
-import functools
 import hashlib
 import ipaddress
 from collections import deque
@@ -134,6 +133,7 @@ class SaContext:
         self.local_port = config.local_port
         self.remote_address: IPAddress = config.remote_address
         self.remote_port = config.remote_port
+        self._endpoints: list[tuple[IPAddress, int, bytes]] = []
         self._remote_text = derived(config, "remote-text", lambda: str(config.remote_address))
         self.ni = b""
         self.nr = b""
@@ -216,10 +216,29 @@ class SaContext:
         self.state = new
 
     # -- NAT traversal (RFC 7296 2.23) -------------------------------------------------
-    @staticmethod
-    def natd_hash(spi_i: bytes, spi_r: bytes, address: IPAddress, port: int) -> bytes:
-        """SHA-1(SPIi | SPIr | IP | Port), the NAT_DETECTION_*_IP data."""
-        return hashlib.sha1(spi_i + spi_r + _endpoint(address, port)).digest()
+    def natd_local(self, spi_i: bytes, spi_r: bytes) -> bytes:
+        """SHA-1(SPIi | SPIr | IP | Port) of our address and port, the NAT detection
+        data (RFC 7296 2.23)."""
+        return hashlib.sha1(
+            spi_i + spi_r + self._endpoint(self.local_address, self.local_port)
+        ).digest()
+
+    def natd_remote(self, spi_i: bytes, spi_r: bytes) -> bytes:
+        """The same NAT detection hash of the peer's address and port."""
+        endpoint = self._endpoint(self.remote_address, self.remote_port)
+        return hashlib.sha1(spi_i + spi_r + endpoint).digest()
+
+    def _endpoint(self, address: IPAddress, port: int) -> bytes:
+        # IKE_SA_INIT hashes the same two endpoints four times each: remember the bytes
+        # of the last few (address objects compared by identity: they are immutable).
+        for known, known_port, data in self._endpoints:
+            if known is address and known_port == port:
+                return data
+        data = address.packed + port.to_bytes(2, "big")
+        if len(self._endpoints) >= 4:
+            self._endpoints.clear()
+        self._endpoints.append((address, port, data))
+        return data
 
     @property
     def udp_encap(self) -> bool:
@@ -255,10 +274,3 @@ class SaContext:
     def push(self, event: IkeEvent) -> None:
         """Queue an event for the engine."""
         self.events.append(event)
-
-
-@functools.lru_cache(maxsize=256)
-def _endpoint(address: IPAddress, port: int) -> bytes:
-    """IP | Port as NAT detection hashes them (cached: eight hashes per IKE_SA_INIT, of
-    the same two endpoints)."""
-    return address.packed + port.to_bytes(2, "big")

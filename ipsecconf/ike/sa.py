@@ -153,8 +153,7 @@ class IkeSa:
         # cyclic garbage collector, whose passes cost more than a handshake's codec.
         self._outbox = _Outbox(ctx)
         self._manager = TaskManager(ctx, self._outbox.send, _passive_tasks)
-        self.drops: Counter[DropReason] = Counter()
-        """Refused datagrams by reason."""
+        self._drops: Counter[DropReason] | None = None
         self.last_drop_detail = ""
         """The detail of the latest refused datagram (for debug logs; never secret)."""
         self._connected = False
@@ -376,6 +375,13 @@ class IkeSa:
         return self._ctx.events.popleft() if self._ctx.events else None
 
     # -- internals --------------------------------------------------------------------
+    @property
+    def drops(self) -> Counter[DropReason]:
+        """Refused datagrams by reason (created on first use: most SAs refuse none)."""
+        if self._drops is None:
+            self._drops = Counter()
+        return self._drops
+
     def _drop(self, reason: DropReason, detail: str) -> None:
         self.drops[reason] += 1
         self.last_drop_detail = detail

@@ -64,8 +64,9 @@ class TaskManager:
         self.peer_mid = 0
         self._cached_request = b""
         self._cached_response: list[bytes] = []
-        self._reassembly = {True: Reassembly(), False: Reassembly()}
-        """Fragments being collected, of responses (True) and of requests (False)."""
+        self._reassembly: dict[bool, Reassembly] = {}
+        """Fragments being collected, of responses (True) and of requests (False);
+        created with the first fragment."""
 
     # -- our requests -----------------------------------------------------------------
     def queue(self, task: Task) -> None:
@@ -185,7 +186,7 @@ class TaskManager:
         """One SKF fragment (RFC 7383): kept until its message is whole, then handled."""
         if header.is_response:
             self._check_response(header)
-            message = self._reassembly[True].add(data, header, self.ctx.crypto)
+            message = self._reassembly_of(True).add(data, header, self.ctx.crypto)
             if message is not None:
                 self.on_response(header, data, now, message)
             return
@@ -200,10 +201,16 @@ class TaskManager:
                 f"fragment of request {header.message_id}, expected {self.peer_mid}",
             )
         self._check_exchange(header)
-        reassembly = self._reassembly[False]
+        reassembly = self._reassembly_of(False)
         message = reassembly.add(data, header, self.ctx.crypto)
         if message is not None:
             self.on_request(header, reassembly.first, now, accepted, message)
+
+    def _reassembly_of(self, responses: bool) -> Reassembly:
+        found = self._reassembly.get(responses)
+        if found is None:
+            found = self._reassembly[responses] = Reassembly()
+        return found
 
     def _check_response(self, header: Header) -> None:
         if not self.active or header.message_id != self._active_mid:

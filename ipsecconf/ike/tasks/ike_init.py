@@ -59,8 +59,8 @@ def natd_payloads(ctx: SaContext, spi_r: bytes) -> list[Payload]:
     if ctx.config.force_encap:
         source = ctx.rng(20)
     else:
-        source = ctx.natd_hash(ctx.spi_i, spi_r, ctx.local_address, ctx.local_port)
-    dest = ctx.natd_hash(ctx.spi_i, spi_r, ctx.remote_address, ctx.remote_port)
+        source = ctx.natd_local(ctx.spi_i, spi_r)
+    dest = ctx.natd_remote(ctx.spi_i, spi_r)
     return [NotifyPayload(_NATD_SOURCE, data=source), NotifyPayload(_NATD_DEST, data=dest)]
 
 
@@ -114,10 +114,8 @@ def process_natd(ctx: SaContext, message: Message, spi_r: bytes) -> None:
         ctx.natd_supported = False
         return
     ctx.natd_supported = True
-    ctx.nat_local = ctx.natd_hash(ctx.spi_i, spi_r, ctx.local_address, ctx.local_port) not in dests
-    ctx.nat_remote = (
-        ctx.natd_hash(ctx.spi_i, spi_r, ctx.remote_address, ctx.remote_port) not in sources
-    )
+    ctx.nat_local = ctx.natd_local(ctx.spi_i, spi_r) not in dests
+    ctx.nat_remote = ctx.natd_remote(ctx.spi_i, spi_r) not in sources
 
 
 def derive(ctx: SaContext, algorithms: IkeAlgorithms, shared: bytes) -> None:
