@@ -1,8 +1,13 @@
 """IKEv2 payloads and the payload chain (RFC 7296 section 3.2 onwards).
 
-Each payload is a frozen dataclass with a ``pull_*`` / ``push_*`` pair over one
-:class:`~ipsecconf.codec.Buffer` body (without the 4-byte generic header).  The chain
-functions add and check the generic headers:
+Each payload is a dataclass, an immutable value: the rare ones are frozen; the six that
+every handshake decodes and builds by the dozen (KE, Nonce, ID, AUTH, Notify, SK) are
+not, only because a frozen dataclass costs a call per field to build, which made them a
+large share of a handshake's codec time; they are hashable all the same and nothing
+changes one once built.  Bodies are parsed by slicing for those, with a
+:class:`~ipsecconf.codec.Buffer` for the others (without the 4-byte generic header), and
+encoded by one function per class.  The chain functions add and check the generic
+headers:
 
 * a payload of a type this codec does not know is skipped unless its critical bit is set,
   in which case the message is refused with UNSUPPORTED_CRITICAL_PAYLOAD carrying the
@@ -33,7 +38,7 @@ _GENERIC = struct.Struct("!BBH")
 _U16 = struct.Struct("!H")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class KePayload:
     """Key Exchange payload (3.4)."""
 
@@ -44,14 +49,14 @@ class KePayload:
         return f"KePayload(group={self.group}, {len(self.data)} bytes)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NoncePayload:
     """Nonce payload (3.9): 16 to 256 bytes."""
 
     nonce: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class IdPayload:
     """IDi (``initiator=True``) or IDr (3.5)."""
 
@@ -64,7 +69,7 @@ class IdPayload:
         return bytes((self.id_type, 0, 0, 0)) + self.data
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AuthPayload:
     """Authentication payload (3.8)."""
 
@@ -75,7 +80,7 @@ class AuthPayload:
         return f"AuthPayload(method={self.method}, {len(self.data)} bytes)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NotifyPayload:
     """Notify payload (3.10): a type, optional protocol and SPI, and data."""
 
@@ -139,7 +144,7 @@ class EapPayload:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class SkPayload:
     """The Encrypted payload before it is opened: first inner type and the raw body."""
 
