@@ -336,11 +336,32 @@ def _shape(sa: SaPayload) -> Shape:
 @dataclass(frozen=True, slots=True)
 class Choice:
     """A matched proposal: the answer to send, the chosen algorithms by transform type
-    (shared; do not modify) and the answer as an SA payload."""
+    (shared; do not modify), the answer as an SA payload, and the algorithms (``ike``
+    for an IKE proposal, ``child`` for ESP/AH)."""
 
     answer: WireProposal
     chosen: dict[int, object]
     reply: SaPayload
+    ike: IkeAlgorithms | None
+    child: ChildAlgorithms | None
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The peer's valid answer to our offer: the chosen algorithms by transform type
+    (shared; do not modify) and as ``ike`` or ``child`` algorithms."""
+
+    chosen: dict[int, object]
+    ike: IkeAlgorithms | None
+    child: ChildAlgorithms | None
+
+
+def _typed(
+    protocol: int, chosen: dict[int, object]
+) -> tuple[IkeAlgorithms | None, ChildAlgorithms | None]:
+    if protocol == ProtocolId.IKE:
+        return ike_algorithms(chosen), None
+    return None, child_algorithms(ProtocolId(protocol), chosen)
 
 
 _MEMO_SIZE = 64
@@ -361,7 +382,7 @@ class Negotiator:
         self.proposals = proposals
         self._wire = to_wire(proposals).proposals
         self._selected: dict[tuple[Shape, bytes], Choice | None] = {}
-        self._checked: dict[Shape, dict[int, object] | None] = {}
+        self._checked: dict[Shape, Accepted | None] = {}
 
     def offer(self, spi: bytes = b"") -> SaPayload:
         """Our SA payload (``spi`` for ESP/AH), as :func:`to_wire` builds it."""
@@ -377,19 +398,24 @@ class Negotiator:
         found = _select(offered, self.proposals, spi)
         choice = None
         if found is not None:
-            choice = Choice(found[0], dict(found[1]), SaPayload((found[0],)))
+            chosen = dict(found[1])
+            ike, child = _typed(found[0].protocol, chosen)
+            choice = Choice(found[0], chosen, SaPayload((found[0],)), ike, child)
         _remember(self._selected, key, choice)
         return choice
 
-    def check(self, answer: SaPayload) -> dict[int, object] | None:
-        """:func:`check_answer` of the peer's answer (the result is shared: read only)."""
+    def check(self, answer: SaPayload) -> Accepted | None:
+        """:func:`check_answer` of the peer's answer, with its algorithms."""
         key = _shape(answer)
         if key in self._checked:
             return self._checked[key]
         found = _check_answer(answer, self.proposals)
-        chosen = None if found is None else dict(found)
-        _remember(self._checked, key, chosen)
-        return chosen
+        accepted = None
+        if found is not None:
+            chosen = dict(found)
+            accepted = Accepted(chosen, *_typed(answer.proposals[0].protocol, chosen))
+        _remember(self._checked, key, accepted)
+        return accepted
 
 
 def _remember(memo: dict[Any, Any], key: object, value: object) -> None:

@@ -15,10 +15,8 @@ the CREATE_CHILD_SA tasks (:mod:`.child_sa`) pass fresh nonces and a PFS secret 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ipsecconf.ike.config import ChildConfig, Mode, TriggerPacket
-from ipsecconf.ike.constants import ExchangeType, NotifyType, ProtocolId
+from ipsecconf.ike.constants import ExchangeType, NotifyType
 from ipsecconf.ike.context import ChildRecord, IkeState, SaContext
 from ipsecconf.ike.events import ChildSaEstablished, ChildSaFailed, FailureReason
 from ipsecconf.ike.keymat import child_keys
@@ -29,7 +27,6 @@ from ipsecconf.ike.payloads_ts import TsEntry, TsPayload
 from ipsecconf.ike.proposals import (
     ChildAlgorithms,
     auth_negotiator,
-    child_algorithms,
     without_key_exchange,
 )
 from ipsecconf.ike.selectors import (
@@ -206,8 +203,8 @@ class ChildCreateInitiator(Task):
                 None,
                 True,
             )
-        chosen = auth_negotiator(self.child).check(without_key_exchange(sa))
-        if chosen is None or len(sa.proposals[0].spi) != 4:
+        accepted = auth_negotiator(self.child).check(without_key_exchange(sa))
+        if accepted is None or accepted.child is None or len(sa.proposals[0].spi) != 4:
             return self._fail(
                 ctx,
                 FailureReason.NO_PROPOSAL_CHOSEN,
@@ -226,7 +223,7 @@ class ChildCreateInitiator(Task):
                 FailureReason.MODE_MISMATCH,
                 f"the peer wants {'transport' if transport else 'tunnel'} mode",
             )
-        algorithms = child_algorithms(ProtocolId(sa.proposals[0].protocol), chosen)
+        algorithms = accepted.child
         spi_out = int.from_bytes(sa.proposals[0].spi, "big")
         install(
             ctx,
@@ -285,10 +282,14 @@ class ChildCreateResponder(Task):
             if picked is None:
                 continue
             spi_in = ctx.spi_allocator()  # only now: a refused offer reserves no SPI
-            self.answer = replace(picked.answer, spi=_spi_bytes(spi_in))
+            answer = picked.answer
+            self.answer = WireProposal(
+                answer.number, answer.protocol, _spi_bytes(spi_in), answer.transforms
+            )
             self.narrowed = narrowed
-            peer = next(p for p in sa.proposals if p.number == self.answer.number)
-            algorithms = child_algorithms(ProtocolId(self.answer.protocol), picked.chosen)
+            peer = next(p for p in sa.proposals if p.number == answer.number)
+            algorithms = picked.child
+            assert algorithms is not None  # a child negotiator answers ESP/AH proposals
             spi_out = int.from_bytes(peer.spi, "big")
             install(
                 ctx,

@@ -23,7 +23,7 @@ from ipsecconf.ike.keymat import ike_keys, skeyseed
 from ipsecconf.ike.message import Message, SkCrypto
 from ipsecconf.ike.payloads import KePayload, NoncePayload, NotifyPayload, Payload
 from ipsecconf.ike.payloads_sa import SaPayload
-from ipsecconf.ike.proposals import IkeAlgorithms, ike_algorithms, ike_negotiator, ike_offer
+from ipsecconf.ike.proposals import IkeAlgorithms, ike_negotiator, ike_offer
 from ipsecconf.ike.tasks.base import Status, Task, first_error, notifies, one
 from ipsecconf.model.algorithms import DhGroup
 
@@ -222,8 +222,8 @@ class IkeInitInitiator(Task):
                 None,
                 True,
             )
-        chosen = ike_negotiator(ctx.config).check(sa)
-        if chosen is None:
+        accepted = ike_negotiator(ctx.config).check(sa)
+        if accepted is None or accepted.ike is None:
             return self._fail(
                 ctx,
                 FailureReason.NO_PROPOSAL_CHOSEN,
@@ -231,7 +231,7 @@ class IkeInitInitiator(Task):
                 None,
                 True,
             )
-        algorithms = ike_algorithms(chosen)
+        algorithms = accepted.ike
         assert self.ke is not None
         if algorithms.dh != self.group or ke.group != self.group.dh_id:
             return self._fail(
@@ -286,7 +286,8 @@ class IkeInitResponder(Task):
                 )
             )
             return Status.FAILED
-        algorithms = ike_algorithms(picked.chosen)
+        algorithms = picked.ike
+        assert algorithms is not None  # an IKE negotiator answers IKE proposals
         if ke.group != algorithms.dh.dh_id:
             # Stateless answer: the initiator retries with the group we name (2.7).
             self.error = NotifyPayload(
