@@ -242,6 +242,13 @@ def _header(message: Message, first: int, flags: int, length: int) -> bytes:
     )
 
 
+def pack_header(
+    spi_i: bytes, spi_r: bytes, first: int, exchange: int, flags: int, message_id: int, length: int
+) -> bytes:
+    """An IKE header from its fields (``flags`` as on the wire)."""
+    return _HEADER.pack(spi_i, spi_r, first, IKE_VERSION, exchange, flags, message_id, length)
+
+
 def decode(data: bytes, header: Header, crypto: SkCrypto | None) -> Message:
     """Decode the payloads of a datagram whose header passed :func:`pull_header`.
 
@@ -270,12 +277,12 @@ def decode(data: bytes, header: Header, crypto: SkCrypto | None) -> Message:
     elif sk is not None:
         raise RemoteProtocolError(DropReason.MALFORMED, "IKE_SA_INIT with an SK payload")
     return Message(
-        exchange=header.exchange,
-        message_id=header.message_id,
-        spi_i=header.spi_i,
-        spi_r=header.spi_r,
-        from_initiator=header.from_initiator,
-        is_response=header.is_response,
-        payloads=payloads,
-        encrypted=encrypted,
+        header.exchange,
+        header.message_id,
+        header.spi_i,
+        header.spi_r,
+        header.from_initiator,
+        header.is_response,
+        payloads,
+        encrypted,
     )

@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from ipsecconf.ike.constants import ExchangeType
+from ipsecconf.ike.constants import ExchangeType, Flags, PayloadType
 from ipsecconf.ike.context import IkeState, SaContext
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError
 from ipsecconf.ike.events import FailureReason, IkeSaFailed
 from ipsecconf.ike.fragments import Reassembly, encode_fragments
-from ipsecconf.ike.message import Header, Message, decode, encode
-from ipsecconf.ike.payloads import NotifyPayload, Payload
+from ipsecconf.ike.message import HEADER_BYTES, Header, Message, decode, encode, pack_header
+from ipsecconf.ike.payloads import NotifyPayload, Payload, push_chain
 from ipsecconf.ike.tasks.base import Status, Task
 
 Send = Callable[[bytes], None]
@@ -44,6 +44,9 @@ _IKE_AUTH = int(ExchangeType.IKE_AUTH)
 _CREATE_CHILD_SA = int(ExchangeType.CREATE_CHILD_SA)
 _INFORMATIONAL = int(ExchangeType.INFORMATIONAL)
 _TASK_FAILED = Status.FAILED
+_INITIATOR_FLAG, _RESPONSE_FLAG = int(Flags.INITIATOR), int(Flags.RESPONSE)
+_SK = int(PayloadType.SK)
+_ZERO_SPI = bytes(8)
 _TASK_NEED_MORE = Status.NEED_MORE
 
 
@@ -98,17 +101,10 @@ class TaskManager:
                 self._abort()
                 return
         exchange = self.active[0].exchange
-        message = Message(
-            exchange=exchange,
-            message_id=self._active_mid,
-            spi_i=self.ctx.spi_i,
-            spi_r=self.ctx.spi_r,
-            from_initiator=self.ctx.initiator,
-            is_response=False,
-            payloads=payloads,
-            encrypted=exchange != _IKE_SA_INIT,
+        ctx = self.ctx
+        self._packets = self._encode(
+            exchange, self._active_mid, ctx.spi_i, ctx.spi_r, False, payloads
         )
-        self._packets = self._encode(message)
         if exchange == _IKE_SA_INIT:
             self.ctx.init_request = self._packets[0]
         self._tries = 0
@@ -116,15 +112,36 @@ class TaskManager:
         for packet in self._packets:
             self._send(packet)
 
-    def _encode(self, message: Message) -> list[bytes]:
-        """The datagrams of a message: one, or its RFC 7383 fragments when both sides
-        support them and it is larger than the configured fragment size."""
-        data = encode(message, self.ctx.crypto)
-        limit = self.ctx.config.fragment_size
-        if message.encrypted and self.ctx.fragmentation and limit and len(data) > limit:
-            assert self.ctx.crypto is not None
-            return encode_fragments(message, self.ctx.crypto, limit)
-        return [data]
+    def _encode(
+        self,
+        exchange: int,
+        message_id: int,
+        spi_i: bytes,
+        spi_r: bytes,
+        response: bool,
+        payloads: list[Payload],
+    ) -> list[bytes]:
+        """The datagrams of a message (encrypted unless IKE_SA_INIT): one, or its RFC
+        7383 fragments when both sides support them and it is larger than the
+        configured fragment size (then the whole is never sealed)."""
+        ctx = self.ctx
+        flags = (_INITIATOR_FLAG if ctx.initiator else 0) | (_RESPONSE_FLAG if response else 0)
+        if exchange == _IKE_SA_INIT:
+            first, chain = push_chain(payloads)
+            length = HEADER_BYTES + len(chain)
+            return [pack_header(spi_i, spi_r, first, exchange, flags, message_id, length) + chain]
+        crypto = ctx.crypto
+        if crypto is None:
+            raise ValueError("an encrypted message needs SK keys")
+        first_inner, inner = push_chain(payloads)
+        length = HEADER_BYTES + crypto.sealed_length(len(inner))
+        limit = ctx.config.fragment_size
+        if ctx.fragmentation and limit and length > limit:
+            message = Message(exchange, message_id, spi_i, spi_r, ctx.initiator, response)
+            message.payloads, message.encrypted = payloads, True
+            return encode_fragments(message, crypto, limit, (first_inner, inner))
+        header = pack_header(spi_i, spi_r, _SK, exchange, flags, message_id, length)
+        return [header + crypto.seal(header, first_inner, inner)]
 
     def _wait(self, tries: int) -> float:
         policy = self.ctx.config.retransmit
@@ -333,17 +350,10 @@ class TaskManager:
     def _answer(self, header: Header, request: bytes, payloads: list[Payload]) -> bytes:
         init = header.exchange == _IKE_SA_INIT
         error_only = init and any(isinstance(p, NotifyPayload) and p.type < 16384 for p in payloads)
-        message = Message(
-            exchange=header.exchange,
-            message_id=header.message_id,
-            spi_i=header.spi_i,
-            spi_r=bytes(8) if error_only else self.ctx.spi_r,
-            from_initiator=self.ctx.initiator,
-            is_response=True,
-            payloads=payloads,
-            encrypted=not init,
+        spi_r = _ZERO_SPI if error_only else self.ctx.spi_r
+        packets = self._encode(
+            header.exchange, header.message_id, header.spi_i, spi_r, True, payloads
         )
-        packets = self._encode(message)
         self._cached_request = request
         self._cached_response = packets
         self.peer_mid = header.message_id + 1
