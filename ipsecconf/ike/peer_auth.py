@@ -80,9 +80,15 @@ def our_authenticator(ctx: SaContext, remote_id: Identity | None) -> Authenticat
 
 
 def check_peer(
-    ctx: SaContext, message: Message, identity: IdPayload, auth: AuthPayload, octets: bytes
+    ctx: SaContext,
+    message: Message,
+    identity: IdPayload,
+    auth: AuthPayload,
+    octets: bytes,
+    remote: Identity | None = None,
 ) -> Refusal | None:
-    """``None`` when the peer's AUTH (over ``octets``) proves ``identity``."""
+    """``None`` when the peer's AUTH (over ``octets``) proves ``identity`` (``remote``
+    is its :class:`Identity`, when the caller has it already)."""
     name = METHOD_NAMES.get(auth.method)
     if name is None or name not in ctx.config.accepted_methods:
         allowed = ", ".join(sorted(ctx.config.accepted_methods))
@@ -91,7 +97,8 @@ def check_peer(
             f"the peer authenticated with method {auth.method} ({name or 'unknown'}); "
             f"accepted: {allowed}",
         )
-    remote = Identity.from_payload(identity)
+    if remote is None:
+        remote = Identity.from_payload(identity)
     if name == "psk":
         verifier = _psk(ctx, remote)
         if verifier is None:

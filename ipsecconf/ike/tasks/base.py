@@ -77,7 +77,10 @@ def first_error(message: Message) -> NotifyPayload | None:
 
 def has_notify(message: Message, ntype: int) -> bool:
     """True when the message carries a notify of type ``ntype``."""
-    return any(n.type == ntype for n in notifies(message))
+    for n in notifies(message):
+        if n.type == ntype:
+            return True
+    return False
 
 
 def one(message: Message, kind: type[T]) -> T | None:
