@@ -271,8 +271,9 @@ class TaskManager:
 
     def take_followups(self) -> None:
         """Queue the tasks that the tasks just run asked for (the Delete after a rekey)."""
-        self.queued.extend(self.ctx.followups)
-        self.ctx.followups.clear()
+        if self.ctx.followups:
+            self.queued.extend(self.ctx.followups)
+            self.ctx.followups.clear()
 
     # -- the peer's requests ----------------------------------------------------------
     def on_request(

@@ -77,10 +77,7 @@ def first_error(message: Message) -> NotifyPayload | None:
 
 def has_notify(message: Message, ntype: int) -> bool:
     """True when the message carries a notify of type ``ntype``."""
-    for n in notifies(message):
-        if n.type == ntype:
-            return True
-    return False
+    return any(n.type == ntype for n in notifies(message))
 
 
 def one(message: Message, kind: type[T]) -> T | None:
