@@ -411,26 +411,27 @@ def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None
     data = bytes(data)
     payloads: list[Payload] = []
     ptype = first
-    pos, end = 0, len(data)
+    pos, end, count = 0, len(data), 0
     unpack, decoders, known = _GENERIC.unpack_from, _DECODERS, _KNOWN
     try:
         while ptype != _NONE:
-            if len(payloads) >= MAX_PAYLOADS:
+            count += 1
+            if count > MAX_PAYLOADS:
                 raise RemoteProtocolError(DropReason.TOO_LARGE, "too many payloads")
             if pos + 4 > end:
                 raise RemoteProtocolError(
                     DropReason.TRUNCATED, f"payload chain: no generic header at offset {pos}"
                 )
             next_type, flags, length = unpack(data, pos)
-            if length < 4 or pos + length > end:
+            stop = pos + length
+            if length < 4 or stop > end:
                 raise RemoteProtocolError(
                     DropReason.BAD_LENGTH, f"payload {ptype} length {length} at offset {pos}"
                 )
-            body = data[pos + 4 : pos + length]
-            pos += length
+            body = data[pos + 4 : stop]
+            pos = stop
             decoder = decoders.get(ptype)
-            payload = decoder(ptype, body) if decoder is not None else None
-            if payload is not None:
+            if decoder is not None and (payload := decoder(ptype, body)) is not None:
                 payloads.append(payload)
             elif ptype == _SK:
                 if pos != end:
