@@ -14,6 +14,7 @@ and verify the AUTH signature.  Every refusal names a
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -118,7 +119,7 @@ def _check_signature(
     raw = [p.data for p in message.find(CertPayload) if p.encoding == X509_SIGNATURE]
     if not raw:
         return Refusal(FailureReason.AUTHENTICATION_FAILED, "signature AUTH without a certificate")
-    certs = [signatures.load_der_certificate(d) for d in raw[:MAX_CERTS]]
+    certs = [_certificate(d) for d in raw[:MAX_CERTS]]
     parsed = [c for c in certs if c is not None]
     if len(parsed) != len(certs):
         return Refusal(FailureReason.AUTHENTICATION_FAILED, "a CERT payload does not parse")
@@ -149,6 +150,13 @@ def _check_signature(
             f"the peer's {scheme.value} signature does not verify",
         )
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _certificate(der: bytes) -> x509.Certificate | None:
+    """A peer's certificate, parsed once per distinct DER (peers send theirs in every
+    IKE_AUTH; the parsed object is immutable)."""
+    return signatures.load_der_certificate(der)
 
 
 def _carries(cert: x509.Certificate, identity: Identity) -> bool:
