@@ -159,8 +159,10 @@ def _certificate(der: bytes) -> x509.Certificate | None:
     return signatures.load_der_certificate(der)
 
 
+@functools.lru_cache(maxsize=256)
 def _carries(cert: x509.Certificate, identity: Identity) -> bool:
-    """True when the certificate names ``identity`` (subjectAltName or subject DN)."""
+    """True when the certificate names ``identity`` (subjectAltName or subject DN);
+    cached, being a pure function of the two (peers prove the same identity again)."""
     kind = identity.id_type
     if kind in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
         try:
