@@ -352,6 +352,18 @@ def _dec_nonce(ptype: int, body: bytes) -> Payload | None:
 
 
 def _dec_notify(ptype: int, body: bytes) -> Payload | None:
+    if len(body) == 4:
+        # A bare status notify (FRAGMENTATION_SUPPORTED, USE_TRANSPORT_MODE, ...): one
+        # shared value per distinct body (a few dozen types exist).
+        known = _BARE_NOTIFIES.get(body)
+        if known is None:
+            protocol, spi_size, ntype = _GENERIC.unpack_from(body)
+            if spi_size:
+                return None
+            known = NotifyPayload(ntype, protocol)
+            if len(_BARE_NOTIFIES) < 256:
+                _BARE_NOTIFIES[body] = known
+        return known
     if len(body) < 4:
         return None
     protocol, spi_size, ntype = _GENERIC.unpack_from(body)
@@ -379,6 +391,8 @@ def _dec_sa(ptype: int, body: bytes) -> Payload | None:
         return _pull_buffered(PayloadType.SA, body)
     return sa_from_bytes(body)
 
+
+_BARE_NOTIFIES: dict[bytes, NotifyPayload] = {}
 
 _DECODERS: dict[int, Callable[[int, bytes], Payload | None]] = {
     PayloadType.NONCE: _dec_nonce,
