@@ -15,6 +15,8 @@ the CREATE_CHILD_SA tasks (:mod:`.child_sa`) pass fresh nonces and a PFS secret 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ipsecconf.ike.config import ChildConfig, Mode, TriggerPacket
 from ipsecconf.ike.constants import ExchangeType, NotifyType
 from ipsecconf.ike.context import ChildRecord, IkeState, SaContext
@@ -75,8 +77,8 @@ def install(
     algorithms: ChildAlgorithms,
     spi_in: int,
     spi_out: int,
-    local_ts: list[TsEntry],
-    remote_ts: list[TsEntry],
+    local_ts: Sequence[TsEntry],
+    remote_ts: Sequence[TsEntry],
     transport: bool,
     *,
     exchange_initiator: bool | None = None,
@@ -107,6 +109,7 @@ def install(
         e_out, a_out, e_in, a_in = keys.encr_i, keys.integ_i, keys.encr_r, keys.integ_r
     else:
         e_out, a_out, e_in, a_in = keys.encr_r, keys.integ_r, keys.encr_i, keys.integ_i
+    local, remote = tuple(local_ts), tuple(remote_ts)  # no copy when given tuples
     record = ChildRecord(
         child.name,
         spi_in,
@@ -114,8 +117,8 @@ def install(
         algorithms.protocol,
         config=child,
         algorithms=algorithms,
-        local_ts=tuple(local_ts),
-        remote_ts=tuple(remote_ts),
+        local_ts=local,
+        remote_ts=remote,
         transport=transport,
     )
     ctx.children.append(record)
@@ -126,11 +129,11 @@ def install(
             mode=Mode.TRANSPORT if transport else Mode.TUNNEL,
             spi_in=spi_in,
             spi_out=spi_out,
-            local_ts=tuple(local_ts),
-            remote_ts=tuple(remote_ts),
+            local_ts=local,
+            remote_ts=remote,
             selectors=selectors
             if selectors is not None
-            else tuple(to_selectors(local_ts, remote_ts)),
+            else tuple(to_selectors(list(local), list(remote))),
             algorithms=algorithms,
             encr_key_in=e_in,
             integ_key_in=a_in,
@@ -231,8 +234,8 @@ class ChildCreateInitiator(Task):
             algorithms,
             self.spi_in,
             spi_out,
-            list(tsi.selectors),
-            list(tsr.selectors),
+            tsi.selectors,
+            tsr.selectors,
             transport,
             selectors=selectors,
         )
@@ -297,8 +300,8 @@ class ChildCreateResponder(Task):
                 algorithms,
                 spi_in,
                 spi_out,
-                list(narrowed.tsr.selectors),
-                list(narrowed.tsi.selectors),
+                narrowed.tsr.selectors,
+                narrowed.tsi.selectors,
                 self.transport,
                 selectors=narrowed.selectors,
             )
