@@ -74,6 +74,7 @@ _IKE_SA_INIT = int(ExchangeType.IKE_SA_INIT)
 _IKE_AUTH = int(ExchangeType.IKE_AUTH)
 _CREATE_CHILD_SA = int(ExchangeType.CREATE_CHILD_SA)
 _SKF = int(PayloadType.SKF)
+_ZERO_SPI = bytes(8)
 
 
 class _Outbox:
@@ -422,12 +423,12 @@ class IkeSa:
         if ctx.spi_i and header.spi_i != ctx.spi_i:
             raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "initiator SPI is not ours")
         if header.exchange == _IKE_SA_INIT:
-            if not header.is_response and header.spi_r != bytes(8):
+            if not header.is_response and header.spi_r != _ZERO_SPI:
                 raise RemoteProtocolError(
                     DropReason.UNKNOWN_SPI, "IKE_SA_INIT with a responder SPI"
                 )
             return
-        if header.spi_r != ctx.spi_r or ctx.spi_r == bytes(8):
+        if header.spi_r != ctx.spi_r or ctx.spi_r == _ZERO_SPI:
             raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "responder SPI is not ours")
         if ctx.state is _CREATED:
             raise RemoteProtocolError(DropReason.STATE, "no IKE SA yet")

@@ -49,7 +49,7 @@ def nonzero_spi(ctx: SaContext) -> bytes:
     """Eight random bytes that are not all zero (a zero SPI means "unknown")."""
     for _ in range(16):
         spi = ctx.rng(8)
-        if spi != bytes(8):
+        if spi != _ZERO_SPI:
             return spi
     raise RemoteProtocolError(DropReason.STATE, "rng returned zero SPIs")  # pragma: no cover
 
