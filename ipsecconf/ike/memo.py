@@ -1,7 +1,7 @@
 """A memo slot for immutable values: what is derived from one, computed once.
 
-Frozen dataclasses of this core (configs, identities, SA and TS payloads) are built
-once and used in every handshake; values derived from them (an encoding, a text, the
+Immutable dataclasses of this core (configs, identities, credentials, SA and TS
+payloads) are built once and used in every handshake; values derived from them (an encoding, a text, the
 results of proposal matching) are kept in one extra slot that is not a dataclass field,
 so equality, hashing, ``repr``, ``dataclasses.fields`` and ``replace`` ignore it (a
 replaced copy starts with an empty memo).
@@ -26,6 +26,6 @@ def recall(obj: Memo) -> Any:
 
 
 def remember(obj: Memo, value: object) -> None:
-    """Remember ``value`` for ``obj`` (a frozen dataclass: bypass its ``__setattr__``;
-    the value is derived from the fields, so the object does not change)."""
+    """Remember ``value`` for ``obj`` (bypassing the ``__setattr__`` of a frozen
+    dataclass: the value is derived from the fields, so the object does not change)."""
     object.__setattr__(obj, "_memo", value)

@@ -39,7 +39,7 @@ class Transform(NamedTuple):
     """True when the transform carried an attribute we do not understand (reject it)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class WireProposal:
     """One proposal substructure, numbered from 1, with its SPI (empty in IKE_SA_INIT)."""
 
@@ -49,10 +49,15 @@ class WireProposal:
     transforms: tuple[Transform, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class SaPayload(Memo):
     """The Security Association payload: proposals in the sender's order of preference.
-    Its encoded body is memoised by :func:`sa_body`."""
+    Its encoded body is memoised by :func:`sa_body`.
+
+    Like the handshake payloads of :mod:`ipsecconf.ike.payloads`, this and
+    :class:`WireProposal` are values that nothing changes once built, hashable, but not
+    ``frozen``: a frozen dataclass costs a call per field to build, and a handshake
+    builds about ten of them."""
 
     proposals: tuple[WireProposal, ...]
 
