@@ -1,10 +1,10 @@
 """A memo slot for immutable values: what is derived from one, computed once.
 
 Immutable dataclasses of this core (configs, identities, credentials, SA and TS
-payloads) are built once and used in every handshake; values derived from them (an encoding, a text, the
-results of proposal matching) are kept in one extra slot that is not a dataclass field,
-so equality, hashing, ``repr``, ``dataclasses.fields`` and ``replace`` ignore it (a
-replaced copy starts with an empty memo).
+payloads) are built once and used in every handshake; values derived from them (an
+encoding, a text, the results of proposal matching) are kept in one extra slot that is
+not a dataclass field, so equality, hashing, ``repr``, ``dataclasses.fields`` and
+``replace`` ignore it (a replaced copy starts with an empty memo).
 """
 
 from __future__ import annotations
