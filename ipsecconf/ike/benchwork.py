@@ -167,23 +167,27 @@ class Workload:
         octets_i = signed_octets(prf_alg, init_msg, nr, k.sk_pi, id_i)
         octets_r = signed_octets(prf_alg, init_msg, ni, k.sk_pr, id_r)
         if self.credentials is None:
-            for octets in (octets_i, octets_r):
-                auth = PskAuthenticator(prf_alg, self.psk).sign(octets)
-                PskAuthenticator(prf_alg, self.psk).verify(auth, octets)
+            # Each side derives its PSK MAC key once, MACs its AUTH and checks the peer's.
+            psk_i = PskAuthenticator(prf_alg, self.psk)
+            psk_r = PskAuthenticator(prf_alg, self.psk)
+            for signer, checker, octets in ((psk_i, psk_r, octets_i), (psk_r, psk_i, octets_r)):
+                if not checker.verify(signer.sign(octets), octets):
+                    raise LocalProtocolError("bench: PSK AUTH round trip failed")
         else:
             # Each side signs; the other verifies with the signer's certificate.
             for cred, octets in ((self.credentials[0], octets_i), (self.credentials[1], octets_r)):
-                signer = SignatureAuthenticator(
+                authenticator = SignatureAuthenticator(
                     cred, AuthMethod.DIGITAL_SIGNATURE, signatures.Scheme.RSA_PKCS1_SHA256
                 )
-                auth = signer.sign(octets)
+                auth = authenticator.sign(octets)
                 size = auth.data[0]
-                signatures.verify(
+                if not signatures.verify(
                     cred.certificate,
                     signatures.Scheme.RSA_PKCS1_SHA256,
                     octets,
                     auth.data[1 + size :],
-                )
+                ):
+                    raise LocalProtocolError("bench: signature round trip failed")
         side_i = SkCrypto(
             cipher,
             integ,

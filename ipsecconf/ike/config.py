@@ -19,6 +19,7 @@ import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from ipsecconf.ike.constants import IdType, ProtocolId
 from ipsecconf.ike.credentials import (
@@ -29,11 +30,13 @@ from ipsecconf.ike.credentials import (
     TrustAnchors,
 )
 from ipsecconf.ike.errors import LocalProtocolError
+from ipsecconf.ike.memo import Memo, recall, remember
 from ipsecconf.ike.payloads import IdPayload
 from ipsecconf.model.proposals import Proposal, default_ike
 from ipsecconf.model.selectors import Selector
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+T = TypeVar("T")
 
 
 class Mode(enum.StrEnum):
@@ -44,8 +47,9 @@ class Mode(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Identity:
-    """An IKE identity: a type and its data (text for addresses, FQDN and email)."""
+class Identity(Memo):
+    """An IKE identity: a type and its data (text for addresses, FQDN and email).  Its
+    text is memoised: PSK lookups ask for it in every IKE_AUTH."""
 
     id_type: IdType
     data: bytes
@@ -85,11 +89,7 @@ class Identity:
     @classmethod
     def from_payload(cls, payload: IdPayload) -> Identity:
         """The identity an IDi/IDr payload carries (unknown types kept raw)."""
-        try:
-            kind = IdType(payload.id_type)
-        except ValueError:
-            kind = IdType.KEY_ID
-        return cls(kind, payload.data)
+        return cls(_ID_TYPES.get(payload.id_type, IdType.KEY_ID), payload.data)
 
     def to_payload(self, initiator: bool) -> IdPayload:
         """This identity as IDi (``initiator``) or IDr."""
@@ -104,14 +104,14 @@ class Identity:
         return self.data == other.data
 
     def __str__(self) -> str:
-        if self.id_type in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
-            try:
-                return str(ipaddress.ip_address(self.data))
-            except ValueError:
-                return self.data.hex()
-        if self.id_type in (IdType.FQDN, IdType.RFC822_ADDR):
-            return self.data.decode("ascii", "replace")
-        return f"{self.id_type.name.lower()}:{self.data.hex()}"
+        text: str | None = recall(self)
+        if text is None:
+            text = self._format()
+            remember(self, text)
+        return text
+
+    def _format(self) -> str:
+        return _identity_text(self.id_type, self.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +158,7 @@ class PskTable:
             by_id = self._keys.get(self._norm(str(query.remote_id)))
             if by_id is not None:
                 return by_id
-        return self._keys.get(str(query.remote_address))
+        return self._keys.get(_address_text(query.remote_address))
 
     def __repr__(self) -> str:
         return f"PskTable({len(self._keys)} entries)"
@@ -179,7 +179,7 @@ class TriggerPacket:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ChildConfig:
+class ChildConfig(Memo):
     """One child SA: a mirrored policy pair (selectors in the ``out`` direction)."""
 
     name: str
@@ -228,7 +228,7 @@ def _default_ike() -> tuple[Proposal, ...]:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class IkeConfig:
+class IkeConfig(Memo):
     """Everything one IKE SA needs to know about its peer."""
 
     local_address: IPAddress
@@ -280,6 +280,9 @@ class IkeConfig:
     @property
     def effective_local_id(self) -> Identity:
         """Our identity, defaulting to our address."""
+        return derived(self, "local-id", self._local_id)
+
+    def _local_id(self) -> Identity:
         return self.local_id or Identity.address(self.local_address)
 
     @property
@@ -287,7 +290,7 @@ class IkeConfig:
         """The AUTH method names accepted from the peer."""
         if self.remote_auth:
             return self.remote_auth
-        return SIGNATURE_METHODS if self.credentials is not None else frozenset({"psk"})
+        return SIGNATURE_METHODS if self.credentials is not None else _PSK_ONLY
 
     @property
     def uses_signatures(self) -> bool:
@@ -308,6 +311,50 @@ class IkeConfig:
             raise LocalProtocolError("nonce size must be 16..256 bytes (RFC 7296 2.10)")
         if self.local_address.version != self.remote_address.version:
             raise LocalProtocolError("local and remote addresses are of different families")
+
+
+_PSK_ONLY = frozenset({"psk"})
+
+
+@functools.lru_cache(maxsize=1024)
+def _address_text(address: IPAddress) -> str:
+    """``str(address)``, cached: every PSK lookup by address asks for it."""
+    return str(address)
+
+
+_ID_TYPES = {int(t): t for t in IdType}
+
+
+@functools.lru_cache(maxsize=1024)
+def _identity_text(id_type: IdType, data: bytes) -> str:
+    # Cached: an identity received in IKE_AUTH is a new object every time, and the PSK
+    # lookup asks for its text.
+    if id_type in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
+        try:
+            return str(ipaddress.ip_address(data))
+        except ValueError:
+            return data.hex()
+    if id_type in (IdType.FQDN, IdType.RFC822_ADDR):
+        return data.decode("ascii", "replace")
+    return f"{id_type.name.lower()}:{data.hex()}"
+
+
+def derived(config: IkeConfig | ChildConfig, key: str, make: Callable[[], T]) -> T:
+    """``make()``, computed once per config and remembered in it under ``key``.
+
+    Configs are immutable and one serves every SA with its peer, so what the core
+    derives from one (encoded offers, proposal answers, traffic selectors, identities)
+    is computed on the first handshake only.  ``make`` must be a pure function of the
+    config; each ``key`` always maps to values of one type.
+    """
+    memo: dict[str, Any] | None = getattr(config, "_memo", None)  # recall(), inlined
+    if memo is None:
+        memo = {}
+        remember(config, memo)
+    found: T | None = memo.get(key)
+    if found is None:
+        found = memo[key] = make()
+    return found
 
 
 @functools.lru_cache(maxsize=4096)

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ipsecconf.crypto.dh import KeyExchangeFactory
-from ipsecconf.ike.config import ChildConfig, Identity, IkeConfig, IPAddress, TriggerPacket
+from ipsecconf.ike.auth import PskAuthenticator
+from ipsecconf.ike.config import (
+    ChildConfig,
+    Identity,
+    IkeConfig,
+    IPAddress,
+    TriggerPacket,
+    derived,
+)
 from ipsecconf.ike.constants import NATT_PORT
 from ipsecconf.ike.errors import LocalProtocolError
 from ipsecconf.ike.events import IkeEvent
@@ -23,6 +31,7 @@ from ipsecconf.ike.keymat import IkeKeys
 from ipsecconf.ike.message import SkCrypto
 from ipsecconf.ike.payloads_ts import TsEntry
 from ipsecconf.ike.proposals import ChildAlgorithms, IkeAlgorithms
+from ipsecconf.model.algorithms import Prf
 
 if TYPE_CHECKING:  # only for annotations: tasks and sa import this module
     from ipsecconf.ike.sa import IkeSa
@@ -42,6 +51,10 @@ class IkeState(enum.Enum):
     DELETING = "deleting"
     DELETED = "deleted"
     FAILED = "failed"
+
+    # Members are singletons: an identity hash (C) instead of Enum's hash of the name (a
+    # Python call at every TRANSITIONS lookup).
+    __hash__ = object.__hash__
 
 
 # Everything that may change an IKE SA's state, in one table (h11's _state.py rule):
@@ -98,7 +111,53 @@ class ChildRecord:
 
 
 class SaContext:
-    """Mutable state of one IKE SA."""
+    """Mutable state of one IKE SA.
+
+    Attributes whose starting value is an immutable constant are declared on the class:
+    an instance assigns its own when it changes one (building a context in every
+    handshake then sets a dozen attributes instead of forty)."""
+
+    state = IkeState.CREATED
+    spi_i = b""
+    spi_r = bytes(8)
+    ni = b""
+    nr = b""
+    init_request = b""
+    """The IKE_SA_INIT request as sent (AUTH input of the initiator, 2.15)."""
+    init_response = b""
+    algorithms: IkeAlgorithms | None = None
+    keys: IkeKeys | None = None
+    crypto: SkCrypto | None = None
+    nat_local = False
+    nat_remote = False
+    natd_supported = False
+    fragmentation = False
+    """Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 2.3)."""
+    remote_id: Identity | None = None
+    peer_initial_contact = False
+    peer_auth_method = 0
+    psk_lookup: tuple[Identity | None, IPAddress, bytes | None] | None = None
+    """The last PSK lookup: (peer identity, peer address, key); see ``peer_auth``."""
+    psk_authenticator: tuple[bytes, Prf, PskAuthenticator] | None = None
+    """The last PSK authenticator built, with its key and PRF (reused for both AUTHs)."""
+    peer_hashes: frozenset[int] = frozenset()
+    """RFC 7427 hash algorithms the peer announced (SIGNATURE_HASH_ALGORITHMS)."""
+    error_to_report: int | None = None
+    """An error notify to send once in a separate INFORMATIONAL request, when our
+    side refused a response (RFC 7296 2.21.2: the initiator refusing the AUTH)."""
+    trigger: TriggerPacket | None = None
+    ike_rekeying = False
+    """Our CREATE_CHILD_SA rekey of this IKE SA is in flight."""
+    child_exchange = False
+    """Our exchange creating, rekeying or deleting a child is in flight: the peer's IKE
+    rekey must wait (TEMPORARY_FAILURE, RFC 7296 2.25.2) or the child would be lost
+    between the old and the new IKE SA."""
+    peer_ike_rekey: PeerRekey | None = None
+    adopt: Callable[[SaContext], IkeSa] | None = None
+    """Wraps a rekeyed IKE SA's context into an :class:`IkeSa` (set by ``IkeSa``)."""
+    rekeyed_to: SaContext | None = None
+    now = 0.0
+    """The time of the call being handled (set by ``IkeSa`` at every entry point)."""
 
     def __init__(
         self,
@@ -113,53 +172,17 @@ class SaContext:
         self.rng = rng
         self.ke_factory = ke_factory
         self.spi_allocator = spi_allocator
-        self.state = IkeState.CREATED
-        self.spi_i = b""
-        self.spi_r = bytes(8)
         self.local_address: IPAddress = config.local_address
         self.local_port = config.local_port
         self.remote_address: IPAddress = config.remote_address
         self.remote_port = config.remote_port
-        self._remote_text = str(config.remote_address)
-        self.ni = b""
-        self.nr = b""
-        self.init_request = b""
-        """The IKE_SA_INIT request as sent (AUTH input of the initiator, 2.15)."""
-        self.init_response = b""
-        self.algorithms: IkeAlgorithms | None = None
-        self.keys: IkeKeys | None = None
-        self.crypto: SkCrypto | None = None
-        self.nat_local = False
-        self.nat_remote = False
-        self.natd_supported = False
-        self.fragmentation = False
-        """Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 2.3)."""
-        self.remote_id: Identity | None = None
-        self.peer_initial_contact = False
-        self.peer_auth_method = 0
-        self.peer_hashes: frozenset[int] = frozenset()
-        """RFC 7427 hash algorithms the peer announced (SIGNATURE_HASH_ALGORITHMS)."""
+        self._endpoints: list[tuple[IPAddress, int, bytes]] = []
+        self._remote_text = derived(config, "remote-text", lambda: str(config.remote_address))
         self.children: list[ChildRecord] = []
-        self.error_to_report: int | None = None
-        """An error notify to send once in a separate INFORMATIONAL request, when our
-        side refused a response (RFC 7296 2.21.2: the initiator refusing the AUTH)."""
-        self.trigger: TriggerPacket | None = None
         self.events: deque[IkeEvent] = deque()
         self.followups: list[Task] = []
         """Tasks a task wants initiated after it (the Delete after a rekey); the task
         manager queues them once the current message is handled."""
-        self.ike_rekeying = False
-        """Our CREATE_CHILD_SA rekey of this IKE SA is in flight."""
-        self.child_exchange = False
-        """Our exchange creating, rekeying or deleting a child is in flight: the peer's IKE
-        rekey must wait (TEMPORARY_FAILURE, RFC 7296 2.25.2) or the child would be lost
-        between the old and the new IKE SA."""
-        self.peer_ike_rekey: PeerRekey | None = None
-        self.adopt: Callable[[SaContext], IkeSa] | None = None
-        """Wraps a rekeyed IKE SA's context into an :class:`IkeSa` (set by ``IkeSa``)."""
-        self.rekeyed_to: SaContext | None = None
-        self.now = 0.0
-        """The time of the call being handled (set by ``IkeSa`` at every entry point)."""
 
     def find_child(
         self, spi: int, *, inbound: bool, protocol: int | None = None
@@ -198,10 +221,29 @@ class SaContext:
         self.state = new
 
     # -- NAT traversal (RFC 7296 2.23) -------------------------------------------------
-    @staticmethod
-    def natd_hash(spi_i: bytes, spi_r: bytes, address: IPAddress, port: int) -> bytes:
-        """SHA-1(SPIi | SPIr | IP | Port), the NAT_DETECTION_*_IP data."""
-        return hashlib.sha1(spi_i + spi_r + address.packed + port.to_bytes(2, "big")).digest()
+    def natd_local(self, spi_i: bytes, spi_r: bytes) -> bytes:
+        """SHA-1(SPIi | SPIr | IP | Port) of our address and port, the NAT detection
+        data (RFC 7296 2.23)."""
+        return hashlib.sha1(
+            spi_i + spi_r + self._endpoint(self.local_address, self.local_port)
+        ).digest()
+
+    def natd_remote(self, spi_i: bytes, spi_r: bytes) -> bytes:
+        """The same NAT detection hash of the peer's address and port."""
+        endpoint = self._endpoint(self.remote_address, self.remote_port)
+        return hashlib.sha1(spi_i + spi_r + endpoint).digest()
+
+    def _endpoint(self, address: IPAddress, port: int) -> bytes:
+        # IKE_SA_INIT hashes the same two endpoints four times each: remember the bytes
+        # of the last few (address objects compared by identity: they are immutable).
+        for known, known_port, data in self._endpoints:
+            if known is address and known_port == port:
+                return data
+        data = address.packed + port.to_bytes(2, "big")
+        if len(self._endpoints) >= 4:
+            self._endpoints.clear()
+        self._endpoints.append((address, port, data))
+        return data
 
     @property
     def udp_encap(self) -> bool:
@@ -218,6 +260,11 @@ class SaContext:
             if self.initiator:
                 self.remote_port = NATT_PORT
 
+    @property
+    def remote_text(self) -> str:
+        """The peer's address as canonical text (datagrams are addressed with it)."""
+        return self._remote_text
+
     def update_remote(self, host: str, port: int) -> None:
         """Follow the peer's address after an authenticated request (NAT mapping changes)."""
         if port == self.remote_port and host == self._remote_text:
@@ -227,7 +274,7 @@ class SaContext:
         except ValueError:
             return
         self.remote_port = port
-        self._remote_text = host
+        self._remote_text = str(self.remote_address)  # canonical, as str() gave before
 
     def push(self, event: IkeEvent) -> None:
         """Queue an event for the engine."""

@@ -19,6 +19,7 @@ from ipsecconf.crypto import signatures, x509
 from ipsecconf.crypto.signatures import Scheme
 from ipsecconf.ike.constants import AuthMethod
 from ipsecconf.ike.errors import LocalProtocolError
+from ipsecconf.ike.memo import Memo, recall, remember
 from ipsecconf.ike.payloads import AuthPayload, CertPayload, CertReqPayload
 
 X509_SIGNATURE = 4
@@ -48,7 +49,7 @@ _RAW_METHODS = {
 
 
 @dataclass(frozen=True, slots=True)
-class Credentials:
+class Credentials(Memo):
     """Our certificate, its private key and the intermediates we send with it."""
 
     certificate: x509.Certificate
@@ -75,15 +76,20 @@ class Credentials:
         return f"Credentials({self.certificate.subject.rfc4514_string()!r}, <private key>)"
 
     def cert_payloads(self) -> list[CertPayload]:
-        """CERT payloads: our certificate first, then the intermediates (3.6)."""
-        return [
-            CertPayload(X509_SIGNATURE, signatures.der_certificate(c))
-            for c in (self.certificate, *self.intermediates)
-        ]
+        """CERT payloads: our certificate first, then the intermediates (3.6).  Encoded
+        once (every IKE_AUTH sends them)."""
+        known: tuple[CertPayload, ...] | None = recall(self)
+        if known is None:
+            known = tuple(
+                CertPayload(X509_SIGNATURE, signatures.der_certificate(c))
+                for c in (self.certificate, *self.intermediates)
+            )
+            remember(self, known)
+        return list(known)
 
 
 @dataclass(frozen=True, slots=True)
-class TrustAnchors:
+class TrustAnchors(Memo):
     """The root certificates a peer's chain must reach (the seed's 1 to 15 roots)."""
 
     roots: tuple[x509.Certificate, ...]
@@ -101,8 +107,15 @@ class TrustAnchors:
         return f"TrustAnchors({len(self.roots)} roots)"
 
     def certreq(self) -> CertReqPayload:
-        """A CERTREQ naming our roots by the SHA-1 of their public keys (3.7)."""
-        return CertReqPayload(X509_SIGNATURE, b"".join(signatures.spki_sha1(r) for r in self.roots))
+        """A CERTREQ naming our roots by the SHA-1 of their public keys (3.7), computed
+        once (IKE_SA_INIT and IKE_AUTH send it)."""
+        known: CertReqPayload | None = recall(self)
+        if known is None:
+            known = CertReqPayload(
+                X509_SIGNATURE, b"".join(signatures.spki_sha1(r) for r in self.roots)
+            )
+            remember(self, known)
+        return known
 
 
 def choose_scheme(

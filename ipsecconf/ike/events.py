@@ -1,4 +1,8 @@
-"""What the IKE core tells the engine: frozen event dataclasses pulled with ``next_event()``.
+"""What the IKE core tells the engine: event dataclasses pulled with ``next_event()``.
+
+Events are values: nothing changes one after it is pushed.  They are not ``frozen``
+only because a frozen dataclass costs a call per field to build, and the two of every
+handshake have some forty fields between them; they stay hashable.
 
 * :class:`IkeSaEstablished` - both peers authenticated; the algorithms and addresses.
 * :class:`ChildSaEstablished` - everything the dataplane needs to install the SA pair:
@@ -62,7 +66,7 @@ class FailureReason(enum.StrEnum):
     """The peer authenticated with a method this side does not accept from it."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class IkeSaEstablished:
     """The IKE SA is up."""
 
@@ -89,7 +93,7 @@ class IkeSaEstablished:
     """The AUTH method the peer proved itself with (2 PSK, 1 RSA, 9-11 ECDSA, 14 RFC 7427)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ChildSaEstablished:
     """A child SA pair is negotiated; install it in the dataplane."""
 
@@ -122,7 +126,7 @@ class ChildSaEstablished:
     """When this pair rekeys another: the old pair's ``spi_in``; it stays until deleted."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ChildSaFailed:
     """A child SA could not be negotiated (the IKE SA may still be up)."""
 
@@ -133,7 +137,7 @@ class ChildSaFailed:
     by_peer: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class IkeSaFailed:
     """The IKE SA could not be established or died."""
 
@@ -143,7 +147,7 @@ class IkeSaFailed:
     by_peer: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ChildSaDeleted:
     """A child SA pair is deleted; remove it from the dataplane."""
 
@@ -153,7 +157,7 @@ class ChildSaDeleted:
     by_peer: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class IkeSaDeleted:
     """The IKE SA (and so all its children) is deleted."""
 
@@ -162,7 +166,7 @@ class IkeSaDeleted:
     """The SA was replaced by a rekey: its children moved to the successor, keep them."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class IkeSaRekeyed:
     """A new IKE SA replaces this one; the engine must register ``successor``."""
 
@@ -177,7 +181,7 @@ class IkeSaRekeyed:
     """The loser of a simultaneous rekey (2.8.1): no children; it is deleted shortly."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class IkeRekeyFailed:
     """Our IKE SA rekey failed; the current IKE SA stays in use (retry later)."""
 

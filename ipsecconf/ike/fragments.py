@@ -27,9 +27,12 @@ MIN_FRAGMENT_BYTES = 256
 _SKF_HEAD = struct.Struct("!BBHHH")
 
 
-def encode_fragments(message: Message, crypto: SkCrypto, max_bytes: int) -> list[bytes]:
-    """``message`` (encrypted) as SKF fragments of at most about ``max_bytes`` each."""
-    first_inner, inner = push_chain(message.payloads)
+def encode_fragments(
+    message: Message, crypto: SkCrypto, max_bytes: int, chain: tuple[int, bytes] | None = None
+) -> list[bytes]:
+    """``message`` (encrypted) as SKF fragments of at most about ``max_bytes`` each;
+    ``chain`` is its payload chain as :func:`push_chain` encodes it, when known."""
+    first_inner, inner = chain if chain is not None else push_chain(message.payloads)
     room = max(MIN_FRAGMENT_BYTES, max_bytes) - HEADER_BYTES - 8 - crypto.sealed_length(0)
     room -= room % 16  # whole cipher blocks, so that padding never pushes past max_bytes
     pieces = [inner[i : i + room] for i in range(0, len(inner), room)] or [b""]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ipsecconf.crypto.suites import CryptoError, IntegrityContext, encryption
 from ipsecconf.ike.constants import ExchangeType, Flags, PayloadType
@@ -28,12 +28,16 @@ _INITIATOR, _RESPONSE = int(Flags.INITIATOR), int(Flags.RESPONSE)  # plain ints:
 MAX_MESSAGE_BYTES = 65535
 """An IKE message never exceeds one UDP datagram (fragmentation is RFC 7383)."""
 IKE_VERSION = 0x20
+_ZERO_SPI = bytes(8)
+_NONE: list[Any] = []  # what find() returns for an absent class (never modified)
+_IKE_SA_INIT, _SK = int(ExchangeType.IKE_SA_INIT), int(PayloadType.SK)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Header:
-    """The fixed IKE header."""
+    """The fixed IKE header (not frozen: a frozen dataclass costs a call per field to
+    build, and four are built per handshake; nothing changes one after parsing)."""
 
     spi_i: bytes
     spi_r: bytes
@@ -43,16 +47,10 @@ class Header:
     flags: int
     message_id: int
     length: int
-
-    @property
-    def is_response(self) -> bool:
-        """The Response flag."""
-        return bool(self.flags & _RESPONSE)
-
-    @property
-    def from_initiator(self) -> bool:
-        """The Initiator flag: sent by the original initiator of the IKE SA."""
-        return bool(self.flags & _INITIATOR)
+    is_response: bool = False
+    """The Response flag."""
+    from_initiator: bool = False
+    """The Initiator flag: sent by the original initiator of the IKE SA."""
 
 
 def pull_header(data: bytes) -> Header:
@@ -64,21 +62,32 @@ def pull_header(data: bytes) -> Header:
     spi_i, spi_r, next_payload, version, exchange, flags, message_id, length = _HEADER.unpack_from(
         data
     )
-    header = Header(spi_i, spi_r, next_payload, version, exchange, flags, message_id, length)
-    if header.version >> 4 != 2:
-        raise RemoteProtocolError(DropReason.BAD_VERSION, f"IKE version {header.version:#x}")
-    if header.length != len(data):
+    if version >> 4 != 2:
+        raise RemoteProtocolError(DropReason.BAD_VERSION, f"IKE version {version:#x}")
+    if length != len(data):
         raise RemoteProtocolError(
-            DropReason.BAD_LENGTH, f"header says {header.length} bytes, datagram has {len(data)}"
+            DropReason.BAD_LENGTH, f"header says {length} bytes, datagram has {len(data)}"
         )
-    if header.spi_i == bytes(8):
+    if spi_i == _ZERO_SPI:
         raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "initiator SPI is zero")
-    return header
+    return Header(
+        spi_i,
+        spi_r,
+        next_payload,
+        version,
+        exchange,
+        flags,
+        message_id,
+        length,
+        bool(flags & _RESPONSE),
+        bool(flags & _INITIATOR),
+    )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
-    """A decoded (or to-be-encoded) IKE message."""
+    """A decoded (or to-be-encoded) IKE message (not frozen, for the same reason as
+    :class:`Header`; its payload list was never immutable)."""
 
     exchange: int
     message_id: int
@@ -89,10 +98,24 @@ class Message:
     payloads: list[Payload] = field(default_factory=list)
     encrypted: bool = False
     """True when ``payloads`` were (or are to be) carried inside an SK payload."""
+    _index: dict[type, list[Any]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """The payloads by class, built by the first :meth:`find` (tasks look a message's
+    payloads up a dozen times; ``payloads`` must not change after that)."""
 
     def find(self, kind: type[T]) -> list[T]:
-        """All payloads of one class, in order."""
-        return [p for p in self.payloads if isinstance(p, kind)]
+        """All payloads of one class, in order (do not modify the list)."""
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            for p in self.payloads:
+                found = index.get(type(p))
+                if found is None:
+                    index[type(p)] = [p]
+                else:
+                    found.append(p)
+        return index.get(kind, _NONE)
 
 
 class SkCrypto:
@@ -219,6 +242,13 @@ def _header(message: Message, first: int, flags: int, length: int) -> bytes:
     )
 
 
+def pack_header(
+    spi_i: bytes, spi_r: bytes, first: int, exchange: int, flags: int, message_id: int, length: int
+) -> bytes:
+    """An IKE header from its fields (``flags`` as on the wire)."""
+    return _HEADER.pack(spi_i, spi_r, first, IKE_VERSION, exchange, flags, message_id, length)
+
+
 def decode(data: bytes, header: Header, crypto: SkCrypto | None) -> Message:
     """Decode the payloads of a datagram whose header passed :func:`pull_header`.
 
@@ -227,7 +257,7 @@ def decode(data: bytes, header: Header, crypto: SkCrypto | None) -> Message:
     """
     payloads, sk = pull_chain(data[HEADER_BYTES:], header.next_payload)
     encrypted = sk is not None
-    if header.exchange != ExchangeType.IKE_SA_INIT:
+    if header.exchange != _IKE_SA_INIT:
         if sk is None or payloads:
             raise RemoteProtocolError(
                 DropReason.MALFORMED, "protected exchange without a lone SK payload"
@@ -247,12 +277,12 @@ def decode(data: bytes, header: Header, crypto: SkCrypto | None) -> Message:
     elif sk is not None:
         raise RemoteProtocolError(DropReason.MALFORMED, "IKE_SA_INIT with an SK payload")
     return Message(
-        exchange=header.exchange,
-        message_id=header.message_id,
-        spi_i=header.spi_i,
-        spi_r=header.spi_r,
-        from_initiator=header.from_initiator,
-        is_response=header.is_response,
-        payloads=payloads,
-        encrypted=encrypted,
+        header.exchange,
+        header.message_id,
+        header.spi_i,
+        header.spi_r,
+        header.from_initiator,
+        header.is_response,
+        payloads,
+        encrypted,
     )

@@ -1,8 +1,13 @@
 """IKEv2 payloads and the payload chain (RFC 7296 section 3.2 onwards).
 
-Each payload is a frozen dataclass with a ``pull_*`` / ``push_*`` pair over one
-:class:`~ipsecconf.codec.Buffer` body (without the 4-byte generic header).  The chain
-functions add and check the generic headers:
+Each payload is a dataclass, an immutable value: the rare ones are frozen; the six that
+every handshake decodes and builds by the dozen (KE, Nonce, ID, AUTH, Notify, SK) are
+not, only because a frozen dataclass costs a call per field to build, which made them a
+large share of a handshake's codec time; they are hashable all the same and nothing
+changes one once built.  Bodies are parsed by slicing for those, with a
+:class:`~ipsecconf.codec.Buffer` for the others (without the 4-byte generic header), and
+encoded by one function per class.  The chain functions add and check the generic
+headers:
 
 * a payload of a type this codec does not know is skipped unless its critical bit is set,
   in which case the message is refused with UNSUPPORTED_CRITICAL_PAYLOAD carrying the
@@ -17,13 +22,15 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ipsecconf.codec import Buffer, BufferReadError
 from ipsecconf.ike.constants import NotifyType, PayloadType
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError, malformed
-from ipsecconf.ike.payloads_sa import SaPayload, pull_sa, push_sa
-from ipsecconf.ike.payloads_ts import TsPayload, pull_ts, push_ts
+from ipsecconf.ike.payloads_sa import SaPayload, pull_sa, sa_body, sa_from_bytes
+from ipsecconf.ike.payloads_ts import TsPayload, pull_ts, ts_body
 
 MAX_PAYLOADS = 64
 NONCE_MIN, NONCE_MAX = 16, 256
@@ -31,7 +38,7 @@ _GENERIC = struct.Struct("!BBH")
 _U16 = struct.Struct("!H")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class KePayload:
     """Key Exchange payload (3.4)."""
 
@@ -42,14 +49,14 @@ class KePayload:
         return f"KePayload(group={self.group}, {len(self.data)} bytes)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NoncePayload:
     """Nonce payload (3.9): 16 to 256 bytes."""
 
     nonce: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class IdPayload:
     """IDi (``initiator=True``) or IDr (3.5)."""
 
@@ -62,7 +69,7 @@ class IdPayload:
         return bytes((self.id_type, 0, 0, 0)) + self.data
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AuthPayload:
     """Authentication payload (3.8)."""
 
@@ -73,7 +80,7 @@ class AuthPayload:
         return f"AuthPayload(method={self.method}, {len(self.data)} bytes)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NotifyPayload:
     """Notify payload (3.10): a type, optional protocol and SPI, and data."""
 
@@ -137,7 +144,7 @@ class EapPayload:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class SkPayload:
     """The Encrypted payload before it is opened: first inner type and the raw body."""
 
@@ -219,6 +226,10 @@ def _pull_body(ptype: int, body: Buffer) -> Payload:
 _KNOWN = frozenset(
     t for t in PayloadType if t not in (PayloadType.NONE, PayloadType.SK, PayloadType.SKF)
 )
+# Plain ints for the hot paths (an IntEnum attribute lookup costs a call).
+_NONE, _SK = int(PayloadType.NONE), int(PayloadType.SK)
+_IDI, _IDR = int(PayloadType.IDI), int(PayloadType.IDR)
+_TSI, _TSR = int(PayloadType.TSI), int(PayloadType.TSR)
 
 
 def payload_type(payload: Payload) -> PayloadType:
@@ -245,75 +256,153 @@ _TYPES: dict[type, PayloadType] = {
 }
 
 
-def _body(payload: Payload) -> bytes:
-    """One payload body as bytes: the handshake's payloads directly, others via a Buffer."""
-    if isinstance(payload, NoncePayload):
-        return payload.nonce
-    if isinstance(payload, NotifyPayload):
-        head = _GENERIC.pack(payload.protocol, len(payload.spi), payload.type)
-        return head + payload.spi + payload.data
-    if isinstance(payload, KePayload):
-        return _U16.pack(payload.group) + b"\0\0" + payload.data
-    if isinstance(payload, IdPayload):
-        return payload.rest()
-    if isinstance(payload, AuthPayload):
-        return bytes((payload.method, 0, 0, 0)) + payload.data
-    if isinstance(payload, CertPayload | CertReqPayload):
-        return bytes((payload.encoding,)) + payload.data
-    body = Buffer()
-    _push_other(body, payload)
-    return body.data()
+# -- encoding: one function per payload class, giving (type, body) ---------------------
+def _enc_sa(p: SaPayload) -> tuple[int, bytes]:
+    return PayloadType.SA, sa_body(p)
+
+
+def _enc_ke(p: KePayload) -> tuple[int, bytes]:
+    return PayloadType.KE, _U16.pack(p.group) + b"\0\0" + p.data
+
+
+def _enc_nonce(p: NoncePayload) -> tuple[int, bytes]:
+    return PayloadType.NONCE, p.nonce
+
+
+def _enc_id(p: IdPayload) -> tuple[int, bytes]:
+    return (_IDI if p.initiator else _IDR), bytes((p.id_type, 0, 0, 0)) + p.data
+
+
+def _enc_auth(p: AuthPayload) -> tuple[int, bytes]:
+    return PayloadType.AUTH, bytes((p.method, 0, 0, 0)) + p.data
+
+
+def _enc_notify(p: NotifyPayload) -> tuple[int, bytes]:
+    return PayloadType.NOTIFY, _GENERIC.pack(p.protocol, len(p.spi), p.type) + p.spi + p.data
+
+
+def _enc_delete(p: DeletePayload) -> tuple[int, bytes]:
+    buf = Buffer()
+    buf.push_uint8(p.protocol)
+    buf.push_uint8(len(p.spis[0]) if p.spis else 0)
+    buf.push_uint16(len(p.spis))
+    for spi in p.spis:
+        buf.push_bytes(spi)
+    return PayloadType.DELETE, buf.data()
+
+
+def _enc_ts(p: TsPayload) -> tuple[int, bytes]:
+    return (_TSI if p.initiator else _TSR), ts_body(p)
+
+
+def _enc_cert(p: CertPayload | CertReqPayload) -> tuple[int, bytes]:
+    return _TYPES[type(p)], bytes((p.encoding,)) + p.data
+
+
+def _enc_config(p: ConfigPayload) -> tuple[int, bytes]:
+    buf = Buffer()
+    buf.push_bytes(bytes((p.cfg_type, 0, 0, 0)))
+    for attr in p.attributes:
+        buf.push_uint16(attr.type)
+        buf.push_uint16(len(attr.value))
+        buf.push_bytes(attr.value)
+    return PayloadType.CP, buf.data()
+
+
+def _enc_raw(p: VendorIdPayload | EapPayload) -> tuple[int, bytes]:
+    return _TYPES[type(p)], p.data
+
+
+_ENCODERS: dict[type, Callable[[Any], tuple[int, bytes]]] = {
+    SaPayload: _enc_sa,
+    KePayload: _enc_ke,
+    NoncePayload: _enc_nonce,
+    IdPayload: _enc_id,
+    AuthPayload: _enc_auth,
+    NotifyPayload: _enc_notify,
+    DeletePayload: _enc_delete,
+    TsPayload: _enc_ts,
+    CertPayload: _enc_cert,
+    CertReqPayload: _enc_cert,
+    ConfigPayload: _enc_config,
+    VendorIdPayload: _enc_raw,
+    EapPayload: _enc_raw,
+}
+
+
+def _encode(payload: Payload) -> tuple[int, bytes]:
+    encoder = _ENCODERS.get(type(payload))
+    if encoder is None:
+        raise TypeError(f"no serialiser for {type(payload).__name__}")
+    return encoder(payload)
 
 
 def push_body(buf: Buffer, payload: Payload) -> None:
     """Serialise one payload body (no generic header)."""
-    buf.push_bytes(_body(payload))
+    buf.push_bytes(_encode(payload)[1])
 
 
-def _push_other(buf: Buffer, payload: Payload) -> None:
-    if isinstance(payload, SaPayload):
-        push_sa(buf, payload)
-    elif isinstance(payload, DeletePayload):
-        buf.push_uint8(payload.protocol)
-        buf.push_uint8(len(payload.spis[0]) if payload.spis else 0)
-        buf.push_uint16(len(payload.spis))
-        for spi in payload.spis:
-            buf.push_bytes(spi)
-    elif isinstance(payload, TsPayload):
-        push_ts(buf, payload)
-    elif isinstance(payload, ConfigPayload):
-        buf.push_bytes(bytes((payload.cfg_type, 0, 0, 0)))
-        for attr in payload.attributes:
-            buf.push_uint16(attr.type)
-            buf.push_uint16(len(attr.value))
-            buf.push_bytes(attr.value)
-    elif isinstance(payload, VendorIdPayload | EapPayload):
-        buf.push_bytes(payload.data)
-    else:  # pragma: no cover - _body serialises the others itself
-        raise TypeError(f"no serialiser for {type(payload).__name__}")
+# -- decoding --------------------------------------------------------------------------
+# The payloads of every handshake are parsed by slicing (the codec's hot path); a parser
+# returns ``None`` to hand a short body to the Buffer parser, which reports it.
+def _dec_nonce(ptype: int, body: bytes) -> Payload | None:
+    if not NONCE_MIN <= len(body) <= NONCE_MAX:
+        raise malformed(f"nonce of {len(body)} bytes")
+    return NoncePayload(body)
 
 
-def _pull_simple(ptype: int, body: bytes) -> Payload | None:
-    """The payloads of every handshake, parsed by slicing (the codec's hot path);
-    ``None`` for the others, which :func:`_pull_body` parses with a Buffer."""
-    if ptype == PayloadType.NONCE:
-        if not NONCE_MIN <= len(body) <= NONCE_MAX:
-            raise malformed(f"nonce of {len(body)} bytes")
-        return NoncePayload(body)
+def _dec_notify(ptype: int, body: bytes) -> Payload | None:
+    if len(body) == 4:
+        # A bare status notify (FRAGMENTATION_SUPPORTED, USE_TRANSPORT_MODE, ...): one
+        # shared value per distinct body (a few dozen types exist).
+        known = _BARE_NOTIFIES.get(body)
+        if known is None:
+            protocol, spi_size, ntype = _GENERIC.unpack_from(body)
+            if spi_size:
+                return None
+            known = NotifyPayload(ntype, protocol)
+            if len(_BARE_NOTIFIES) < 256:
+                _BARE_NOTIFIES[body] = known
+        return known
     if len(body) < 4:
-        return None  # let the Buffer parser report the truncation
-    if ptype == PayloadType.NOTIFY:
-        protocol, spi_size, ntype = _GENERIC.unpack_from(body)
-        if 4 + spi_size > len(body):
-            return None
-        return NotifyPayload(ntype, protocol, body[4 : 4 + spi_size], body[4 + spi_size :])
-    if ptype == PayloadType.KE:
-        return KePayload(_U16.unpack_from(body)[0], body[4:])
-    if ptype in (PayloadType.IDI, PayloadType.IDR):
-        return IdPayload(ptype == PayloadType.IDI, body[0], body[4:])
-    if ptype == PayloadType.AUTH:
-        return AuthPayload(body[0], body[4:])
-    return None
+        return None
+    protocol, spi_size, ntype = _GENERIC.unpack_from(body)
+    if 4 + spi_size > len(body):
+        return None
+    return NotifyPayload(ntype, protocol, body[4 : 4 + spi_size], body[4 + spi_size :])
+
+
+def _dec_ke(ptype: int, body: bytes) -> Payload | None:
+    return KePayload(_U16.unpack_from(body)[0], body[4:]) if len(body) >= 4 else None
+
+
+def _dec_id(ptype: int, body: bytes) -> Payload | None:
+    return IdPayload(ptype == _IDI, body[0], body[4:]) if len(body) >= 4 else None
+
+
+def _dec_auth(ptype: int, body: bytes) -> Payload | None:
+    return AuthPayload(body[0], body[4:]) if len(body) >= 4 else None
+
+
+def _dec_sa(ptype: int, body: bytes) -> Payload | None:
+    # An IKE_SA_INIT offer (no SPIs) repeats byte for byte in every handshake: parsed
+    # once; a child offer carries a fresh SPI, so caching it would only evict.
+    if len(body) > 6 and body[6] == 0:
+        return _pull_buffered(PayloadType.SA, body)
+    return sa_from_bytes(body)
+
+
+_BARE_NOTIFIES: dict[bytes, NotifyPayload] = {}
+
+_DECODERS: dict[int, Callable[[int, bytes], Payload | None]] = {
+    PayloadType.NONCE: _dec_nonce,
+    PayloadType.NOTIFY: _dec_notify,
+    PayloadType.KE: _dec_ke,
+    PayloadType.IDI: _dec_id,
+    PayloadType.IDR: _dec_id,
+    PayloadType.AUTH: _dec_auth,
+    PayloadType.SA: _dec_sa,
+}
 
 
 @functools.lru_cache(maxsize=256)
@@ -336,29 +425,34 @@ def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None
     data = bytes(data)
     payloads: list[Payload] = []
     ptype = first
-    pos, end = 0, len(data)
+    pos, end, count = 0, len(data), 0
+    unpack, decoders, known = _GENERIC.unpack_from, _DECODERS, _KNOWN
     try:
-        while ptype != PayloadType.NONE:
-            if len(payloads) >= MAX_PAYLOADS:
+        while ptype != _NONE:
+            count += 1
+            if count > MAX_PAYLOADS:
                 raise RemoteProtocolError(DropReason.TOO_LARGE, "too many payloads")
             if pos + 4 > end:
                 raise RemoteProtocolError(
                     DropReason.TRUNCATED, f"payload chain: no generic header at offset {pos}"
                 )
-            next_type, flags, length = _GENERIC.unpack_from(data, pos)
-            if length < 4 or pos + length > end:
+            next_type, flags, length = unpack(data, pos)
+            stop = pos + length
+            if length < 4 or stop > end:
                 raise RemoteProtocolError(
                     DropReason.BAD_LENGTH, f"payload {ptype} length {length} at offset {pos}"
                 )
-            body = data[pos + 4 : pos + length]
-            pos += length
-            if ptype == PayloadType.SK:
+            body = data[pos + 4 : stop]
+            pos = stop
+            decoder = decoders.get(ptype)
+            if decoder is not None and (payload := decoder(ptype, body)) is not None:
+                payloads.append(payload)
+            elif ptype == _SK:
                 if pos != end:
                     raise malformed("data after the encrypted payload")
                 return payloads, SkPayload(next_type, body)
-            if ptype in _KNOWN:
-                payload = _pull_simple(ptype, body)
-                payloads.append(payload if payload is not None else _pull_buffered(ptype, body))
+            elif ptype in known:
+                payloads.append(_pull_buffered(ptype, body))
             elif flags & 0x80:
                 raise RemoteProtocolError(
                     DropReason.UNSUPPORTED_CRITICAL,
@@ -381,10 +475,18 @@ def push_chain(payloads: list[Payload], trailer: int = PayloadType.NONE) -> tupl
     """
     if not payloads:
         return trailer, b""
-    types = [payload_type(p) for p in payloads]
+    encoders = _ENCODERS
+    try:
+        encoded = [encoders[type(p)](p) for p in payloads]
+    except KeyError as exc:
+        raise TypeError(f"no serialiser for {exc}") from None
     parts = []
-    for index, payload in enumerate(payloads):
-        raw = _body(payload)
-        nxt = types[index + 1] if index + 1 < len(payloads) else trailer
-        parts.append(_GENERIC.pack(nxt, 0, 4 + len(raw)) + raw)
-    return types[0], b"".join(parts)
+    pack = _GENERIC.pack
+    for index in range(len(encoded) - 1):
+        raw = encoded[index][1]
+        parts.append(pack(encoded[index + 1][0], 0, 4 + len(raw)))
+        parts.append(raw)
+    raw = encoded[-1][1]
+    parts.append(pack(trailer, 0, 4 + len(raw)))
+    parts.append(raw)
+    return encoded[0][0], b"".join(parts)

@@ -7,11 +7,14 @@ proposal list.  Only the Key Length attribute (type 14, TV format) is known.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from ipsecconf.codec import Buffer
+from ipsecconf.codec import Buffer, BufferReadError
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError, malformed
+from ipsecconf.ike.memo import Memo, remember
 
 MAX_PROPOSALS = 64
 MAX_TRANSFORMS = 64
@@ -24,9 +27,10 @@ _PROPOSAL = struct.Struct("!BBHBBBB")
 _KEY_LENGTH = struct.Struct("!HH")
 
 
-@dataclass(frozen=True, slots=True)
-class Transform:
-    """One transform substructure: a type, an id and an optional key length."""
+class Transform(NamedTuple):
+    """One transform substructure: a type, an id and an optional key length.  A named
+    tuple, not a dataclass: matching results are remembered by offers made of these,
+    and a tuple hashes without a Python call per transform."""
 
     type: int
     id: int
@@ -35,7 +39,7 @@ class Transform:
     """True when the transform carried an attribute we do not understand (reject it)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class WireProposal:
     """One proposal substructure, numbered from 1, with its SPI (empty in IKE_SA_INIT)."""
 
@@ -45,9 +49,15 @@ class WireProposal:
     transforms: tuple[Transform, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class SaPayload:
-    """The Security Association payload: proposals in the sender's order of preference."""
+@dataclass(slots=True, unsafe_hash=True)
+class SaPayload(Memo):
+    """The Security Association payload: proposals in the sender's order of preference.
+    Its encoded body is memoised by :func:`sa_body`.
+
+    Like the handshake payloads of :mod:`ipsecconf.ike.payloads`, this and
+    :class:`WireProposal` are values that nothing changes once built, hashable, but not
+    ``frozen``: a frozen dataclass costs a call per field to build, and a handshake
+    builds about ten of them."""
 
     proposals: tuple[WireProposal, ...]
 
@@ -85,63 +95,100 @@ def _pull_transform(buf: Buffer) -> tuple[bool, Transform]:
     return last == 3, Transform(ttype, tid, key_length, unknown)
 
 
-def _pull_proposal(buf: Buffer) -> tuple[bool, WireProposal]:
-    if buf.remaining() < 8:
-        raise malformed("proposal shorter than its header")
-    last, _, length, number, protocol, spi_size, count = _PROPOSAL.unpack(buf.pull_bytes(8))
-    if length < 8 or length - 8 > buf.remaining():
-        raise malformed(f"proposal length {length} is invalid")
-    body = Buffer(buf.pull_bytes(length - 8))
-    if count > MAX_TRANSFORMS:
-        raise RemoteProtocolError(DropReason.TOO_LARGE, f"{count} transforms in one proposal")
-    spi = body.pull_bytes(spi_size)
+@functools.lru_cache(maxsize=256)
+def _pull_transforms(count: int, raw: bytes) -> tuple[Transform, ...]:
+    # Cached by the raw bytes: a child SA offer differs between handshakes only in its
+    # SPI, so its transforms (the bulk of the parse) repeat (the result is immutable).
+    body = Buffer(raw)
     transforms = []
     more = count > 0
-    for index in range(count):
+    for _ in range(count):
         if not more:
             raise malformed("transform after the last one")
         more, transform = _pull_transform(body)
-        del index
         transforms.append(transform)
     if more or not body.eof():
         raise malformed("transform count disagrees with the proposal length")
-    if last not in (0, 2):
-        raise malformed(f"proposal 'last substruc' is {last}")
-    return last == 2, WireProposal(number, protocol, spi, tuple(transforms))
+    return tuple(transforms)
 
 
 def pull_sa(buf: Buffer) -> SaPayload:
-    """Parse an SA payload body."""
+    """Parse an SA payload body (the rest of ``buf``)."""
+    return sa_from_bytes(buf.pull_bytes(buf.remaining()))
+
+
+def sa_from_bytes(data: bytes) -> SaPayload:
+    """Parse an SA payload body given as bytes (by slicing: the handshake's hot path)."""
     proposals: list[WireProposal] = []
+    pos, end = 0, len(data)
     more = True
     while more:
         if len(proposals) >= MAX_PROPOSALS:
             raise RemoteProtocolError(DropReason.TOO_LARGE, "too many proposals")
-        more, proposal = _pull_proposal(buf)
-        proposals.append(proposal)
-    if not buf.eof():
+        if end - pos < 8:
+            raise malformed("proposal shorter than its header")
+        last, _, length, number, protocol, spi_size, count = _PROPOSAL.unpack_from(data, pos)
+        if length < 8 or length > end - pos:
+            raise malformed(f"proposal length {length} is invalid")
+        if count > MAX_TRANSFORMS:
+            raise RemoteProtocolError(DropReason.TOO_LARGE, f"{count} transforms in one proposal")
+        if spi_size > length - 8:
+            raise BufferReadError(f"need {spi_size} SPI bytes, have {length - 8}")
+        spi_end = pos + 8 + spi_size
+        transforms = _pull_transforms(count, data[spi_end : pos + length])
+        if last not in (0, 2):
+            raise malformed(f"proposal 'last substruc' is {last}")
+        proposals.append(WireProposal(number, protocol, data[pos + 8 : spi_end], transforms))
+        more = last == 2
+        pos += length
+    if pos != end:
         raise malformed("data after the last proposal")
     return SaPayload(tuple(proposals))
 
 
 def push_sa(buf: Buffer, sa: SaPayload) -> None:
     """Serialise an SA payload body."""
+    buf.push_bytes(sa_body(sa))
+
+
+def sa_body(sa: SaPayload) -> bytes:
+    """The encoded body of ``sa``, computed once per object (configured offers are sent
+    again and again)."""
+    known: bytes | None = getattr(sa, "_memo", None)  # recall(), inlined: hot
+    if known is not None:
+        return known
+    parts = []
     for pindex, proposal in enumerate(sa.proposals):
-        parts = [proposal.spi]
-        count = len(proposal.transforms)
-        for tindex, transform in enumerate(proposal.transforms):
-            attrs = b""
-            if transform.key_length is not None:
-                attrs = _KEY_LENGTH.pack(_TV_FLAG | ATTR_KEY_LENGTH, transform.key_length)
-            more = 0 if tindex == count - 1 else 3
-            parts.append(
-                _TRANSFORM.pack(more, 0, 8 + len(attrs), transform.type, 0, transform.id) + attrs
-            )
-        data = b"".join(parts)
+        data = proposal.spi + _transforms_bytes(proposal.transforms)
         last = 0 if pindex == len(sa.proposals) - 1 else 2
-        buf.push_bytes(
+        parts.append(
             _PROPOSAL.pack(
-                last, 0, 8 + len(data), proposal.number, proposal.protocol, len(proposal.spi), count
+                last,
+                0,
+                8 + len(data),
+                proposal.number,
+                proposal.protocol,
+                len(proposal.spi),
+                len(proposal.transforms),
             )
         )
-        buf.push_bytes(data)
+        parts.append(data)
+    wire = b"".join(parts)
+    remember(sa, wire)
+    return wire
+
+
+@functools.lru_cache(maxsize=256)
+def _transforms_bytes(transforms: tuple[Transform, ...]) -> bytes:
+    # Cached: a child offer is the configured transforms with a fresh SPI each time.
+    parts = []
+    count = len(transforms)
+    for tindex, transform in enumerate(transforms):
+        attrs = b""
+        if transform.key_length is not None:
+            attrs = _KEY_LENGTH.pack(_TV_FLAG | ATTR_KEY_LENGTH, transform.key_length)
+        more = 0 if tindex == count - 1 else 3
+        parts.append(
+            _TRANSFORM.pack(more, 0, 8 + len(attrs), transform.type, 0, transform.id) + attrs
+        )
+    return b"".join(parts)

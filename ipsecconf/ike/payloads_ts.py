@@ -8,13 +8,16 @@ arithmetic live in :mod:`ipsecconf.ike.selectors`.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from dataclasses import dataclass
 
 from ipsecconf.codec import Buffer
 from ipsecconf.ike.constants import TsType
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError, malformed
+from ipsecconf.ike.memo import Memo, remember
 
 MAX_SELECTORS = 32
+_SELECTOR = struct.Struct("!BBHHH")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -54,8 +57,9 @@ class TsEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class TsPayload:
-    """TSi (``initiator=True``) or TSr: one or more selectors, any of which may match."""
+class TsPayload(Memo):
+    """TSi (``initiator=True``) or TSr: one or more selectors, any of which may match.
+    Its encoded body is memoised by :func:`ts_body`."""
 
     initiator: bool
     selectors: tuple[TsEntry, ...]
@@ -97,14 +101,29 @@ def pull_ts(buf: Buffer, initiator: bool) -> TsPayload:
 
 def push_ts(buf: Buffer, ts: TsPayload) -> None:
     """Serialise a TS payload body."""
-    buf.push_uint8(len(ts.selectors))
-    buf.push_bytes(b"\0\0\0")
+    buf.push_bytes(ts_body(ts))
+
+
+def ts_body(ts: TsPayload) -> bytes:
+    """The encoded body of ``ts``, computed once per object (a child's configured
+    selectors are sent in every negotiation)."""
+    known: bytes | None = getattr(ts, "_memo", None)  # recall(), inlined: hot
+    if known is not None:
+        return known
+    parts = [bytes((len(ts.selectors), 0, 0, 0))]
     for entry in ts.selectors:
-        size = 4 if entry.start_addr.version == 4 else 16
-        buf.push_uint8(entry.ts_type)
-        buf.push_uint8(entry.ip_protocol)
-        buf.push_uint16(8 + 2 * size)
-        buf.push_uint16(entry.start_port)
-        buf.push_uint16(entry.end_port)
-        buf.push_bytes(entry.start_addr.packed)
-        buf.push_bytes(entry.end_addr.packed)
+        v4 = entry.start_addr.version == 4
+        parts.append(
+            _SELECTOR.pack(
+                TsType.IPV4_ADDR_RANGE if v4 else TsType.IPV6_ADDR_RANGE,
+                entry.ip_protocol,
+                16 if v4 else 40,
+                entry.start_port,
+                entry.end_port,
+            )
+        )
+        parts.append(entry.start_addr.packed)
+        parts.append(entry.end_addr.packed)
+    wire = b"".join(parts)
+    remember(ts, wire)
+    return wire

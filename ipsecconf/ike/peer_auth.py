@@ -14,6 +14,7 @@ and verify the AUTH signature.  Every refusal names a
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -45,11 +46,33 @@ class Refusal:
     detail: str
 
 
-def _psk(ctx: SaContext, remote_id: Identity | None) -> PskAuthenticator | None:
-    assert ctx.algorithms is not None
+def psk_for(ctx: SaContext, remote_id: Identity | None) -> bytes | None:
+    """The pre-shared key the config's lookup gives for this peer (asked once per SA
+    and identity: each side needs it two or three times in a handshake)."""
+    found = ctx.psk_lookup
+    if (
+        found is not None
+        and found[0] == remote_id
+        and (found[1] is ctx.remote_address or found[1] == ctx.remote_address)
+    ):
+        return found[2]
     query = PskQuery(ctx.remote_address, remote_id, ctx.config.effective_local_id)
     key = ctx.config.psk(query)
-    return None if key is None else PskAuthenticator(ctx.algorithms.prf, key)
+    ctx.psk_lookup = (remote_id, ctx.remote_address, key)
+    return key
+
+
+def _psk(ctx: SaContext, remote_id: Identity | None) -> PskAuthenticator | None:
+    assert ctx.algorithms is not None
+    key = psk_for(ctx, remote_id)
+    if key is None:
+        return None
+    known = ctx.psk_authenticator
+    if known is not None and known[0] == key and known[1] is ctx.algorithms.prf:
+        return known[2]  # the same key signs ours and verifies the peer's AUTH
+    authenticator = PskAuthenticator(ctx.algorithms.prf, key)
+    ctx.psk_authenticator = (key, ctx.algorithms.prf, authenticator)
+    return authenticator
 
 
 def our_authenticator(ctx: SaContext, remote_id: Identity | None) -> Authenticator | None:
@@ -62,9 +85,15 @@ def our_authenticator(ctx: SaContext, remote_id: Identity | None) -> Authenticat
 
 
 def check_peer(
-    ctx: SaContext, message: Message, identity: IdPayload, auth: AuthPayload, octets: bytes
+    ctx: SaContext,
+    message: Message,
+    identity: IdPayload,
+    auth: AuthPayload,
+    octets: bytes,
+    remote: Identity | None = None,
 ) -> Refusal | None:
-    """``None`` when the peer's AUTH (over ``octets``) proves ``identity``."""
+    """``None`` when the peer's AUTH (over ``octets``) proves ``identity`` (``remote``
+    is its :class:`Identity`, when the caller has it already)."""
     name = METHOD_NAMES.get(auth.method)
     if name is None or name not in ctx.config.accepted_methods:
         allowed = ", ".join(sorted(ctx.config.accepted_methods))
@@ -73,7 +102,8 @@ def check_peer(
             f"the peer authenticated with method {auth.method} ({name or 'unknown'}); "
             f"accepted: {allowed}",
         )
-    remote = Identity.from_payload(identity)
+    if remote is None:
+        remote = Identity.from_payload(identity)
     if name == "psk":
         verifier = _psk(ctx, remote)
         if verifier is None:
@@ -93,7 +123,7 @@ def _check_signature(
     raw = [p.data for p in message.find(CertPayload) if p.encoding == X509_SIGNATURE]
     if not raw:
         return Refusal(FailureReason.AUTHENTICATION_FAILED, "signature AUTH without a certificate")
-    certs = [signatures.load_der_certificate(d) for d in raw[:MAX_CERTS]]
+    certs = [_certificate(d) for d in raw[:MAX_CERTS]]
     parsed = [c for c in certs if c is not None]
     if len(parsed) != len(certs):
         return Refusal(FailureReason.AUTHENTICATION_FAILED, "a CERT payload does not parse")
@@ -126,8 +156,17 @@ def _check_signature(
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def _certificate(der: bytes) -> x509.Certificate | None:
+    """A peer's certificate, parsed once per distinct DER (peers send theirs in every
+    IKE_AUTH; the parsed object is immutable)."""
+    return signatures.load_der_certificate(der)
+
+
+@functools.lru_cache(maxsize=256)
 def _carries(cert: x509.Certificate, identity: Identity) -> bool:
-    """True when the certificate names ``identity`` (subjectAltName or subject DN)."""
+    """True when the certificate names ``identity`` (subjectAltName or subject DN);
+    cached, being a pure function of the two (peers prove the same identity again)."""
     kind = identity.id_type
     if kind in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
         try:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, replace
+from typing import Any
 
+from ipsecconf.ike.config import ChildConfig, IkeConfig, derived
 from ipsecconf.ike.constants import ProtocolId
 from ipsecconf.ike.payloads_sa import SaPayload, Transform, WireProposal
 from ipsecconf.model import algorithms as alg
@@ -94,6 +96,8 @@ def without_pfs(proposals: tuple[Proposal, ...] | list[Proposal]) -> tuple[Propo
 def without_key_exchange(sa: SaPayload) -> SaPayload:
     """The peer's child offer in IKE_AUTH with any key exchange transform ignored
     (RFC 7296 1.2: an IKE_AUTH child SA has no KE of its own)."""
+    if not any(t.type == _DH for p in sa.proposals for t in p.transforms):
+        return sa  # the usual offer: nothing to drop, no copy
     return SaPayload(
         tuple(
             replace(p, transforms=tuple(t for t in p.transforms if t.type != TransformType.DH))
@@ -154,6 +158,7 @@ def _accepts(mine: Proposal, ttype: int, value: object) -> bool:
 
 
 _KNOWN_TYPES = frozenset(int(t) for t in TransformType)
+_DH = int(TransformType.DH)
 
 _REQUIRED = {
     "ike": (TransformType.ENCR, TransformType.PRF, TransformType.DH),
@@ -318,3 +323,118 @@ def child_algorithms(protocol: ProtocolId, chosen: dict[int, object]) -> ChildAl
         bool(esn),
         dh if isinstance(dh, alg.DhGroup) else None,
     )
+
+
+Shape = tuple[tuple[int, int, int, tuple[Transform, ...]], ...]
+
+
+def _shape(sa: SaPayload) -> Shape:
+    """What matching depends on: proposals without their SPI values (only the sizes)."""
+    return tuple((p.number, p.protocol, len(p.spi), p.transforms) for p in sa.proposals)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A matched proposal: the answer to send, the chosen algorithms by transform type
+    (shared; do not modify), the answer as an SA payload, and the algorithms (``ike``
+    for an IKE proposal, ``child`` for ESP/AH)."""
+
+    answer: WireProposal
+    chosen: dict[int, object]
+    reply: SaPayload
+    ike: IkeAlgorithms | None
+    child: ChildAlgorithms | None
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The peer's valid answer to our offer: the chosen algorithms by transform type
+    (shared; do not modify) and as ``ike`` or ``child`` algorithms."""
+
+    chosen: dict[int, object]
+    ike: IkeAlgorithms | None
+    child: ChildAlgorithms | None
+
+
+def _typed(
+    protocol: int, chosen: dict[int, object]
+) -> tuple[IkeAlgorithms | None, ChildAlgorithms | None]:
+    if protocol == ProtocolId.IKE:
+        return ike_algorithms(chosen), None
+    return None, child_algorithms(ProtocolId(protocol), chosen)
+
+
+_MEMO_SIZE = 64
+
+
+class Negotiator:
+    """Matching against one configured proposal list, with its results remembered.
+
+    Peers offer the same lists in every handshake, and matching is the costly part of
+    it; the results are pure functions of the offer's shape (SPI values aside) and of
+    the configured list, so each is computed once per config (a bounded memo: a peer
+    varying its offers only costs the matching it would cost anyway).
+    """
+
+    __slots__ = ("_checked", "_selected", "_wire", "proposals")
+
+    def __init__(self, proposals: tuple[Proposal, ...]) -> None:
+        self.proposals = proposals
+        self._wire = to_wire(proposals).proposals
+        self._selected: dict[tuple[Shape, bytes], Choice | None] = {}
+        self._checked: dict[Shape, Accepted | None] = {}
+
+    def offer(self, spi: bytes = b"") -> SaPayload:
+        """Our SA payload (``spi`` for ESP/AH), as :func:`to_wire` builds it."""
+        return SaPayload(
+            tuple(WireProposal(p.number, p.protocol, spi, p.transforms) for p in self._wire)
+        )
+
+    def select(self, offered: SaPayload, spi: bytes = b"") -> Choice | None:
+        """:func:`select` of the peer's offer against our list, answering with ``spi``."""
+        key = (_shape(offered), spi)
+        if key in self._selected:
+            return self._selected[key]
+        found = _select(offered, self.proposals, spi)
+        choice = None
+        if found is not None:
+            chosen = dict(found[1])
+            ike, child = _typed(found[0].protocol, chosen)
+            choice = Choice(found[0], chosen, SaPayload((found[0],)), ike, child)
+        _remember(self._selected, key, choice)
+        return choice
+
+    def check(self, answer: SaPayload) -> Accepted | None:
+        """:func:`check_answer` of the peer's answer, with its algorithms."""
+        key = _shape(answer)
+        if key in self._checked:
+            return self._checked[key]
+        found = _check_answer(answer, self.proposals)
+        accepted = None
+        if found is not None:
+            chosen = dict(found)
+            accepted = Accepted(chosen, *_typed(answer.proposals[0].protocol, chosen))
+        _remember(self._checked, key, accepted)
+        return accepted
+
+
+def _remember(memo: dict[Any, Any], key: object, value: object) -> None:
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+
+
+def ike_negotiator(config: IkeConfig) -> Negotiator:
+    """Matching against ``config``'s IKE proposals, one per config."""
+    return derived(config, "ike-negotiator", lambda: Negotiator(config.proposals))
+
+
+def ike_offer(config: IkeConfig) -> SaPayload:
+    """The SA payload of our IKE_SA_INIT request, one per config (its encoding too)."""
+    return derived(config, "ike-offer", lambda: to_wire(config.proposals))
+
+
+def auth_negotiator(child: ChildConfig) -> Negotiator:
+    """Matching against ``child``'s proposals without PFS groups, as IKE_AUTH wants
+    (:func:`without_pfs`), one per config."""
+    return derived(child, "auth-negotiator", lambda: Negotiator(without_pfs(child.proposals)))

@@ -18,9 +18,10 @@ from ipsecconf.ike.message import pull_header
 Address = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Datagram:
-    """One UDP payload to send from ``local_port`` to ``remote``."""
+    """One UDP payload to send from ``local_port`` to ``remote`` (a value: not frozen
+    only because a frozen dataclass costs a call per field to build)."""
 
     data: bytes
     remote: Address

@@ -40,12 +40,13 @@ from collections.abc import Callable
 
 from ipsecconf.crypto import dh
 from ipsecconf.crypto.dh import KeyExchangeFactory, Rng
-from ipsecconf.ike.config import IkeConfig, PskQuery, TriggerPacket
+from ipsecconf.ike.config import IkeConfig, TriggerPacket
 from ipsecconf.ike.constants import NATT_PORT, NON_ESP_MARKER, ExchangeType, PayloadType
 from ipsecconf.ike.context import ChildRecord, ChildState, IkeState, SaContext
 from ipsecconf.ike.errors import DropReason, LocalProtocolError, RemoteProtocolError
 from ipsecconf.ike.events import FailureReason, IkeEvent, IkeSaFailed
 from ipsecconf.ike.message import Header, pull_header
+from ipsecconf.ike.peer_auth import psk_for
 from ipsecconf.ike.routing import Address, ChildInfo, Datagram, RouteInfo, random_spi, route
 from ipsecconf.ike.task_manager import TaskManager
 from ipsecconf.ike.tasks.base import Task
@@ -62,6 +63,51 @@ from ipsecconf.ike.tasks.informational import (
 )
 
 __all__ = ["Address", "ChildInfo", "Datagram", "IkeSa", "RouteInfo", "route"]
+
+# Enum members as module constants: on Python 3.11 reading one from its class goes
+# through EnumType's __getattr__ hook, and the per-message paths here read dozens.
+_CREATED = IkeState.CREATED
+_CONNECTING = IkeState.CONNECTING
+_ESTABLISHED = IkeState.ESTABLISHED
+_FAILED = IkeState.FAILED
+_IKE_SA_INIT = int(ExchangeType.IKE_SA_INIT)
+_IKE_AUTH = int(ExchangeType.IKE_AUTH)
+_CREATE_CHILD_SA = int(ExchangeType.CREATE_CHILD_SA)
+_SKF = int(PayloadType.SKF)
+_ZERO_SPI = bytes(8)
+
+
+class _Outbox:
+    """The datagrams an IKE SA has produced and the engine has not yet taken."""
+
+    __slots__ = ("ctx", "datagrams")
+
+    def __init__(self, ctx: SaContext) -> None:
+        self.ctx = ctx
+        self.datagrams: list[Datagram] = []
+
+    def send(self, data: bytes) -> None:
+        """Queue one IKE message for the peer (with the non-ESP marker on port 4500)."""
+        ctx = self.ctx
+        payload = NON_ESP_MARKER + data if ctx.local_port == NATT_PORT else data
+        self.datagrams.append(Datagram(payload, (ctx.remote_text, ctx.remote_port), ctx.local_port))
+
+    def take(self) -> list[Datagram]:
+        """Everything queued, emptying the outbox."""
+        out = self.datagrams
+        self.datagrams = []
+        return out
+
+
+def _passive_tasks(exchange: int) -> list[Task]:
+    """The responder tasks that answer a request of ``exchange``."""
+    if exchange == _IKE_SA_INIT:
+        return [IkeInitResponder()]
+    if exchange == _IKE_AUTH:
+        return [IkeAuthResponder(), ChildCreateResponder()]
+    if exchange == _CREATE_CHILD_SA:
+        return [CreateChildSaResponder()]
+    return [InformationalResponder()]
 
 
 class IkeSa:
@@ -103,10 +149,12 @@ class IkeSa:
     def _setup(self, ctx: SaContext) -> None:
         self._ctx = ctx
         ctx.adopt = IkeSa._adopt
-        self._manager = TaskManager(self._ctx, self._queue_send, self._passive_tasks)
-        self._outbox: list[Datagram] = []
-        self.drops: Counter[DropReason] = Counter()
-        """Refused datagrams by reason."""
+        # The manager gets the outbox's method and a plain function, never a method of
+        # this object: an SA and its manager in a reference cycle would wait for the
+        # cyclic garbage collector, whose passes cost more than a handshake's codec.
+        self._outbox = _Outbox(ctx)
+        self._manager = TaskManager(ctx, self._outbox.send, _passive_tasks)
+        self._drops: Counter[DropReason] | None = None
         self.last_drop_detail = ""
         """The detail of the latest refused datagram (for debug logs; never secret)."""
         self._connected = False
@@ -161,8 +209,7 @@ class IkeSa:
         ctx = self._ctx
         if not ctx.initiator or self._connected:
             raise LocalProtocolError("connect() is for a new initiator SA, once")
-        query = PskQuery(ctx.remote_address, ctx.config.remote_id, ctx.config.effective_local_id)
-        if ctx.config.credentials is None and ctx.config.psk(query) is None:
+        if ctx.config.credentials is None and psk_for(ctx, ctx.config.remote_id) is None:
             raise LocalProtocolError(f"no pre-shared key for peer {ctx.remote_address}")
         self._connected = True
         self._manager.queue(IkeInitInitiator(ctx))
@@ -241,7 +288,7 @@ class IkeSa:
         self._manager.initiate(now)
 
     def _require_established(self) -> None:
-        if self._ctx.state is not IkeState.ESTABLISHED:
+        if self._ctx.state is not _ESTABLISHED:
             raise LocalProtocolError(f"the IKE SA is {self._ctx.state.value}, not established")
 
     # -- sans-IO contract -------------------------------------------------------------
@@ -264,8 +311,7 @@ class IkeSa:
 
     def datagrams_to_send(self, now: float) -> list[Datagram]:
         """Datagrams produced since the last call."""
-        out, self._outbox = self._outbox, []
-        return out
+        return self._outbox.take()
 
     def get_timer(self) -> float | None:
         """The time at which :meth:`handle_timer` must be called, or ``None``."""
@@ -288,10 +334,10 @@ class IkeSa:
         self._manager.on_timer(now)
         if self._half_open_until is not None and now >= self._half_open_until:
             self._half_open_until = None
-            if self._ctx.state in (IkeState.CREATED, IkeState.CONNECTING):
+            if self._ctx.state in (_CREATED, _CONNECTING):
                 # A responder whose initiator never finished IKE_AUTH (2.6): give it up,
                 # so that the engine forgets it and the gate counts it no longer.
-                self._ctx.transition(IkeState.FAILED)
+                self._ctx.transition(_FAILED)
                 self._ctx.push(
                     IkeSaFailed(FailureReason.TIMEOUT, "half-open: IKE_AUTH never completed")
                 )
@@ -304,23 +350,23 @@ class IkeSa:
         if self._keepalive_at is not None and now >= self._keepalive_at:
             ctx = self._ctx
             # One 0xFF byte, no marker, keeps our NAT mapping for port 4500 open.
-            self._outbox.append(
-                Datagram(b"\xff", (str(ctx.remote_address), ctx.remote_port), ctx.local_port)
+            self._outbox.datagrams.append(
+                Datagram(b"\xff", (ctx.remote_text, ctx.remote_port), ctx.local_port)
             )
             self._keepalive_at = None
         self._arm_timers(now)
 
     def _arm_timers(self, now: float) -> None:
         ctx = self._ctx
-        if ctx.state not in (IkeState.CREATED, IkeState.CONNECTING):
+        if ctx.state not in (_CREATED, _CONNECTING):
             self._half_open_until = None
         live = ctx.config.liveness_interval
-        if ctx.state is not IkeState.ESTABLISHED or live <= 0:
+        if ctx.state is not _ESTABLISHED or live <= 0:
             self._probe_at = None
         elif self._probe_at is None or self._probe_at < self._heard_at + live:
             self._probe_at = max(now, self._heard_at + live)
         interval = ctx.config.keepalive_interval
-        if ctx.state is not IkeState.ESTABLISHED or not ctx.nat_local or interval <= 0:
+        if ctx.state is not _ESTABLISHED or not ctx.nat_local or interval <= 0:
             self._keepalive_at = None
         elif self._keepalive_at is None:
             self._keepalive_at = now + interval
@@ -330,24 +376,16 @@ class IkeSa:
         return self._ctx.events.popleft() if self._ctx.events else None
 
     # -- internals --------------------------------------------------------------------
+    @property
+    def drops(self) -> Counter[DropReason]:
+        """Refused datagrams by reason (created on first use: most SAs refuse none)."""
+        if self._drops is None:
+            self._drops = Counter()
+        return self._drops
+
     def _drop(self, reason: DropReason, detail: str) -> None:
         self.drops[reason] += 1
         self.last_drop_detail = detail
-
-    def _queue_send(self, data: bytes) -> None:
-        ctx = self._ctx
-        payload = NON_ESP_MARKER + data if ctx.local_port == NATT_PORT else data
-        remote = (str(ctx.remote_address), ctx.remote_port)
-        self._outbox.append(Datagram(payload, remote, ctx.local_port))
-
-    def _passive_tasks(self, exchange: int) -> list[Task]:
-        if exchange == ExchangeType.IKE_SA_INIT:
-            return [IkeInitResponder()]
-        if exchange == ExchangeType.IKE_AUTH:
-            return [IkeAuthResponder(), ChildCreateResponder()]
-        if exchange == ExchangeType.CREATE_CHILD_SA:
-            return [CreateChildSaResponder()]
-        return [InformationalResponder()]
 
     def _receive(self, data: bytes, addr: Address, now: float) -> None:
         ctx = self._ctx
@@ -361,7 +399,7 @@ class IkeSa:
             raise RemoteProtocolError(DropReason.WRONG_ROLE, "initiator flag of our own role")
         self._check_spis(header)
         if header.is_response:
-            if header.next_payload == PayloadType.SKF:
+            if header.next_payload == _SKF:
                 self._manager.on_fragment(header, data, now, lambda: None)
             else:
                 self._manager.on_response(header, data, now)
@@ -374,7 +412,7 @@ class IkeSa:
             if natt:
                 ctx.local_port = NATT_PORT
 
-        if header.next_payload == PayloadType.SKF:
+        if header.next_payload == _SKF:
             self._manager.on_fragment(header, data, now, accepted)
         else:
             self._manager.on_request(header, data, now, accepted)
@@ -384,13 +422,13 @@ class IkeSa:
         ctx = self._ctx
         if ctx.spi_i and header.spi_i != ctx.spi_i:
             raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "initiator SPI is not ours")
-        if header.exchange == ExchangeType.IKE_SA_INIT:
-            if not header.is_response and header.spi_r != bytes(8):
+        if header.exchange == _IKE_SA_INIT:
+            if not header.is_response and header.spi_r != _ZERO_SPI:
                 raise RemoteProtocolError(
                     DropReason.UNKNOWN_SPI, "IKE_SA_INIT with a responder SPI"
                 )
             return
-        if header.spi_r != ctx.spi_r or ctx.spi_r == bytes(8):
+        if header.spi_r != ctx.spi_r or ctx.spi_r == _ZERO_SPI:
             raise RemoteProtocolError(DropReason.UNKNOWN_SPI, "responder SPI is not ours")
-        if ctx.state is IkeState.CREATED:
+        if ctx.state is _CREATED:
             raise RemoteProtocolError(DropReason.STATE, "no IKE SA yet")

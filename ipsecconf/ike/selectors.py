@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from dataclasses import dataclass
+from typing import Any
 
-from ipsecconf.ike.config import ChildConfig, TriggerPacket
-from ipsecconf.ike.payloads_ts import IPAddress, TsEntry
+from ipsecconf.ike.config import ChildConfig, TriggerPacket, derived
+from ipsecconf.ike.payloads_ts import IPAddress, TsEntry, TsPayload, ts_body
 from ipsecconf.model.selectors import Endpoint, Selector
 
 _FULL: dict[int, tuple[IPAddress, IPAddress]] = {
@@ -178,3 +180,78 @@ def _to_selectors(local: tuple[TsEntry, ...], remote: tuple[TsEntry, ...]) -> tu
 
 def _prefixes(entry: TsEntry) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return list(ipaddress.summarize_address_range(entry.start_addr, entry.end_addr))
+
+
+# -- memoised per child config ----------------------------------------------------------
+# The functions above are pure; a child negotiates the same selectors in every handshake
+# (and every rekey), so their results are remembered in the child's config, keyed by the
+# canonical encoding of the TS payloads involved (cheap to hash, unlike address objects).
+_MEMO_SIZE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Narrowed:
+    """A negotiated pair of TS lists: TSi and TSr, as payloads, and the dataplane's
+    ``out`` selectors for them (from the local side: TSi for the initiator)."""
+
+    tsi: TsPayload
+    tsr: TsPayload
+    selectors: tuple[Selector, ...]
+
+
+def offer(child: ChildConfig, trigger: TriggerPacket | None) -> tuple[TsPayload, TsPayload]:
+    """The TSi and TSr payloads an initiator sends for ``child`` (:func:`proposed`)."""
+    if trigger is None or not child.populate_from_packet:  # proposed() ignores it then
+        return derived(child, "ts-offer", lambda: _as_payloads(proposed(child, None)))
+    return _as_payloads(proposed(child, trigger))
+
+
+def _as_payloads(sides: tuple[list[TsEntry], list[TsEntry]]) -> tuple[TsPayload, TsPayload]:
+    return TsPayload(True, tuple(sides[0])), TsPayload(False, tuple(sides[1]))
+
+
+def _memo(child: ChildConfig, name: str) -> dict[Any, Any]:
+    memo: dict[Any, Any] = derived(child, name, dict)
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    return memo
+
+
+def responder_answer(child: ChildConfig, tsi: TsPayload, tsr: TsPayload) -> Narrowed | None:
+    """:func:`responder_narrow` of the initiator's TSi and TSr, with our ``out``
+    selectors (TSr is our side), or ``None`` when unacceptable."""
+    memo = _memo(child, "ts-answers")
+    key = (ts_body(tsi), ts_body(tsr))
+    if key in memo:
+        found: Narrowed | None = memo[key]
+        return found
+    narrowed = responder_narrow(child, list(tsi.selectors), list(tsr.selectors))
+    answer = None
+    if narrowed is not None:
+        out_i, out_r = narrowed
+        answer = Narrowed(
+            TsPayload(True, tuple(out_i)),
+            TsPayload(False, tuple(out_r)),
+            tuple(to_selectors(out_r, out_i)),
+        )
+    memo[key] = answer
+    return answer
+
+
+def initiator_check(
+    child: ChildConfig, sent: tuple[TsPayload, TsPayload], tsi: TsPayload, tsr: TsPayload
+) -> tuple[Selector, ...] | None:
+    """Our ``out`` selectors for the responder's TSi and TSr, or ``None`` when it
+    widened what we ``sent`` (each of its entries must lie inside one of ours)."""
+    memo = _memo(child, "ts-checks")
+    key = (ts_body(sent[0]), ts_body(sent[1]), ts_body(tsi), ts_body(tsr))
+    if key in memo:
+        found: tuple[Selector, ...] | None = memo[key]
+        return found
+    local, remote = list(sent[0].selectors), list(sent[1].selectors)
+    ok = all(covered(t, local) for t in tsi.selectors) and all(
+        covered(t, remote) for t in tsr.selectors
+    )
+    result = tuple(to_selectors(list(tsi.selectors), list(tsr.selectors))) if ok else None
+    memo[key] = result
+    return result

@@ -18,17 +18,36 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from ipsecconf.ike.constants import ExchangeType
+from ipsecconf.ike.constants import ExchangeType, Flags, PayloadType
 from ipsecconf.ike.context import IkeState, SaContext
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError
 from ipsecconf.ike.events import FailureReason, IkeSaFailed
 from ipsecconf.ike.fragments import Reassembly, encode_fragments
-from ipsecconf.ike.message import Header, Message, decode, encode
-from ipsecconf.ike.payloads import NotifyPayload, Payload
+from ipsecconf.ike.message import HEADER_BYTES, Header, Message, decode, encode, pack_header
+from ipsecconf.ike.payloads import NotifyPayload, Payload, push_chain
 from ipsecconf.ike.tasks.base import Status, Task
 
 Send = Callable[[bytes], None]
 PassiveFactory = Callable[[int], list[Task]]
+
+# Enum members as module constants: on Python 3.11 reading one from its class goes
+# through EnumType's __getattr__ hook, and the per-message paths here read dozens.
+_CREATED = IkeState.CREATED
+_CONNECTING = IkeState.CONNECTING
+_ESTABLISHED = IkeState.ESTABLISHED
+_REKEYED = IkeState.REKEYED
+_DELETING = IkeState.DELETING
+_DELETED = IkeState.DELETED
+_FAILED = IkeState.FAILED
+_IKE_SA_INIT = int(ExchangeType.IKE_SA_INIT)
+_IKE_AUTH = int(ExchangeType.IKE_AUTH)
+_CREATE_CHILD_SA = int(ExchangeType.CREATE_CHILD_SA)
+_INFORMATIONAL = int(ExchangeType.INFORMATIONAL)
+_TASK_FAILED = Status.FAILED
+_INITIATOR_FLAG, _RESPONSE_FLAG = int(Flags.INITIATOR), int(Flags.RESPONSE)
+_SK = int(PayloadType.SK)
+_ZERO_SPI = bytes(8)
+_TASK_NEED_MORE = Status.NEED_MORE
 
 
 class TaskManager:
@@ -48,8 +67,9 @@ class TaskManager:
         self.peer_mid = 0
         self._cached_request = b""
         self._cached_response: list[bytes] = []
-        self._reassembly = {True: Reassembly(), False: Reassembly()}
-        """Fragments being collected, of responses (True) and of requests (False)."""
+        self._reassembly: dict[bool, Reassembly] = {}
+        """Fragments being collected, of responses (True) and of requests (False);
+        created with the first fragment."""
 
     # -- our requests -----------------------------------------------------------------
     def queue(self, task: Task) -> None:
@@ -60,12 +80,13 @@ class TaskManager:
         """Start the next exchange of queued tasks if none is outstanding."""
         if self.active or not self.queued:
             return
-        if self.ctx.state in (IkeState.FAILED, IkeState.DELETED):
+        if self.ctx.state in (_FAILED, _DELETED):
             self.queued.clear()
             return
-        self.queued = deque(t for t in self.queued if not t.obsolete(self.ctx))
-        if not self.queued:
-            return
+        if any(t.obsolete(self.ctx) for t in self.queued):
+            self.queued = deque(t for t in self.queued if not t.obsolete(self.ctx))
+            if not self.queued:
+                return
         exchange = self.queued[0].exchange
         while self.queued and self.queued[0].exchange == exchange:
             self.active.append(self.queued.popleft())
@@ -76,37 +97,51 @@ class TaskManager:
         payloads: list[Payload] = []
         for task in self.active:
             payloads += task.build_request(self.ctx)
-            if self.ctx.state is IkeState.FAILED:
+            if self.ctx.state is _FAILED:
                 self._abort()
                 return
         exchange = self.active[0].exchange
-        message = Message(
-            exchange=exchange,
-            message_id=self._active_mid,
-            spi_i=self.ctx.spi_i,
-            spi_r=self.ctx.spi_r,
-            from_initiator=self.ctx.initiator,
-            is_response=False,
-            payloads=payloads,
-            encrypted=exchange != ExchangeType.IKE_SA_INIT,
+        ctx = self.ctx
+        self._packets = self._encode(
+            exchange, self._active_mid, ctx.spi_i, ctx.spi_r, False, payloads
         )
-        self._packets = self._encode(message)
-        if exchange == ExchangeType.IKE_SA_INIT:
+        if exchange == _IKE_SA_INIT:
             self.ctx.init_request = self._packets[0]
         self._tries = 0
         self._deadline = now + self._wait(0)
         for packet in self._packets:
             self._send(packet)
 
-    def _encode(self, message: Message) -> list[bytes]:
-        """The datagrams of a message: one, or its RFC 7383 fragments when both sides
-        support them and it is larger than the configured fragment size."""
-        data = encode(message, self.ctx.crypto)
-        limit = self.ctx.config.fragment_size
-        if message.encrypted and self.ctx.fragmentation and limit and len(data) > limit:
-            assert self.ctx.crypto is not None
-            return encode_fragments(message, self.ctx.crypto, limit)
-        return [data]
+    def _encode(
+        self,
+        exchange: int,
+        message_id: int,
+        spi_i: bytes,
+        spi_r: bytes,
+        response: bool,
+        payloads: list[Payload],
+    ) -> list[bytes]:
+        """The datagrams of a message (encrypted unless IKE_SA_INIT): one, or its RFC
+        7383 fragments when both sides support them and it is larger than the
+        configured fragment size (then the whole is never sealed)."""
+        ctx = self.ctx
+        flags = (_INITIATOR_FLAG if ctx.initiator else 0) | (_RESPONSE_FLAG if response else 0)
+        if exchange == _IKE_SA_INIT:
+            first, chain = push_chain(payloads)
+            length = HEADER_BYTES + len(chain)
+            return [pack_header(spi_i, spi_r, first, exchange, flags, message_id, length) + chain]
+        crypto = ctx.crypto
+        if crypto is None:
+            raise ValueError("an encrypted message needs SK keys")
+        first_inner, inner = push_chain(payloads)
+        length = HEADER_BYTES + crypto.sealed_length(len(inner))
+        limit = ctx.config.fragment_size
+        if ctx.fragmentation and limit and length > limit:
+            message = Message(exchange, message_id, spi_i, spi_r, ctx.initiator, response)
+            message.payloads, message.encrypted = payloads, True
+            return encode_fragments(message, crypto, limit, (first_inner, inner))
+        header = pack_header(spi_i, spi_r, _SK, exchange, flags, message_id, length)
+        return [header + crypto.seal(header, first_inner, inner)]
 
     def _wait(self, tries: int) -> float:
         policy = self.ctx.config.retransmit
@@ -127,7 +162,7 @@ class TaskManager:
         self.ctx.error_to_report = None
         self.my_mid += 1
         message = Message(
-            exchange=ExchangeType.INFORMATIONAL,
+            exchange=_INFORMATIONAL,
             message_id=self.my_mid,
             spi_i=self.ctx.spi_i,
             spi_r=self.ctx.spi_r,
@@ -148,8 +183,8 @@ class TaskManager:
             return
         if self._tries >= self.ctx.config.retransmit.tries:
             self._abort()
-            if self.ctx.state not in (IkeState.FAILED, IkeState.DELETED):
-                self.ctx.transition(IkeState.FAILED)
+            if self.ctx.state not in (_FAILED, _DELETED):
+                self.ctx.transition(_FAILED)
                 self.ctx.push(
                     IkeSaFailed(
                         FailureReason.TIMEOUT,
@@ -168,7 +203,7 @@ class TaskManager:
         """One SKF fragment (RFC 7383): kept until its message is whole, then handled."""
         if header.is_response:
             self._check_response(header)
-            message = self._reassembly[True].add(data, header, self.ctx.crypto)
+            message = self._reassembly_of(True).add(data, header, self.ctx.crypto)
             if message is not None:
                 self.on_response(header, data, now, message)
             return
@@ -183,10 +218,16 @@ class TaskManager:
                 f"fragment of request {header.message_id}, expected {self.peer_mid}",
             )
         self._check_exchange(header)
-        reassembly = self._reassembly[False]
+        reassembly = self._reassembly_of(False)
         message = reassembly.add(data, header, self.ctx.crypto)
         if message is not None:
             self.on_request(header, reassembly.first, now, accepted, message)
+
+    def _reassembly_of(self, responses: bool) -> Reassembly:
+        found = self._reassembly.get(responses)
+        if found is None:
+            found = self._reassembly[responses] = Reassembly()
+        return found
 
     def _check_response(self, header: Header) -> None:
         if not self.active or header.message_id != self._active_mid:
@@ -200,7 +241,7 @@ class TaskManager:
         """Process the peer's response to our outstanding request (``message`` when it
         was reassembled from fragments)."""
         self._check_response(header)
-        init = header.exchange == ExchangeType.IKE_SA_INIT
+        init = header.exchange == _IKE_SA_INIT
         if message is None:
             message = decode(data, header, None if init else self.ctx.crypto)
         if init:
@@ -209,14 +250,14 @@ class TaskManager:
         for task in self.active:
             status = task.process_response(self.ctx, message)
             statuses.append(status)
-            if status is Status.FAILED:
+            if status is _TASK_FAILED:
                 break
-        if Status.FAILED in statuses:
+        if _TASK_FAILED in statuses:
             self._abort()
             if self.ctx.error_to_report is not None and not init:
                 self._report(self.ctx.error_to_report)
             return
-        if Status.NEED_MORE in statuses:
+        if _TASK_NEED_MORE in statuses:
             if not init:  # a retry after INVALID_KE_PAYLOAD is a new exchange: new ID
                 self.my_mid += 1
                 self._active_mid = self.my_mid
@@ -230,8 +271,9 @@ class TaskManager:
 
     def take_followups(self) -> None:
         """Queue the tasks that the tasks just run asked for (the Delete after a rekey)."""
-        self.queued.extend(self.ctx.followups)
-        self.ctx.followups.clear()
+        if self.ctx.followups:
+            self.queued.extend(self.ctx.followups)
+            self.ctx.followups.clear()
 
     # -- the peer's requests ----------------------------------------------------------
     def on_request(
@@ -246,13 +288,13 @@ class TaskManager:
 
         ``accepted`` runs once the request has decoded (and, when protected, verified),
         before the answer is built: the SA follows the peer's address there (2.23)."""
-        init = header.exchange == ExchangeType.IKE_SA_INIT
+        init = header.exchange == _IKE_SA_INIT
         if header.message_id + 1 == self.peer_mid and self._cached_response and message is None:
             if data == self._cached_request:
                 for packet in self._cached_response:
                     self._send(packet)
                 raise RemoteProtocolError(DropReason.RETRANSMIT, "retransmitted request")
-            if not (init and self.ctx.state is IkeState.CREATED):
+            if not (init and self.ctx.state is _CREATED):
                 # Peers retransmit byte for byte; anything else reusing the ID is forged
                 # or corrupted, and answering it would only amplify.
                 raise RemoteProtocolError(
@@ -279,44 +321,40 @@ class TaskManager:
         ran: list[Task] = []
         for task in tasks:
             ran.append(task)
-            if task.process_request(self.ctx, message) is Status.FAILED:
+            if task.process_request(self.ctx, message) is _TASK_FAILED:
                 break
         payloads: list[Payload] = []
         for task in ran:
             payloads += task.build_response(self.ctx)
         response = self._answer(header, data, payloads)
-        if init and self.ctx.state is IkeState.CONNECTING:
+        if init and self.ctx.state is _CONNECTING:
             self.ctx.init_response = response
         self.take_followups()
 
     def _check_exchange(self, header: Header) -> None:
-        state = self.ctx.state
-        allowed = {
-            ExchangeType.IKE_SA_INIT: state is IkeState.CREATED and not self.ctx.initiator,
-            ExchangeType.IKE_AUTH: state is IkeState.CONNECTING and not self.ctx.initiator,
-            ExchangeType.CREATE_CHILD_SA: state in (IkeState.ESTABLISHED, IkeState.REKEYED),
-            ExchangeType.INFORMATIONAL: state
-            in (IkeState.ESTABLISHED, IkeState.REKEYED, IkeState.DELETING),
-        }.get(header.exchange, False)  # type: ignore[call-overload]
+        state, exchange = self.ctx.state, header.exchange
+        if exchange == _IKE_SA_INIT:
+            allowed = state is _CREATED and not self.ctx.initiator
+        elif exchange == _IKE_AUTH:
+            allowed = state is _CONNECTING and not self.ctx.initiator
+        elif exchange == _CREATE_CHILD_SA:
+            allowed = state is _ESTABLISHED or state is _REKEYED
+        elif exchange == _INFORMATIONAL:
+            allowed = state is _ESTABLISHED or state is _REKEYED or state is _DELETING
+        else:
+            allowed = False
         if not allowed:
             raise RemoteProtocolError(
                 DropReason.UNEXPECTED_EXCHANGE, f"exchange {header.exchange} in state {state.value}"
             )
 
     def _answer(self, header: Header, request: bytes, payloads: list[Payload]) -> bytes:
-        init = header.exchange == ExchangeType.IKE_SA_INIT
+        init = header.exchange == _IKE_SA_INIT
         error_only = init and any(isinstance(p, NotifyPayload) and p.type < 16384 for p in payloads)
-        message = Message(
-            exchange=header.exchange,
-            message_id=header.message_id,
-            spi_i=header.spi_i,
-            spi_r=bytes(8) if error_only else self.ctx.spi_r,
-            from_initiator=self.ctx.initiator,
-            is_response=True,
-            payloads=payloads,
-            encrypted=not init,
+        spi_r = _ZERO_SPI if error_only else self.ctx.spi_r
+        packets = self._encode(
+            header.exchange, header.message_id, header.spi_i, spi_r, True, payloads
         )
-        packets = self._encode(message)
         self._cached_request = request
         self._cached_response = packets
         self.peer_mid = header.message_id + 1

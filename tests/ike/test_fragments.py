@@ -4,13 +4,16 @@ into SKF fragments, delivered reversed, lost, duplicated or forged, and reassemb
 from __future__ import annotations
 
 import random
+from typing import Any
+
+import pytest
 
 from ipsecconf.ike.config import IkeConfig
 from ipsecconf.ike.constants import PayloadType
 from ipsecconf.ike.context import IkeState
 from ipsecconf.ike.credentials import TrustAnchors
 from ipsecconf.ike.errors import DropReason
-from ipsecconf.ike.message import Message, header_bytes, pull_header
+from ipsecconf.ike.message import Message, SkCrypto, header_bytes, pull_header
 from ipsecconf.ike.sa import Datagram
 from tests.certgen import NOW
 from tests.ike.pair import ADDR_I, ADDR_R, Pair, configs, make_pair
@@ -127,3 +130,23 @@ def test_random_fragments_are_dropped_without_harm(pki: Pki) -> None:  # noqa: F
     pair.initiator.check_liveness(pair.now)
     pair.run()
     assert pair.initiator.state is IkeState.ESTABLISHED
+
+
+def test_a_fragmented_message_is_sealed_once_per_fragment(
+    pki: Pki,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seals: list[int] = []
+    original = SkCrypto.seal
+
+    def counting(self: SkCrypto, *args: Any, **kwargs: Any) -> bytes:
+        seals.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SkCrypto, "seal", counting)
+    pair = make_pair(*cert_configs(pki))
+    sent = run_collecting(pair)
+    assert pair.initiator.state is IkeState.ESTABLISHED
+    # Every encrypted datagram is one seal: no whole message is sealed, then split.
+    encrypted = [d for d in sent if pull_header(d.data).exchange != 34]
+    assert len(seals) == len(encrypted) and all(is_fragment(d) for d in encrypted)

@@ -63,8 +63,8 @@ class Task:
 
 
 def notifies(message: Message) -> list[NotifyPayload]:
-    """The Notify payloads of a message, in order."""
-    return [p for p in message.payloads if isinstance(p, NotifyPayload)]
+    """The Notify payloads of a message, in order (do not modify the list)."""
+    return message.find(NotifyPayload)
 
 
 def first_error(message: Message) -> NotifyPayload | None:
@@ -82,7 +82,5 @@ def has_notify(message: Message, ntype: int) -> bool:
 
 def one(message: Message, kind: type[T]) -> T | None:
     """The first payload of a class, or ``None``."""
-    for p in message.payloads:
-        if isinstance(p, kind):
-            return p
-    return None
+    found = message.find(kind)
+    return found[0] if found else None

@@ -15,10 +15,10 @@ the CREATE_CHILD_SA tasks (:mod:`.child_sa`) pass fresh nonces and a PFS secret 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
 
 from ipsecconf.ike.config import ChildConfig, Mode, TriggerPacket
-from ipsecconf.ike.constants import ExchangeType, NotifyType, ProtocolId
+from ipsecconf.ike.constants import ExchangeType, NotifyType
 from ipsecconf.ike.context import ChildRecord, IkeState, SaContext
 from ipsecconf.ike.events import ChildSaEstablished, ChildSaFailed, FailureReason
 from ipsecconf.ike.keymat import child_keys
@@ -28,15 +28,18 @@ from ipsecconf.ike.payloads_sa import SaPayload, WireProposal
 from ipsecconf.ike.payloads_ts import TsEntry, TsPayload
 from ipsecconf.ike.proposals import (
     ChildAlgorithms,
-    check_answer,
-    child_algorithms,
-    select,
-    to_wire,
+    auth_negotiator,
     without_key_exchange,
-    without_pfs,
 )
-from ipsecconf.ike.selectors import covered, proposed, responder_narrow, to_selectors
+from ipsecconf.ike.selectors import (
+    Narrowed,
+    initiator_check,
+    offer,
+    responder_answer,
+    to_selectors,
+)
 from ipsecconf.ike.tasks.base import Status, Task, first_error, has_notify, one
+from ipsecconf.model.selectors import Selector
 
 _CHILD_ERRORS = {
     NotifyType.NO_PROPOSAL_CHOSEN: FailureReason.NO_PROPOSAL_CHOSEN,
@@ -48,10 +51,20 @@ _CHILD_ERRORS = {
 
 def ts_of(message: Message, initiator: bool) -> list[TsEntry] | None:
     """The selectors of the TSi (``initiator``) or TSr payload, if there is one."""
-    for p in message.payloads:
-        if isinstance(p, TsPayload) and p.initiator == initiator:
-            return list(p.selectors)
+    payload = ts_payload(message, initiator)
+    return None if payload is None else list(payload.selectors)
+
+
+def ts_payload(message: Message, initiator: bool) -> TsPayload | None:
+    """The TSi (``initiator``) or TSr payload, if there is one."""
+    for p in message.find(TsPayload):
+        if p.initiator == initiator:
+            return p
     return None
+
+
+_TRANSPORT = NotifyPayload(NotifyType.USE_TRANSPORT_MODE)
+_NO_SPI = bytes(4)
 
 
 def _spi_bytes(spi: int) -> bytes:
@@ -64,20 +77,22 @@ def install(
     algorithms: ChildAlgorithms,
     spi_in: int,
     spi_out: int,
-    local_ts: list[TsEntry],
-    remote_ts: list[TsEntry],
+    local_ts: Sequence[TsEntry],
+    remote_ts: Sequence[TsEntry],
     transport: bool,
     *,
     exchange_initiator: bool | None = None,
     nonces: tuple[bytes, bytes] | None = None,
     shared: bytes = b"",
     rekey_of: int | None = None,
+    selectors: tuple[Selector, ...] | None = None,
 ) -> ChildRecord:
     """Derive the keys of a new child pair (2.17), remember it and announce it.
 
     ``nonces`` are (Ni, Nr) of the exchange that created it (the IKE_SA_INIT ones for
     the first child), ``shared`` the PFS secret; the initiator of *that exchange* takes
-    the initiator-to-responder keys for sending."""
+    the initiator-to-responder keys for sending.  ``selectors`` are the ``out``
+    selectors of the TS lists when the caller has them already."""
     assert ctx.algorithms is not None and ctx.keys is not None
     ni, nr = nonces or (ctx.ni, ctx.nr)
     initiator = ctx.initiator if exchange_initiator is None else exchange_initiator
@@ -94,6 +109,7 @@ def install(
         e_out, a_out, e_in, a_in = keys.encr_i, keys.integ_i, keys.encr_r, keys.integ_r
     else:
         e_out, a_out, e_in, a_in = keys.encr_r, keys.integ_r, keys.encr_i, keys.integ_i
+    local, remote = tuple(local_ts), tuple(remote_ts)  # no copy when given tuples
     record = ChildRecord(
         child.name,
         spi_in,
@@ -101,8 +117,8 @@ def install(
         algorithms.protocol,
         config=child,
         algorithms=algorithms,
-        local_ts=tuple(local_ts),
-        remote_ts=tuple(remote_ts),
+        local_ts=local,
+        remote_ts=remote,
         transport=transport,
     )
     ctx.children.append(record)
@@ -113,9 +129,11 @@ def install(
             mode=Mode.TRANSPORT if transport else Mode.TUNNEL,
             spi_in=spi_in,
             spi_out=spi_out,
-            local_ts=tuple(local_ts),
-            remote_ts=tuple(remote_ts),
-            selectors=tuple(to_selectors(local_ts, remote_ts)),
+            local_ts=local,
+            remote_ts=remote,
+            selectors=selectors
+            if selectors is not None
+            else tuple(to_selectors(list(local), list(remote))),
             algorithms=algorithms,
             encr_key_in=e_in,
             integ_key_in=a_in,
@@ -143,20 +161,18 @@ class ChildCreateInitiator(Task):
         self.child = child
         self.trigger = trigger
         self.spi_in = 0
-        self.local: list[TsEntry] = []
-        self.remote: list[TsEntry] = []
+        self.sent: tuple[TsPayload, TsPayload] | None = None
 
     def build_request(self, ctx: SaContext) -> list[Payload]:
         if not self.spi_in:
             self.spi_in = ctx.spi_allocator()
-        self.local, self.remote = proposed(self.child, self.trigger)
+        self.sent = offer(self.child, self.trigger)
         payloads: list[Payload] = []
         if self.child.mode is Mode.TRANSPORT:
-            payloads.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
+            payloads.append(_TRANSPORT)
         payloads += [
-            to_wire(without_pfs(self.child.proposals), _spi_bytes(self.spi_in)),
-            TsPayload(True, tuple(self.local)),
-            TsPayload(False, tuple(self.remote)),
+            auth_negotiator(self.child).offer(_spi_bytes(self.spi_in)),
+            *self.sent,
         ]
         return payloads
 
@@ -181,7 +197,7 @@ class ChildCreateInitiator(Task):
             return self._fail(
                 ctx, reason, f"the peer refused child {self.child.name!r}", error.type, True
             )
-        tsi, tsr = ts_of(message, True), ts_of(message, False)
+        tsi, tsr = ts_payload(message, True), ts_payload(message, False)
         if sa is None or tsi is None or tsr is None:
             return self._fail(
                 ctx,
@@ -190,16 +206,16 @@ class ChildCreateInitiator(Task):
                 None,
                 True,
             )
-        chosen = check_answer(without_key_exchange(sa), without_pfs(self.child.proposals))
-        if chosen is None or len(sa.proposals[0].spi) != 4:
+        accepted = auth_negotiator(self.child).check(without_key_exchange(sa))
+        if accepted is None or accepted.child is None or len(sa.proposals[0].spi) != 4:
             return self._fail(
                 ctx,
                 FailureReason.NO_PROPOSAL_CHOSEN,
                 "the peer chose a child proposal we did not offer",
             )
-        if not all(covered(t, self.local) for t in tsi) or not all(
-            covered(t, self.remote) for t in tsr
-        ):
+        assert self.sent is not None
+        selectors = initiator_check(self.child, self.sent, tsi, tsr)
+        if selectors is None:
             return self._fail(
                 ctx, FailureReason.TS_UNACCEPTABLE, "the peer widened the traffic selectors"
             )
@@ -210,9 +226,19 @@ class ChildCreateInitiator(Task):
                 FailureReason.MODE_MISMATCH,
                 f"the peer wants {'transport' if transport else 'tunnel'} mode",
             )
-        algorithms = child_algorithms(ProtocolId(sa.proposals[0].protocol), chosen)
+        algorithms = accepted.child
         spi_out = int.from_bytes(sa.proposals[0].spi, "big")
-        install(ctx, self.child, algorithms, self.spi_in, spi_out, tsi, tsr, transport)
+        install(
+            ctx,
+            self.child,
+            algorithms,
+            self.spi_in,
+            spi_out,
+            tsi.selectors,
+            tsr.selectors,
+            transport,
+            selectors=selectors,
+        )
         return Status.SUCCESS
 
 
@@ -224,8 +250,7 @@ class ChildCreateResponder(Task):
     def __init__(self) -> None:
         self.error: NotifyType | None = None
         self.answer: WireProposal | None = None
-        self.tsi: list[TsEntry] = []
-        self.tsr: list[TsEntry] = []
+        self.narrowed: Narrowed | None = None
         self.transport = False
         self.skip = False
 
@@ -234,7 +259,7 @@ class ChildCreateResponder(Task):
             self.skip = True
             return Status.FAILED
         sa = one(message, SaPayload)
-        tsi, tsr = ts_of(message, True), ts_of(message, False)
+        tsi, tsr = ts_payload(message, True), ts_payload(message, False)
         if sa is None:
             self.skip = True  # childless IKE_AUTH
             return Status.SUCCESS
@@ -248,24 +273,38 @@ class ChildCreateResponder(Task):
             return Status.SUCCESS
         self.transport = has_notify(message, NotifyType.USE_TRANSPORT_MODE)
         ts_fit = False
+        offered = without_key_exchange(sa)
         for child in ctx.config.children:
-            narrowed = responder_narrow(child, tsi, tsr)
+            narrowed = responder_answer(child, tsi, tsr)
             if narrowed is None:
                 continue
             ts_fit = True
             if self.transport != (child.mode is Mode.TRANSPORT):
                 continue
-            picked = select(without_key_exchange(sa), without_pfs(child.proposals), bytes(4))
+            picked = auth_negotiator(child).select(offered, _NO_SPI)
             if picked is None:
                 continue
             spi_in = ctx.spi_allocator()  # only now: a refused offer reserves no SPI
-            self.answer = replace(picked[0], spi=_spi_bytes(spi_in))
-            chosen = picked[1]
-            self.tsi, self.tsr = narrowed
-            offer = next(p for p in sa.proposals if p.number == self.answer.number)
-            algorithms = child_algorithms(ProtocolId(self.answer.protocol), chosen)
-            spi_out = int.from_bytes(offer.spi, "big")
-            install(ctx, child, algorithms, spi_in, spi_out, self.tsr, self.tsi, self.transport)
+            answer = picked.answer
+            self.answer = WireProposal(
+                answer.number, answer.protocol, _spi_bytes(spi_in), answer.transforms
+            )
+            self.narrowed = narrowed
+            peer = next(p for p in sa.proposals if p.number == answer.number)
+            algorithms = picked.child
+            assert algorithms is not None  # a child negotiator answers ESP/AH proposals
+            spi_out = int.from_bytes(peer.spi, "big")
+            install(
+                ctx,
+                child,
+                algorithms,
+                spi_in,
+                spi_out,
+                narrowed.tsr.selectors,
+                narrowed.tsi.selectors,
+                self.transport,
+                selectors=narrowed.selectors,
+            )
             return Status.SUCCESS
         if ts_fit:
             self.error = NotifyType.NO_PROPOSAL_CHOSEN
@@ -283,13 +322,9 @@ class ChildCreateResponder(Task):
             return []
         if self.error is not None:
             return [NotifyPayload(self.error)]
-        assert self.answer is not None
+        assert self.answer is not None and self.narrowed is not None
         payloads: list[Payload] = []
         if self.transport:
-            payloads.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
-        payloads += [
-            SaPayload((self.answer,)),
-            TsPayload(True, tuple(self.tsi)),
-            TsPayload(False, tuple(self.tsr)),
-        ]
+            payloads.append(_TRANSPORT)
+        payloads += [SaPayload((self.answer,)), self.narrowed.tsi, self.narrowed.tsr]
         return payloads

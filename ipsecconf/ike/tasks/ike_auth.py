@@ -12,7 +12,7 @@ SA is dead.  The initiator refusing the responder reports it in an INFORMATIONAL
 from __future__ import annotations
 
 from ipsecconf.ike.auth import Authenticator, signed_octets
-from ipsecconf.ike.config import Identity
+from ipsecconf.ike.config import Identity, derived
 from ipsecconf.ike.constants import ExchangeType, NotifyType
 from ipsecconf.ike.context import IkeState, SaContext
 from ipsecconf.ike.events import FailureReason, IkeSaEstablished, IkeSaFailed
@@ -31,6 +31,16 @@ def _proof(
         out += ctx.config.credentials.cert_payloads()
     out.append(auth.sign(_octets(ctx, initiator, id_payload)))
     return out
+
+
+def _id_payload(ctx: SaContext, initiator: bool) -> IdPayload:
+    """Our IDi or IDr payload, one per config (its identity never changes)."""
+    config = ctx.config
+    return derived(
+        config,
+        "idi" if initiator else "idr",
+        lambda: config.effective_local_id.to_payload(initiator),
+    )
 
 
 def _octets(ctx: SaContext, of_initiator: bool, identity: IdPayload) -> bytes:
@@ -62,6 +72,9 @@ def established(ctx: SaContext) -> IkeSaEstablished:
     )
 
 
+_INITIAL_CONTACT = NotifyPayload(NotifyType.INITIAL_CONTACT)
+
+
 class IkeAuthInitiator(Task):
     """The initiator's IKE_AUTH."""
 
@@ -72,12 +85,12 @@ class IkeAuthInitiator(Task):
 
     def build_request(self, ctx: SaContext) -> list[Payload]:
         self.auth = our_authenticator(ctx, ctx.config.remote_id)
-        idi = ctx.config.effective_local_id.to_payload(True)
+        idi = _id_payload(ctx, True)
         payloads: list[Payload] = [idi]
         if ctx.config.trust is not None and ctx.config.uses_signatures:
             payloads.append(ctx.config.trust.certreq())
         if ctx.config.initial_contact:
-            payloads.append(NotifyPayload(NotifyType.INITIAL_CONTACT))
+            payloads.append(_INITIAL_CONTACT)
         if ctx.config.remote_id is not None:
             payloads.append(ctx.config.remote_id.to_payload(False))
         if self.auth is None:
@@ -100,9 +113,7 @@ class IkeAuthInitiator(Task):
         return Status.FAILED
 
     def process_response(self, ctx: SaContext, message: Message) -> Status:
-        idr = next(
-            (p for p in message.payloads if isinstance(p, IdPayload) and not p.initiator), None
-        )
+        idr = next((p for p in message.find(IdPayload) if not p.initiator), None)
         auth = one(message, AuthPayload)
         error = first_error(message)
         if idr is None or auth is None:
@@ -130,7 +141,7 @@ class IkeAuthInitiator(Task):
                 None,
                 False,
             )
-        refusal = check_peer(ctx, message, idr, auth, _octets(ctx, False, idr))
+        refusal = check_peer(ctx, message, idr, auth, _octets(ctx, False, idr), remote)
         if refusal is not None:
             return self._fail(ctx, refusal.reason, refusal.detail, None, False)
         ctx.remote_id = remote
@@ -161,14 +172,14 @@ class IkeAuthResponder(Task):
         return Status.FAILED
 
     def process_request(self, ctx: SaContext, message: Message) -> Status:
-        idi = next((p for p in message.payloads if isinstance(p, IdPayload) and p.initiator), None)
+        idi = next((p for p in message.find(IdPayload) if p.initiator), None)
         auth = one(message, AuthPayload)
         if idi is None or auth is None:
             return self._refuse(ctx, "IKE_AUTH request without IDi and AUTH (EAP is not offered)")
         remote = Identity.from_payload(idi)
         if ctx.config.remote_id is not None and not ctx.config.remote_id.matches(remote):
             return self._refuse(ctx, f"the peer is {remote}, not {ctx.config.remote_id}")
-        refusal = check_peer(ctx, message, idi, auth, _octets(ctx, True, idi))
+        refusal = check_peer(ctx, message, idi, auth, _octets(ctx, True, idi), remote)
         if refusal is not None:
             return self._refuse(ctx, refusal.detail, refusal.reason)
         self.auth = our_authenticator(ctx, remote)
@@ -184,5 +195,5 @@ class IkeAuthResponder(Task):
     def build_response(self, ctx: SaContext) -> list[Payload]:
         if self.failed or self.auth is None:
             return [NotifyPayload(NotifyType.AUTHENTICATION_FAILED)]
-        idr = ctx.config.effective_local_id.to_payload(False)
+        idr = _id_payload(ctx, False)
         return [idr, *_proof(ctx, self.auth, idr, False)]

@@ -22,12 +22,21 @@ from ipsecconf.ike.events import FailureReason, IkeSaFailed
 from ipsecconf.ike.keymat import ike_keys, skeyseed
 from ipsecconf.ike.message import Message, SkCrypto
 from ipsecconf.ike.payloads import KePayload, NoncePayload, NotifyPayload, Payload
-from ipsecconf.ike.payloads_sa import SaPayload, WireProposal
-from ipsecconf.ike.proposals import IkeAlgorithms, check_answer, ike_algorithms, select, to_wire
+from ipsecconf.ike.payloads_sa import SaPayload
+from ipsecconf.ike.proposals import IkeAlgorithms, ike_negotiator, ike_offer
 from ipsecconf.ike.tasks.base import Status, Task, first_error, notifies, one
 from ipsecconf.model.algorithms import DhGroup
 
 MAX_RETRIES = 3
+# Enum members as plain ints: on Python 3.11 reading one from its class goes through
+# EnumType's __getattr__ hook, and these are compared with every notify of a message.
+_NATD_SOURCE = int(NotifyType.NAT_DETECTION_SOURCE_IP)
+_NATD_DEST = int(NotifyType.NAT_DETECTION_DESTINATION_IP)
+_FRAGMENTATION = int(NotifyType.FRAGMENTATION_SUPPORTED)
+_HASHES = int(NotifyType.SIGNATURE_HASH_ALGORITHMS)
+_COOKIE = int(NotifyType.COOKIE)
+_CONNECTING = IkeState.CONNECTING
+_ZERO_SPI = bytes(8)
 
 _PEER_FAILURES = {
     NotifyType.NO_PROPOSAL_CHOSEN: FailureReason.NO_PROPOSAL_CHOSEN,
@@ -40,7 +49,7 @@ def nonzero_spi(ctx: SaContext) -> bytes:
     """Eight random bytes that are not all zero (a zero SPI means "unknown")."""
     for _ in range(16):
         spi = ctx.rng(8)
-        if spi != bytes(8):
+        if spi != _ZERO_SPI:
             return spi
     raise RemoteProtocolError(DropReason.STATE, "rng returned zero SPIs")  # pragma: no cover
 
@@ -50,12 +59,13 @@ def natd_payloads(ctx: SaContext, spi_r: bytes) -> list[Payload]:
     if ctx.config.force_encap:
         source = ctx.rng(20)
     else:
-        source = ctx.natd_hash(ctx.spi_i, spi_r, ctx.local_address, ctx.local_port)
-    dest = ctx.natd_hash(ctx.spi_i, spi_r, ctx.remote_address, ctx.remote_port)
-    return [
-        NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP, data=source),
-        NotifyPayload(NotifyType.NAT_DETECTION_DESTINATION_IP, data=dest),
-    ]
+        source = ctx.natd_local(ctx.spi_i, spi_r)
+    dest = ctx.natd_remote(ctx.spi_i, spi_r)
+    return [NotifyPayload(_NATD_SOURCE, data=source), NotifyPayload(_NATD_DEST, data=dest)]
+
+
+_FRAGMENTATION_SUPPORTED = NotifyPayload(_FRAGMENTATION)
+_NO_HASHES: frozenset[int] = frozenset()
 
 
 def _hash_notify() -> NotifyPayload:
@@ -69,7 +79,7 @@ def auth_announcements(ctx: SaContext, response: bool) -> list[Payload]:
     and IKEV2_FRAGMENTATION_SUPPORTED (in a response only when the peer sent it)."""
     out: list[Payload] = []
     if ctx.config.fragment_size and (not response or ctx.fragmentation):
-        out.append(NotifyPayload(NotifyType.FRAGMENTATION_SUPPORTED))
+        out.append(_FRAGMENTATION_SUPPORTED)
     if ctx.config.uses_signatures and (not response or ctx.peer_hashes):
         out.append(_hash_notify())
     if response and ctx.config.trust is not None and ctx.config.uses_signatures:
@@ -80,29 +90,32 @@ def auth_announcements(ctx: SaContext, response: bool) -> list[Payload]:
 def process_hashes(ctx: SaContext, message: Message) -> None:
     """Remember the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 4) and whether both
     sides do IKE fragmentation (RFC 7383 2.3)."""
-    ctx.fragmentation = bool(ctx.config.fragment_size) and any(
-        n.type == NotifyType.FRAGMENTATION_SUPPORTED for n in notifies(message)
-    )
+    fragmentation = False
     found: set[int] = set()
     for n in notifies(message):
-        if n.type == NotifyType.SIGNATURE_HASH_ALGORITHMS:
+        if n.type == _FRAGMENTATION:
+            fragmentation = True
+        elif n.type == _HASHES:
             data = n.data[: 2 * 16]
             found |= {int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data) - 1, 2)}
-    ctx.peer_hashes = frozenset(found)
+    ctx.fragmentation = bool(ctx.config.fragment_size) and fragmentation
+    ctx.peer_hashes = frozenset(found) if found else _NO_HASHES
 
 
 def process_natd(ctx: SaContext, message: Message, spi_r: bytes) -> None:
     """Detect NATs from the peer's NAT detection notifies (RFC 7296 2.23)."""
-    sources = [n.data for n in notifies(message) if n.type == NotifyType.NAT_DETECTION_SOURCE_IP]
-    dests = [n.data for n in notifies(message) if n.type == NotifyType.NAT_DETECTION_DESTINATION_IP]
+    sources, dests = [], []
+    for n in notifies(message):
+        if n.type == _NATD_SOURCE:
+            sources.append(n.data)
+        elif n.type == _NATD_DEST:
+            dests.append(n.data)
     if not sources or not dests:
         ctx.natd_supported = False
         return
     ctx.natd_supported = True
-    ctx.nat_local = ctx.natd_hash(ctx.spi_i, spi_r, ctx.local_address, ctx.local_port) not in dests
-    ctx.nat_remote = (
-        ctx.natd_hash(ctx.spi_i, spi_r, ctx.remote_address, ctx.remote_port) not in sources
-    )
+    ctx.nat_local = ctx.natd_local(ctx.spi_i, spi_r) not in dests
+    ctx.nat_remote = ctx.natd_remote(ctx.spi_i, spi_r) not in sources
 
 
 def derive(ctx: SaContext, algorithms: IkeAlgorithms, shared: bytes) -> None:
@@ -154,18 +167,18 @@ class IkeInitInitiator(Task):
             ctx.spi_i = nonzero_spi(ctx)
         if not ctx.ni:
             ctx.ni = ctx.rng(ctx.config.nonce_bytes)
-        ctx.spi_r = bytes(8)
-        ctx.transition(IkeState.CONNECTING)
+        ctx.spi_r = _ZERO_SPI
+        ctx.transition(_CONNECTING)
         if self.ke is None or self.ke.group != self.group:
             self.ke = ctx.ke_factory(self.group)
         payloads: list[Payload] = []
         if self.cookie:
             payloads.append(NotifyPayload(NotifyType.COOKIE, data=self.cookie))
         payloads += [
-            to_wire(ctx.config.proposals),
+            ike_offer(ctx.config),
             KePayload(self.group.dh_id, self.ke.public_key()),
             NoncePayload(ctx.ni),
-            *natd_payloads(ctx, bytes(8)),
+            *natd_payloads(ctx, _ZERO_SPI),
             *auth_announcements(ctx, False),
         ]
         return payloads
@@ -178,7 +191,7 @@ class IkeInitInitiator(Task):
         return Status.FAILED
 
     def process_response(self, ctx: SaContext, message: Message) -> Status:
-        cookie = [n for n in notifies(message) if n.type == NotifyType.COOKIE]
+        cookie = [n for n in notifies(message) if n.type == _COOKIE]
         if cookie and self.retries < MAX_RETRIES:
             self.retries += 1
             self.cookie = cookie[0].data
@@ -209,8 +222,8 @@ class IkeInitInitiator(Task):
                 None,
                 True,
             )
-        chosen = check_answer(sa, ctx.config.proposals)
-        if chosen is None:
+        accepted = ike_negotiator(ctx.config).check(sa)
+        if accepted is None or accepted.ike is None:
             return self._fail(
                 ctx,
                 FailureReason.NO_PROPOSAL_CHOSEN,
@@ -218,7 +231,7 @@ class IkeInitInitiator(Task):
                 None,
                 True,
             )
-        algorithms = ike_algorithms(chosen)
+        algorithms = accepted.ike
         assert self.ke is not None
         if algorithms.dh != self.group or ke.group != self.group.dh_id:
             return self._fail(
@@ -248,7 +261,7 @@ class IkeInitResponder(Task):
 
     def __init__(self) -> None:
         self.error: NotifyPayload | None = None
-        self.answer: WireProposal | None = None
+        self.answer: SaPayload | None = None
         self.public = b""
         self.group = 0
 
@@ -261,7 +274,7 @@ class IkeInitResponder(Task):
                 DropReason.MISSING_PAYLOAD, "IKE_SA_INIT request lacks SA, KE or Nonce"
             )
         ctx.spi_i = message.spi_i
-        picked = select(sa, ctx.config.proposals)
+        picked = ike_negotiator(ctx.config).select(sa)
         if picked is None:
             self.error = NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)
             ctx.transition(IkeState.FAILED)
@@ -273,8 +286,8 @@ class IkeInitResponder(Task):
                 )
             )
             return Status.FAILED
-        answer, chosen = picked
-        algorithms = ike_algorithms(chosen)
+        algorithms = picked.ike
+        assert algorithms is not None  # an IKE negotiator answers IKE proposals
         if ke.group != algorithms.dh.dh_id:
             # Stateless answer: the initiator retries with the group we name (2.7).
             self.error = NotifyPayload(
@@ -288,14 +301,14 @@ class IkeInitResponder(Task):
             raise RemoteProtocolError(DropReason.BAD_KEY_EXCHANGE, str(exc)) from None
         ctx.ni = nonce.nonce
         ctx.nr = ctx.rng(ctx.config.nonce_bytes)
-        process_natd(ctx, message, bytes(8))
+        process_natd(ctx, message, _ZERO_SPI)
         process_hashes(ctx, message)
         ctx.spi_r = nonzero_spi(ctx)
         derive(ctx, algorithms, shared)
-        self.answer = answer
+        self.answer = picked.reply
         self.public = own.public_key()
         self.group = algorithms.dh.dh_id
-        ctx.transition(IkeState.CONNECTING)
+        ctx.transition(_CONNECTING)
         return Status.SUCCESS
 
     def build_response(self, ctx: SaContext) -> list[Payload]:
@@ -303,7 +316,7 @@ class IkeInitResponder(Task):
             return [self.error]
         assert self.answer is not None
         return [
-            SaPayload((self.answer,)),
+            self.answer,
             KePayload(self.group, self.public),
             NoncePayload(ctx.nr),
             *natd_payloads(ctx, ctx.spi_r),
