@@ -64,8 +64,9 @@ def _runs(pair: PairSpec, src: str, dst: str) -> bool:
 
 
 def _bind(
-    name: str, data: Mapping[str, Any], pairs: Mapping[str, PairSpec]
+    data: Mapping[str, Any], pairs: Mapping[str, PairSpec]
 ) -> tuple[PairSpec, Direction] | None:
+    """The peerless pair the definition serves, and whether it is its outbound SA."""
     src, dst = str(data["source"]), str(data["destination"])
     protocol, mode = str(data.get("protocol", "esp")), str(data.get("mode", "transport"))
     for pair in sorted(pairs.values(), key=lambda p: p.name):
@@ -92,7 +93,7 @@ def specs(
     """
     out: dict[str, ManualSpec] = {}
     for name, data in sorted(definitions.items()):
-        bound = _bind(name, data, pairs)
+        bound = _bind(data, pairs)
         if bound is None:
             log.warning(
                 "manual SA %s serves no peerless protect policy between %s and %s: not installed",
