@@ -156,6 +156,10 @@ class SaContext:
     adopt: Callable[[SaContext], IkeSa] | None = None
     """Wraps a rekeyed IKE SA's context into an :class:`IkeSa` (set by ``IkeSa``)."""
     rekeyed_to: SaContext | None = None
+    redundant_until: float | None = None
+    """The peer's redundant SA of an IKE rekey collision: the peer deletes it (2.8.1),
+    and if its Delete has not come by then (it may race ahead of the exchange that makes
+    the SA known here and be dropped), this side deletes it."""
     now = 0.0
     """The time of the call being handled (set by ``IkeSa`` at every entry point)."""
 

@@ -141,6 +141,7 @@ class IkeSa:
         sa = cls.__new__(cls)
         sa._setup(ctx)
         sa._connected = True
+        sa._orphan_at = ctx.redundant_until
         sa._manager.take_followups()
         sa._manager.initiate(ctx.now)
         sa._arm_timers(ctx.now)
@@ -162,6 +163,8 @@ class IkeSa:
         self._heard_at = ctx.now
         self._probe_at: float | None = None
         self._half_open_until: float | None = None
+        self._orphan_at: float | None = None
+        """When to delete a collision's redundant SA that the peer did not delete."""
 
     def __repr__(self) -> str:
         role = "initiator" if self._ctx.initiator else "responder"
@@ -322,6 +325,7 @@ class IkeSa:
                 self._keepalive_at,
                 self._probe_at,
                 self._half_open_until,
+                self._orphan_at,
             )
             if t is not None
         ]
@@ -332,6 +336,10 @@ class IkeSa:
         liveness probe when due."""
         self._ctx.now = now
         self._manager.on_timer(now)
+        if self._orphan_at is not None and now >= self._orphan_at:
+            self._orphan_at = None
+            if self._ctx.state is _ESTABLISHED and not self._manager.active:
+                self._start(IkeDelete(), now)
         if self._half_open_until is not None and now >= self._half_open_until:
             self._half_open_until = None
             if self._ctx.state in (_CREATED, _CONNECTING):

@@ -205,6 +205,33 @@ def test_ike_rekey_collision_leaves_one_sa_with_the_children() -> None:
     assert new_i.state is IkeState.ESTABLISHED
 
 
+def test_ike_rekey_collision_whose_redundant_sa_delete_is_lost() -> None:
+    # The creator of the redundant SA deletes it (2.8.1); here none of its Deletes arrive
+    # (as when the first overtakes the response that makes the SA known and is dropped,
+    # and the peer gives up).  The other side deletes the SA itself after two timeouts.
+    pair = up()
+    muted: list[IkeSa] = []
+    collect = pair._collect
+
+    def collect_and_mute() -> None:
+        collect()
+        for events in (pair.events_i, pair.events_r):
+            for e in of(events, IkeSaRekeyed):
+                if e.redundant and not e.by_peer and e.successor not in muted:
+                    muted.append(e.successor)
+                    e.successor.datagrams_to_send = lambda now: []  # type: ignore[method-assign]
+
+    pair._collect = collect_and_mute  # type: ignore[method-assign]
+    pair.initiator.rekey_ike(pair.now)
+    pair.responder.rekey_ike(pair.now)
+    pair.run()
+    assert len(muted) == 1 and muted[0].state is not IkeState.ESTABLISHED
+    [new_i] = pair.live("i")
+    [new_r] = pair.live("r")
+    assert (new_i.spi_i, new_i.spi_r) == (new_r.spi_i, new_r.spi_r)
+    assert new_i.children and mirrored(new_i, new_r)
+
+
 @pytest.mark.parametrize("side", ["i", "r"])
 def test_delete_child_and_ike_from_either_side(side: str) -> None:
     pair = up()

@@ -69,6 +69,10 @@ def hand_over(
         if sa is None:
             continue
         assert ctx.adopt is not None and sa.algorithms is not None
+        if spare and peer:
+            # The peer made the redundant SA and deletes it; a Delete that overtook the
+            # response that makes the SA known here was dropped, so do not wait forever.
+            sa.redundant_until = ctx.now + 2 * ctx.config.retransmit.timeout
         ctx.push(
             IkeSaRekeyed(
                 ctx.adopt(sa),
