@@ -42,8 +42,9 @@ def policy_block(i: int, changed: bool = False) -> str:
     )
 
 
-def write(directory: str, count: int) -> None:
-    """Write ``count`` policies into ``directory`` (created)."""
+def write(directory: str | os.PathLike[str], count: int, *, changed_every: int = 0) -> None:
+    """Write ``count`` policies into ``directory`` (created); with ``changed_every`` = k,
+    every k-th plain policy differs (the plan benchmark's changed set)."""
     os.makedirs(directory, exist_ok=True)
     looped = max(1, count // 10)
     plain = count - looped
@@ -56,7 +57,7 @@ def write(directory: str, count: int) -> None:
             fh.write(f"  - address: 203.0.113.{h}\n    key: env:BENCH_PSK\n")
         fh.write("policies:\n")
         for i in range(plain):
-            fh.write(policy_block(i))
+            fh.write(policy_block(i, bool(changed_every) and i % changed_every == 0))
     with open(os.path.join(directory, "10-loop.yaml.j2"), "w") as fh:
         fh.write(HEADER)
         fh.write(f"vars:\n  first: {plain}\n  count: {looped}\n")
@@ -77,6 +78,8 @@ def write(directory: str, count: int) -> None:
         fh.write("    mirror: true\n")
         fh.write("    mode: transport\n")
         fh.write("    replay_window: 256\n")
+        fh.write("    start: on_demand\n")
+        fh.write("    udp_encapsulation: false\n")
         fh.write("{% endfor %}\n")
 
 

@@ -128,39 +128,13 @@ def aead_tunnel_v4(
         finally:
             refresh()
 
-    def protect(packet: bytes, n: int, seq: int) -> bytes:
-        # The packet's bytes on the wire; ``seq`` is already allocated.
-        k = n & 3
-        total = n + extra[k]
-        tos = packet[1]
-        nonce_aad(scratch, 8, seq, spi, seq)
-        if udp:
-            head = headers(
-                0x4500 | tos,
-                total,
-                middle,
-                (neg_base - tos - total) % 0xFFFF,
-                addrs,
-                ports,
-                total - 20,
-                0,
-                spi,
-                seq,
-                seq,
-            )
-        else:
-            head = headers(
-                0x4500 | tos, total, middle, (neg_base - tos - total) % 0xFFFF, addrs, spi, seq, seq
-            )
-        return head + enc(nonce, packet + trailers[k], aad)
-
     def encapsulate(packet: bytes, now: float) -> bytes:
         n = len(packet)
         seq = ctx.seq + 1
         if now >= tmark or seq >= smark or n < 20 or packet[0] != 0x45 or not packet[6] & 0x40:
             return slow(packet, now)
         ctx.seq = seq
-        # protect() inlined: this runs once per packet, and a call costs ~5% of it.
+        # The header code is repeated in the burst loop below: a call costs ~5% here.
         k = n & 3
         total = n + extra[k]
         tos = packet[1]
@@ -197,7 +171,7 @@ def aead_tunnel_v4(
     def encapsulate_batch(packets: list[bytes], now: float) -> list[bytes]:
         # The common burst -- every packet fast, no mark crossed -- is checked up front
         # with C-level passes over the burst, so that the loop below only protects.
-        # Anything else goes packet by packet (batch_by_packet).
+        # Anything else (a mark crossed, another shape) goes packet by packet.
         count = len(packets)
         seq = ctx.seq
         if count and now < tmark and seq + count < smark:
@@ -210,7 +184,7 @@ def aead_tunnel_v4(
             ):
                 out: list[bytes] = []
                 append = out.append
-                # protect() inlined, as in encapsulate().
+                # encapsulate() inlined, its checks done for the whole burst above.
                 for packet, n in zip(packets, lens, strict=True):
                     seq += 1
                     k = n & 3
@@ -247,48 +221,7 @@ def aead_tunnel_v4(
                 counters.packets += count
                 counters.bytes += nbytes
                 return out
-        return batch_by_packet(packets, now)
-
-    def batch_by_packet(packets: list[bytes], now: float) -> list[bytes]:
-        # A burst shares one ``now``: the time check runs once per run of fast packets,
-        # and the sequence number and counters live in locals until the end of the run
-        # (a packet that needs the general path first sees the state written back).
-        out: list[bytes] = []
-        append = out.append
-        i = 0
-        count = len(packets)
-        while i < count:
-            if now >= tmark:
-                append(slow(packets[i], now))
-                i += 1
-                continue
-            seq = ctx.seq
-            total = counters.bytes
-            sent = counters.packets
-            while i < count:
-                packet = packets[i]
-                n = len(packet)
-                if (
-                    seq + 1 >= smark
-                    or total + n >= bmark
-                    or n < 20
-                    or packet[0] != 0x45
-                    or not packet[6] & 0x40
-                ):
-                    break
-                seq += 1
-                sent += 1
-                total += n
-                append(protect(packet, n, seq))
-                i += 1
-            ctx.seq = seq
-            counters.bytes = total
-            counters.packets = sent
-            if i < count:
-                # This packet crosses a mark or has another shape: the general path.
-                append(slow(packets[i], now))
-                i += 1
-        return out
+        return [encapsulate(p, now) for p in packets]
 
     refresh()
     return encapsulate, encapsulate_batch, refresh
