@@ -54,10 +54,7 @@ def handle(mgr: IkeManager, entry: IkeEntry, event: IkeEvent, now: float) -> Non
     if isinstance(event, IkeSaEstablished):
         entry.established = True
         entry.next_liveness = now + entry.liveness
-        lifetime, margin = entry.ike_lifetime
-        if lifetime and entry.initiator:
-            # The IKE SA's own lifetime: rekey it a margin before it runs out.
-            entry.rekey_at = now + max(lifetime - min(margin, lifetime / 2), 1.0)
+        _schedule_ike_rekey(entry, now)
         mgr.book.count("ike_succeeded")
         log.info(
             "IKE SA with %s established as %s: %s, SPIs %s/%s%s",
@@ -118,6 +115,14 @@ def handle(mgr: IkeManager, entry: IkeEntry, event: IkeEvent, now: float) -> Non
             _retry_soon(mgr, pair, entry.remote, now)
 
 
+def _schedule_ike_rekey(entry: IkeEntry, now: float) -> None:
+    """The IKE SA's own lifetime: its initiator rekeys it a margin (at most half the
+    lifetime) before it runs out."""
+    lifetime, margin = entry.ike_lifetime
+    if lifetime and entry.initiator:
+        entry.rekey_at = now + max(lifetime - min(margin, lifetime / 2), 1.0)
+
+
 def _rekeyed(mgr: IkeManager, entry: IkeEntry, ev: IkeSaRekeyed, now: float) -> None:
     """A CREATE_CHILD_SA rekey of the IKE SA (RFC 7296 2.18) made a successor: register
     it, and move the children to it (the old SA's Delete follows and must not take
@@ -131,9 +136,7 @@ def _rekeyed(mgr: IkeManager, entry: IkeEntry, ev: IkeSaRekeyed, now: float) -> 
     new.established = True
     new.next_liveness = now + new.liveness
     new.ike_lifetime = entry.ike_lifetime
-    lifetime, margin = new.ike_lifetime
-    if lifetime and new.initiator:
-        new.rekey_at = now + max(lifetime - min(margin, lifetime / 2), 1.0)
+    _schedule_ike_rekey(new, now)
     if not ev.redundant:
         new.children, entry.children = entry.children, []
     mgr.entries[ev.successor.spi_i] = new
