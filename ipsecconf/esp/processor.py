@@ -96,7 +96,14 @@ class IkeDatagram:
 
 Result = Send | Deliver | Drop | Acquire | IkeDatagram
 
-_info = ip.IpInfo._make
+# Bound once: the per-packet paths below would otherwise pay an enum class lookup (slow in
+# Python 3.11) or NamedTuple._make's checks for every packet.
+_DEAD = SaState.DEAD
+_TUNNEL = Mode.TUNNEL
+_ESP = ip.PROTO_ESP
+_OPAQUE = ip.OPAQUE_PORT
+_IpInfo = ip.IpInfo
+_new_tuple = tuple.__new__
 
 
 class Processor:
@@ -219,7 +226,7 @@ class Processor:
         sa = self.sad.get(key)
         if sa is None or isinstance(sa, LarvalSa):
             return self._unknown_spi(key[0], key[2], info.src, None)
-        if sa.state is SaState.DEAD:
+        if sa.state is _DEAD:
             return self._unknown_spi(key[0], key[2], info.src, sa)
         return self._open(sa, packet, info, key[0], now)
 
@@ -233,15 +240,15 @@ class Processor:
         if len(payload) < 8:
             return self._drop(DropReason.TRUNCATED, "no room for an SPI")
         spi = ESP_HEADER.unpack_from(payload)[0]
-        sa = self.sad.get((spi, dst, ip.PROTO_ESP))
+        sa = self.sad.get((spi, dst, _ESP))
         if sa is None or isinstance(sa, LarvalSa):
-            return self._unknown_spi(spi, ip.PROTO_ESP, src, None)
-        if sa.state is SaState.DEAD:
-            return self._unknown_spi(spi, ip.PROTO_ESP, src, sa)
-        if sa.config.mode is not Mode.TUNNEL:
+            return self._unknown_spi(spi, _ESP, src, None)
+        if sa.state is _DEAD:
+            return self._unknown_spi(spi, _ESP, src, sa)
+        if sa.config.mode is not _TUNNEL:
             return None
-        opaque = ip.OPAQUE_PORT
-        info = _info((version, src, dst, ip.PROTO_ESP, 0, 0, 0, len(payload), opaque, opaque))
+        n = len(payload)
+        info = _new_tuple(_IpInfo, (version, src, dst, _ESP, 0, 0, 0, n, _OPAQUE, _OPAQUE))
         return self._open(sa, payload, info, spi, now)
 
     def _open(
@@ -249,18 +256,10 @@ class Processor:
     ) -> Result:
         try:
             inner = sa.decapsulate(packet, info, now)
-            i = ip.parse(inner)
+            if not sa.admits(inner):
+                return self._drop(DropReason.POLICY_MISMATCH, "outside the SA's selectors", sa)
         except EspError as exc:
             return self._drop(exc.reason, str(exc), sa)
-        if sa.selective and not sa.allows(
-            i.version,
-            int.from_bytes(i.src, "big"),
-            int.from_bytes(i.dst, "big"),
-            i.proto,
-            i.sport,
-            i.dport,
-        ):
-            return self._drop(DropReason.POLICY_MISMATCH, "outside the SA's selectors", sa)
         c = self.counters
         c.packets += 1
         c.bytes += len(inner)

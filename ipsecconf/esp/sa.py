@@ -39,6 +39,9 @@ from ipsecconf.esp.saconfig import (
 )
 from ipsecconf.esp.spd import CompiledSelector, compile_selector
 
+_ADMITTED_FLOWS = 4096
+"""Flows whose selector decision an SA keeps (all forgotten at once when full)."""
+
 __all__ = [
     "Counters",
     "Lifetimes",
@@ -106,6 +109,8 @@ class SecurityAssociation:
         ]
         self.selective = bool(self._selectors)
         """Whether :meth:`allows` checks anything (an SA without selectors allows all)."""
+        self._admitted: dict[bytes, bool] = {}
+        """:meth:`admits` decisions by flow."""
         lt = config.lifetimes
         self._soft_fired = False
         self.seq_soft = (0xFFFFFFFFFFFFFFFF if config.esn else 0xFFFFFFFF) - (1 << 16)
@@ -384,6 +389,40 @@ class SecurityAssociation:
             out = ip.rewrite_header(packet[: info.l4], info, nh, len(payload)) + payload
         self._account(len(out), now)
         return out
+
+    def admits(self, inner: bytes) -> bool:
+        """The inbound check of a decapsulated packet (RFC 4301 section 5.2): whether it
+        is IP inside the SA's selectors; raises :class:`DecodeError` when it is not IP.
+
+        Decisions for TCP, UDP and the other protocols with ports, over IPv4 without
+        options or fragmentation, are kept per flow (protocol, addresses and ports: all
+        the selectors look at), so a flow's later packets cost a dictionary lookup
+        instead of a parse; the kernel still validates every header the TUN hands it."""
+        key = None
+        if (
+            inner[0] == 0x45
+            and len(inner) >= 24
+            and inner[9] in ip.PORT_PROTOCOLS
+            and not (inner[6] & 0x3F or inner[7])
+        ):
+            key = inner[9:10] + inner[12:24]
+            known = self._admitted.get(key)
+            if known is not None:
+                return known
+        i = ip.parse(inner)
+        ok = not self._selectors or self.allows(
+            i.version,
+            int.from_bytes(i.src, "big"),
+            int.from_bytes(i.dst, "big"),
+            i.proto,
+            i.sport,
+            i.dport,
+        )
+        if key is not None:
+            if len(self._admitted) >= _ADMITTED_FLOWS:
+                self._admitted.clear()
+            self._admitted[key] = ok
+        return ok
 
     def allows(self, version: int, src: int, dst: int, proto: int, sport: int, dport: int) -> bool:
         """The inbound selector check of a decapsulated packet (RFC 4301 section 5.2)."""

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ipsecconf.esp import ip
+from ipsecconf.esp.api import make_sa
 from ipsecconf.esp.errors import DropReason, EspError
 from ipsecconf.esp.sa import (
     Lifetimes,
@@ -16,8 +17,9 @@ from ipsecconf.esp.sa import (
     SaState,
 )
 from ipsecconf.model.algorithms import integrity
+from ipsecconf.model.selectors import Endpoint, Selector
 
-from .helpers import ALL_SUITES, ESP_SUITES, packet_for, sa_pair
+from .helpers import ALL_SUITES, ESP_SUITES, clear_packet, packet_for, sa_pair
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 suites = st.sampled_from(ALL_SUITES)
@@ -204,3 +206,41 @@ def test_malformed_or_truncated_packets_raise_only_typed_errors(
         inn.decapsulate(pkt, info, 0.0)
     except EspError as exc:
         assert isinstance(exc.reason, DropReason)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    flows=st.lists(
+        st.tuples(
+            st.sampled_from(["10.1.0.5", "10.1.0.200", "10.9.0.1"]),
+            st.sampled_from([6, 17, 1, 50]),
+            st.integers(0, 65535),
+            st.sampled_from([80, 443, 5001]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_admits_agrees_with_the_selectors_for_every_packet_of_every_flow(flows) -> None:
+    # The per-flow memory of admits() must never let a packet through that allows() refuses,
+    # whatever came first: the same flow again, another flow, a fragment, IPv6.
+    sel = Selector(Endpoint.parse("10.1.0.0/25[443]"), Endpoint.parse("10.2.0.0/24"), 6)
+    sa = make_sa(
+        direction="in", spi=0x200, src="203.0.113.1", dst="203.0.113.2", protocol="esp",
+        encryption="aes128gcm", authentication="none", enc_key=bytes(20), integ_key=b"",
+        mode="tunnel", selectors=(sel,),
+    )  # fmt: skip
+    for src, proto, sport, dport, fragment in flows:
+        packet = bytearray(clear_packet(4, src, "10.2.0.9", b"data", proto, sport, dport))
+        if fragment:
+            packet[6] |= 0x20  # more fragments: no memory for it
+        for _ in range(2):
+            i = ip.parse(bytes(packet))
+            expected = sa.allows(
+                4, int.from_bytes(i.src, "big"), int.from_bytes(i.dst, "big"), i.proto, i.sport,
+                i.dport,
+            )  # fmt: skip
+            assert sa.admits(bytes(packet)) is expected
+    with pytest.raises(EspError):
+        sa.admits(b"\x45" + bytes(3))
