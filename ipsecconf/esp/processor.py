@@ -100,6 +100,9 @@ Result = Send | Deliver | Drop | Acquire | IkeDatagram
 # Python 3.11) or NamedTuple._make's checks for every packet.
 _DEAD = SaState.DEAD
 _TUNNEL = Mode.TUNNEL
+_OUT = Direction.OUT
+_BYPASS = Action.BYPASS
+_DISCARD = Action.DISCARD
 _ESP = ip.PROTO_ESP
 _OPAQUE = ip.OPAQUE_PORT
 _IpInfo = ip.IpInfo
@@ -159,11 +162,11 @@ class Processor:
         v, src_b, dst_b, proto, _, _, _, _, sp, dp = info  # one unpack: runs per packet
         src = int.from_bytes(src_b, "big")
         dst = int.from_bytes(dst_b, "big")
-        policy = self.spd.lookup(Direction.OUT, v, src, dst, proto, sp, dp)
+        policy = self.spd.lookup(_OUT, v, src, dst, proto, sp, dp)
         action = policy.action if policy is not None else self.spd.default_action
-        if action is Action.BYPASS:
+        if action is _BYPASS:
             return Send(packet)
-        if action is Action.DISCARD or policy is None:
+        if action is _DISCARD or policy is None:
             return self._drop(DropReason.POLICY_DISCARD)
         sa = self.sad.outbound(policy.reqid, v, src, dst, proto, sp, dp)
         if sa is None:

@@ -31,6 +31,9 @@ from ipsecconf.esp.sa import (
 from ipsecconf.esp.spd import Direction
 
 DEAD_VISIBLE_SECONDS = 60.0
+# Bound once for the per-packet lookup (an enum member costs a slow class lookup in 3.11).
+_MATURE = SaState.MATURE
+_DYING = SaState.DYING
 SaKey = tuple[int, bytes, int]
 """(SPI, packed destination address, protocol number)."""
 
@@ -160,9 +163,9 @@ class SaTable:
         dying = None
         for sa in self._out.get(reqid, ()):
             state = sa.state
-            live = state is SaState.MATURE or state is SaState.DYING
+            live = state is _MATURE or state is _DYING
             if live and sa.allows(version, src, dst, proto, sport, dport):
-                if state is SaState.MATURE:
+                if state is _MATURE:
                     return sa
                 dying = dying or sa
         return dying
