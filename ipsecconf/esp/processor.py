@@ -99,6 +99,7 @@ Result = Send | Deliver | Drop | Acquire | IkeDatagram
 # Bound once: the per-packet paths below would otherwise pay an enum class lookup (slow in
 # Python 3.11) or NamedTuple._make's checks for every packet.
 _DEAD = SaState.DEAD
+_MATURE = SaState.MATURE
 _TUNNEL = Mode.TUNNEL
 _OUT = Direction.OUT
 _BYPASS = Action.BYPASS
@@ -107,6 +108,9 @@ _ESP = ip.PROTO_ESP
 _OPAQUE = ip.OPAQUE_PORT
 _IpInfo = ip.IpInfo
 _new_tuple = tuple.__new__
+_PORT_PROTOCOLS = ip.PORT_PROTOCOLS
+_FLOWS = 4096
+"""Outbound flows whose decision is remembered (all forgotten at once when full)."""
 
 
 class Processor:
@@ -114,12 +118,25 @@ class Processor:
 
     def __init__(self, sad: SaTable, spd: PolicyTable) -> None:
         self.sad = sad
-        self.spd = spd
+        self._flows: dict[bytes, tuple[int, int, SecurityAssociation | None]] = {}
+        """Outbound decisions by flow (see :meth:`outbound`): the SPD's and the SAD's
+        generations when made, and the SA (``None``: bypass)."""
+        self._spd = spd
         self.counters = Counters()
         """Global counters (protected packets and bytes, drops by kind)."""
         self.drops: dict[DropReason, int] = dict.fromkeys(DropReason, 0)
         """Drops per reason."""
         self._failed: set[tuple[str, bytes]] = set()
+
+    @property
+    def spd(self) -> PolicyTable:
+        """The SPD; replacing it forgets every remembered outbound decision."""
+        return self._spd
+
+    @spd.setter
+    def spd(self, table: PolicyTable) -> None:
+        self._spd = table
+        self._flows.clear()
 
     def negotiation_failed(self, policy: str, peer: bytes, failed: bool = True) -> None:
         """Record (or clear) a failed negotiation for a permit-level policy and peer address
@@ -154,7 +171,32 @@ class Processor:
 
     # -- outbound ------------------------------------------------------------------
     def outbound(self, packet: bytes, now: float) -> Result:
-        """Process one clear packet leaving the host."""
+        """Process one clear packet leaving the host.
+
+        A flow's decision -- bypass, or protect with a Mature SA -- is remembered for TCP,
+        UDP and the other protocols with ports over IPv4 without options or fragments
+        (protocol, addresses and ports: all the SPD and the SAD look at), until the SPD or
+        the outbound SAs change or the SA leaves Mature: a flow's later packets skip the
+        parse and both lookups."""
+        key = None
+        if (
+            len(packet) >= 24
+            and packet[0] == 0x45
+            and packet[9] in _PORT_PROTOCOLS
+            and not (packet[6] & 0x3F or packet[7])
+        ):
+            key = packet[9:10] + packet[12:24]
+            known = self._flows.get(key)
+            if (
+                known is not None
+                and known[0] == self._spd.generation
+                and known[1] == self.sad.generation
+            ):
+                cached = known[2]
+                if cached is None:
+                    return Send(packet)
+                if cached.state is _MATURE:
+                    return self._protect(cached, packet, now)
         try:
             info = ip.parse(packet)
         except DecodeError as exc:
@@ -162,9 +204,12 @@ class Processor:
         v, src_b, dst_b, proto, _, _, _, _, sp, dp = info  # one unpack: runs per packet
         src = int.from_bytes(src_b, "big")
         dst = int.from_bytes(dst_b, "big")
-        policy = self.spd.lookup(_OUT, v, src, dst, proto, sp, dp)
-        action = policy.action if policy is not None else self.spd.default_action
+        spd = self._spd
+        policy = spd.lookup(_OUT, v, src, dst, proto, sp, dp)
+        action = policy.action if policy is not None else spd.default_action
         if action is _BYPASS:
+            if key is not None:
+                self._remember(key, None)
             return Send(packet)
         if action is _DISCARD or policy is None:
             return self._drop(DropReason.POLICY_DISCARD)
@@ -183,6 +228,16 @@ class Processor:
                 packet,
                 self.sad.pending(policy.reqid),
             )
+        if key is not None and sa.state is _MATURE:
+            self._remember(key, sa)
+        return self._protect(sa, packet, now)
+
+    def _remember(self, key: bytes, sa: SecurityAssociation | None) -> None:
+        if len(self._flows) >= _FLOWS:
+            self._flows.clear()
+        self._flows[key] = (self._spd.generation, self.sad.generation, sa)
+
+    def _protect(self, sa: SecurityAssociation, packet: bytes, now: float) -> Result:
         try:
             out = sa.encapsulate(packet, now)
         except EspError as exc:
@@ -269,7 +324,7 @@ class Processor:
         return Deliver(inner, spi)
 
     def _clear_inbound(self, packet: bytes, info: ip.IpInfo) -> Result:
-        policy: Policy | None = self.spd.lookup(
+        policy: Policy | None = self._spd.lookup(
             Direction.IN,
             info.version,
             int.from_bytes(info.src, "big"),
@@ -278,7 +333,7 @@ class Processor:
             info.sport,
             info.dport,
         )
-        action = policy.action if policy is not None else self.spd.default_action
+        action = policy.action if policy is not None else self._spd.default_action
         if action is Action.BYPASS:
             return Deliver(packet)
         if action is Action.PROTECT and policy is not None:

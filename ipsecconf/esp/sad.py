@@ -65,6 +65,8 @@ class SaTable:
         self._out: dict[int, list[SecurityAssociation]] = {}
         self.events: list[SaEvent] = []
         """Expiry events of every SA, drained by :meth:`drain_events`."""
+        self.generation = 0
+        """Counts changes to the outbound SAs, for caches of :meth:`outbound`."""
 
     # -- kernel_ipsec_t-shaped operations ------------------------------------------
     def reserve(
@@ -97,6 +99,7 @@ class SaTable:
         self._sas[key] = sa
         if config.direction is Direction.OUT:
             self._out.setdefault(config.reqid, []).insert(0, sa)
+            self.generation += 1
         return sa
 
     def update(
@@ -131,6 +134,7 @@ class SaTable:
         if config.direction is Direction.OUT:
             lst = self._out.get(config.reqid, [])
             self._out[config.reqid] = [fresh if s is sa else s for s in lst]
+            self.generation += 1
         return fresh
 
     def delete(self, spi: int, dst: str, protocol: Protocol, now: float) -> None:
@@ -194,6 +198,7 @@ class SaTable:
         lst = self._out.get(sa.config.reqid)
         if lst and sa in lst:
             lst.remove(sa)
+            self.generation += 1
 
     def __iter__(self) -> Iterator[SecurityAssociation | LarvalSa]:
         return iter(list(self._sas.values()))

@@ -154,10 +154,9 @@ class PolicyTable:
     """The ordered SPD with an index for outbound and inbound lookups."""
 
     def __init__(self, policies: Iterable[Policy] = (), *, default_action: Action = Action.BYPASS):
-        if default_action is Action.PROTECT:
-            raise SaConfigError("the default action is bypass or discard, never protect")
+        self.generation = 0
+        """Counts changes, for the caches of lookups built on the table."""
         self.default_action = default_action
-        """Applied when no entry matches."""
         self._policies: dict[str, Policy] = {}
         self._ordered: list[Policy] = []
         self._compiled: dict[str, list[CompiledSelector]] = {}
@@ -165,6 +164,18 @@ class PolicyTable:
         self._dirty = False
         for p in policies:
             self.add(p)
+
+    @property
+    def default_action(self) -> Action:
+        """Applied when no entry matches."""
+        return self._default_action
+
+    @default_action.setter
+    def default_action(self, action: Action) -> None:
+        if action is Action.PROTECT:
+            raise SaConfigError("the default action is bypass or discard, never protect")
+        self._default_action = action
+        self.generation += 1
 
     # -- table maintenance ---------------------------------------------------------
     def add(self, policy: Policy) -> None:
@@ -174,12 +185,14 @@ class PolicyTable:
         self._policies[policy.name] = policy
         self._compiled[policy.name] = [c for s in policy.selectors for c in compile_selector(s)]
         self._dirty = True
+        self.generation += 1
 
     def remove(self, name: str) -> Policy:
         """Delete a policy by name and return it."""
         policy = self._policies.pop(name)
         del self._compiled[name]
         self._dirty = True
+        self.generation += 1
         return policy
 
     def get(self, name: str) -> Policy | None:
