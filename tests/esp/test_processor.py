@@ -12,7 +12,7 @@ from ipsecconf.esp import ip
 from ipsecconf.esp.errors import DropReason
 from ipsecconf.esp.packet import push_udp_header
 from ipsecconf.esp.processor import Acquire, Deliver, Drop, IkeDatagram, Processor, Send
-from ipsecconf.esp.sa import Mode, Protocol, SaConfig, UdpEncap
+from ipsecconf.esp.sa import Mode, Protocol, SaConfig, SaState, UdpEncap
 from ipsecconf.esp.sad import SaTable
 from ipsecconf.esp.spd import Action, Direction, Level, Policy, PolicyTable
 from ipsecconf.model.algorithms import cipher
@@ -247,3 +247,47 @@ def test_fuzz_corpus_packets_are_genuine() -> None:
     """The fuzz test starts from packets the receiver really accepts."""
     b, wires = _protected_wire()
     assert all(isinstance(b.inbound(w, 0.0), Deliver) for w in wires)
+
+
+def test_remembered_outbound_decisions_follow_every_change() -> None:
+    # Each packet of one UDP flow must take exactly the path a fresh lookup would take,
+    # across a rekey, the old SA's death, a policy change and an SPD replaced.
+    a, _ = _pair()
+    pkt = clear_packet(4, A, B, b"flow")
+    assert a.outbound(pkt, 0.0).spi == 0x1001  # type: ignore[union-attr]
+    assert a.outbound(pkt, 0.0).spi == 0x1001  # type: ignore[union-attr]
+    # A rekey: the newer Mature SA takes over at once.
+    a.sad.add(
+        SaConfig(
+            spi=0x3003, direction=Direction.OUT, src=A, dst=B, protocol=Protocol.ESP,
+            mode=Mode.TRANSPORT, cipher=cipher("aes128gcm"), enc_key=KEY, reqid=1,
+            selectors=(_sel(A, B, 17),),
+        ),
+        0.0,
+    )  # fmt: skip
+    assert a.outbound(pkt, 0.0).spi == 0x3003  # type: ignore[union-attr]
+    # The new SA dies: the old one, still Mature, is used again; then none is left.
+    a.sad.delete(0x3003, B, Protocol.ESP, 1.0)
+    assert a.outbound(pkt, 1.0).spi == 0x1001  # type: ignore[union-attr]
+    old = a.sad.get((0x1001, packed(B), 50))
+    assert old is not None
+    old.state = SaState.DYING  # type: ignore[union-attr]
+    assert a.outbound(pkt, 1.0).spi == 0x1001  # a Dying SA still serves when it is the last
+    a.sad.delete(0x1001, B, Protocol.ESP, 2.0)
+    assert isinstance(a.outbound(pkt, 2.0), Acquire)
+    # Policies: a bypass decision is forgotten when the policy or the SPD changes.
+    other = clear_packet(4, A, "198.51.100.200", b"")
+    assert a.outbound(other, 2.0) == Send(other)
+    a.spd.add(
+        Policy(name="block", direction=Direction.OUT, action=Action.DISCARD,
+               selectors=(_sel(A, "198.51.100.200", 0),))
+    )  # fmt: skip
+    assert isinstance(a.outbound(other, 2.0), Drop)
+    a.spd.remove("block")
+    assert a.outbound(other, 2.0) == Send(other)
+    a.spd = PolicyTable([], default_action=Action.DISCARD)
+    assert isinstance(a.outbound(other, 2.0), Drop)
+    a.spd = PolicyTable([])
+    assert a.outbound(other, 2.0) == Send(other)
+    a.spd.default_action = Action.DISCARD
+    assert isinstance(a.outbound(other, 2.0), Drop)
