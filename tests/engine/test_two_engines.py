@@ -2,7 +2,8 @@
 
 One pair of sites for the whole module (the tests run in order and build on each other's
 state): traffic protected on the wire, SAs listed alike on both sides, counters, an apply
-of a changed algorithm on the live pair, and an engine killed with SIGKILL and restarted.
+of a changed algorithm on the live pair, an engine killed with SIGKILL and restarted, and
+at the end a clean stop that leaves nothing behind on the host.
 """
 
 from __future__ import annotations
@@ -288,3 +289,22 @@ def test_esp_in_udp_between_the_engines(pair: topo.Sites, tmp_path: Path) -> Non
     esp_in_udp = [f for f in natt if f.data[28:32] != bytes(4)]
     assert len(esp_in_udp) >= 10 and not any(f.proto == 50 for f in frames)
     assert marker not in pcap.read_bytes() and clear_inner(frames) == []
+
+
+def test_a_clean_stop_deletes_the_sas_with_the_peer_and_leaves_nothing(pair: topo.Sites) -> None:
+    # Last in the module: engine a stays stopped.
+    assert ping(pair, "ha", "198.51.100.130", 2, 0.2)[1] == 2
+    mine = set(live(pair, "a"))
+    assert mine and mine & set(live(pair, "b"))
+    assert pair.stop_engine("a") == 0
+    for fam in ("-4", "-6"):
+        assert not pair.run("ga", "ip", fam, "rule", "show", "pref", "4500").stdout.strip()
+        assert not pair.run("ga", "ip", fam, "route", "show", "table", "4500").stdout.strip()
+    assert pair.run("ga", "nft", "list", "table", "inet", "ipsecconf", check=False).returncode
+    assert pair.run("ga", "ip", "link", "show", "ipsecconf0", check=False).returncode
+    assert not os.path.exists(pair.state("a") + ".sock")
+    # The peer was told: none of the pair's SAs is left Mature there.
+    deadline = time.monotonic() + 10
+    while mine & set(live(pair, "b")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not mine & set(live(pair, "b")), pair.log("b")
