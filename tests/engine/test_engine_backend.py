@@ -153,6 +153,9 @@ def test_apply_with_and_without_engine_give_the_same_store(solo: Solo, tmp_path:
     # The engine applied its copy live: its log says so, and no secret is in the log.
     log = (tmp_path / "engine.log").read_text()
     assert "apply (apply" in log and "policy add" in log
+    # --log-format json: one object per line, for log pipelines.
+    records = [json.loads(line) for line in log.splitlines()]
+    assert records and all({"ts", "level", "logger", "msg"} <= set(r) for r in records)
     assert SECRET not in log and SECRET2 not in log
     policies = json.loads(solo.cli("show", "policies", "--json", "--state", with_engine).stdout)
     assert {p["name"] for p in policies} >= {"site.out", "site.in", "cifs.out", "cifs.in"}

@@ -5,6 +5,7 @@ API's apply (one step over store and live tables, rolled back on failure)."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -81,10 +82,12 @@ def test_acquire_queues_then_sends_and_both_sides_record_the_same_sas(
 
 
 def test_rekey_on_soft_lifetime_keeps_traffic_and_retires_old_sas(
-    net: MemNet, clock: Clock, tmp_path: Path
+    net: MemNet, clock: Clock, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="ipsecconf")
     a, b = connected(net, clock, tmp_path, {"lifetime": 60}, {"lifetime": 60})
     first = live_spis(a)
+    keys = {sa.config.enc_key for sa in a.engine.sad if isinstance(sa, SecurityAssociation)}
     (ike,) = list(a.engine.ike.entries)
     delivered = 0
     # Soft lifetime: 60 s - 20 s margin (less a random tenth of it), so the first rekey
@@ -101,9 +104,16 @@ def test_rekey_on_soft_lifetime_keeps_traffic_and_retires_old_sas(
     assert list(a.engine.ike.entries) == list(b.engine.ike.entries) == [ike]
     states = {int(r["spi"]): r["state"] for r in sa_rows(a)}  # type: ignore[call-overload]
     assert all(states.get(spi, "D") == "D" for spi in first)  # Dead, or gone after 60 s
+    # One log line per rekey, naming the policy and the old SPI; never a key.
+    assert caplog.text.count("rekeyed policy site with") >= 2
+    keys |= {sa.config.enc_key for sa in a.engine.sad if isinstance(sa, SecurityAssociation)}
+    assert all(k and k.hex() not in caplog.text.lower() for k in keys)
 
 
-def test_liveness_notices_a_dead_peer(net: MemNet, clock: Clock, tmp_path: Path) -> None:
+def test_liveness_notices_a_dead_peer(
+    net: MemNet, clock: Clock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ipsecconf")
     a, b = connected(net, clock, tmp_path, {}, {})
     assert len(live_spis(a)) == 2
     net.down.add(B_OUT)
@@ -112,6 +122,7 @@ def test_liveness_notices_a_dead_peer(net: MemNet, clock: Clock, tmp_path: Path)
     assert not a.engine.ike.entries
     a.engine.sync()
     assert a.store.counters()["ike_failed"] >= 1
+    assert "IKE SA with 203.0.113.2 for policy site failed: peer-not-responding" in caplog.text
 
 
 def test_liveness_timeout_shortens_the_wait_for_a_dead_peer(
