@@ -237,36 +237,40 @@ class Engine:
         if clear:
             self.tun.write_packets(clear)
 
-    def udp_esp(self, payloads: Sequence[tuple[bytes, str, int, str, int]], now: float) -> None:
-        """ESP-in-UDP payloads from the port-4500 socket: (payload, src, sport, dst, dport).
-        Tunnel-mode SAs open the payload as it is; for the rest the processor needs the
-        IP packet, so they get their IP and UDP headers back."""
-        packets = []
-        clear: list[bytes] = []
+    def udp_esp(
+        self,
+        payloads: Sequence[bytes],
+        remote: tuple[str, int],
+        local: str,
+        local_port: int,
+        now: float,
+    ) -> None:
+        """ESP-in-UDP payloads of one receive on a port-4500 socket (one sender, one local
+        address).  Tunnel-mode SAs open the payload as it is; for the rest the processor
+        needs the IP packet, so they get their IP and UDP headers back."""
+        src, sport = remote
         headers = self._udp_headers
-        fast = self.proc.inbound_esp_in_udp
-        for payload, src, sport, dst, dport in payloads:
-            known = headers.get((src, dst))
-            if known is None:
-                if len(headers) > 1024:
-                    headers.clear()
-                s_bin, d_bin = ip_packed(src), ip_packed(dst)
-                known = headers[(src, dst)] = (
-                    ip.OuterHeader(s_bin, d_bin, ip.PROTO_UDP),
-                    s_bin,
-                    d_bin,
-                )
-            outer, s_bin, d_bin = known
-            r = fast(payload, outer.version, s_bin, d_bin, now)
-            if r is None:
-                udp = push_udp_header(sport, dport, len(payload))
-                packets.append(outer.build(8 + len(payload), 0, 0, False) + udp + payload)
-            elif type(r) is Deliver:
-                clear.append(r.packet)
-            elif isinstance(r, Drop):
-                self._dropped(r, now)
+        known = headers.get((src, local))
+        if known is None:
+            if len(headers) > 1024:
+                headers.clear()
+            s_bin, d_bin = ip_packed(src), ip_packed(local)
+            known = headers[(src, local)] = (
+                ip.OuterHeader(s_bin, d_bin, ip.PROTO_UDP),
+                s_bin,
+                d_bin,
+            )
+        outer, s_bin, d_bin = known
+        clear, rest = self.proc.inbound_esp_in_udp_batch(payloads, outer.version, s_bin, d_bin, now)
         if clear:
             self.tun.write_packets(clear)
+        packets = []
+        for payload, r in rest:
+            if r is None:
+                udp = push_udp_header(sport, local_port, len(payload))
+                packets.append(outer.build(8 + len(payload), 0, 0, False) + udp + payload)
+            elif isinstance(r, Drop):
+                self._dropped(r, now)
         if packets:
             self.inbound(packets, now)
 

@@ -309,6 +309,49 @@ class Processor:
         info = _new_tuple(_IpInfo, (version, src, dst, _ESP, 0, 0, 0, n, _OPAQUE, _OPAQUE))
         return self._open(sa, payload, info, spi, now)
 
+    def inbound_esp_in_udp_batch(
+        self, payloads: Iterable[bytes], version: int, src: bytes, dst: bytes, now: float
+    ) -> tuple[list[bytes], list[tuple[bytes, Result | None]]]:
+        """:meth:`inbound_esp_in_udp` for the datagrams of one sender to one address (one
+        receive): the clear packets to deliver, in order, and every other outcome with
+        its payload.  A run of datagrams for the SA of the one before skips the SAD and
+        the checks that SA has passed (tunnel mode; it is checked for Dead each time)."""
+        clear: list[bytes] = []
+        rest: list[tuple[bytes, Result | None]] = []
+        sa: SecurityAssociation | None = None
+        spi_bytes = b""
+        info_len = -1
+        info = _new_tuple(_IpInfo, (version, src, dst, _ESP, 0, 0, 0, -1, _OPAQUE, _OPAQUE))
+        c = self.counters
+        for payload in payloads:
+            n = len(payload)
+            if sa is None or n < 8 or not payload.startswith(spi_bytes) or sa.state is _DEAD:
+                r = self.inbound_esp_in_udp(payload, version, src, dst, now)
+                if type(r) is Deliver:
+                    clear.append(r.packet)
+                    spi_bytes = payload[:4]
+                    found = self.sad.get((r.spi or 0, dst, _ESP))
+                    sa = found if isinstance(found, SecurityAssociation) else None
+                else:
+                    rest.append((payload, r))
+                continue
+            if n != info_len:
+                info_len = n
+                info = _new_tuple(_IpInfo, (version, src, dst, _ESP, 0, 0, 0, n, _OPAQUE, _OPAQUE))
+            try:
+                inner = sa.decapsulate(payload, info, now)
+                if not sa.admits(inner):
+                    drop = self._drop(DropReason.POLICY_MISMATCH, "outside the SA's selectors", sa)
+                    rest.append((payload, drop))
+                    continue
+            except EspError as exc:
+                rest.append((payload, self._drop(exc.reason, str(exc), sa)))
+                continue
+            c.packets += 1
+            c.bytes += len(inner)
+            clear.append(inner)
+        return clear, rest
+
     def _open(
         self, sa: SecurityAssociation, packet: bytes, info: ip.IpInfo, spi: int, now: float
     ) -> Result:

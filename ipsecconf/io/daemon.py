@@ -241,11 +241,12 @@ class Daemon:
 
 def _udp(engine: Engine, sock: socket.socket, port: int, clock: Callable[[], float]) -> None:
     now = clock()
-    esp = []
-    for data, remote, local in Sockets.recv_udp(sock):
-        if port == 500 or data[:4] == b"\0\0\0\0":
-            engine.ike_datagram(data, remote, local, port, now)
-        elif data != b"\xff":  # a NAT-T keepalive carries nothing
-            esp.append((data, remote[0], remote[1], local, port))
-    if esp:
-        engine.udp_esp(esp, now)
+    for datagrams, remote, local in Sockets.recv_udp(sock):
+        esp = []
+        for data in datagrams:
+            if port == 500 or data.startswith(b"\0\0\0\0"):
+                engine.ike_datagram(data, remote, local, port, now)
+            elif data != b"\xff":  # a NAT-T keepalive carries nothing
+                esp.append(data)
+        if esp:
+            engine.udp_esp(esp, remote, local, port, now)

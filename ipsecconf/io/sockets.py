@@ -304,10 +304,12 @@ class Sockets:
 
     # -- receiving -------------------------------------------------------------------
     @staticmethod
-    def recv_udp(sock: socket.socket, burst: int = 64) -> list[tuple[bytes, tuple[str, int], str]]:
-        """Datagrams ready on a UDP socket: (payload, remote, local address).  What the
+    def recv_udp(
+        sock: socket.socket, burst: int = 64
+    ) -> list[tuple[list[bytes], tuple[str, int], str]]:
+        """Receives ready on a UDP socket: (datagrams, remote, local address) each; what the
         kernel hands over merged (``UDP_GRO``) comes out as the datagrams it was."""
-        out: list[tuple[bytes, tuple[str, int], str]] = []
+        out: list[tuple[list[bytes], tuple[str, int], str]] = []
         for _ in range(burst):
             try:
                 data, anc, _flags, addr = sock.recvmsg(65535, 256)
@@ -324,9 +326,9 @@ class Sockets:
                     size = _INT.unpack(value)[0]
             remote = (str(addr[0]), int(addr[1]))
             if 0 < size < len(data):
-                out.extend((data[j : j + size], remote, local) for j in range(0, len(data), size))
+                out.append(([data[j : j + size] for j in range(0, len(data), size)], remote, local))
             else:
-                out.append((data, remote, local))
+                out.append(([data], remote, local))
         return out
 
     @staticmethod

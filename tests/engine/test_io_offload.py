@@ -128,5 +128,7 @@ def test_a_gro_receive_comes_out_as_its_datagrams() -> None:
     fake = _FakeUdp([(merged, [info, gro]), (b"single", [info])])
     got = Sockets.recv_udp(fake)  # type: ignore[arg-type]
     remote, local = ("203.0.113.1", 4500), "203.0.113.2"
-    parts = [b"a" * 1000, b"b" * 1000, b"c" * 10, b"single"]
-    assert got == [(p, remote, local) for p in parts]
+    assert got == [
+        ([b"a" * 1000, b"b" * 1000, b"c" * 10], remote, local),
+        ([b"single"], remote, local),
+    ]

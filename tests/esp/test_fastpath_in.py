@@ -4,6 +4,7 @@ replayed, too-old, forged, short and badly padded packets, directly in IP or in 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 
@@ -15,7 +16,7 @@ from ipsecconf.esp import ip
 from ipsecconf.esp.processor import Deliver, Drop, Processor
 from ipsecconf.esp.sa import Lifetimes, SecurityAssociation
 from ipsecconf.esp.sad import SaTable
-from ipsecconf.esp.spd import PolicyTable
+from ipsecconf.esp.spd import Direction, PolicyTable
 
 from .helpers import ESP_SUITES, packet_for, sa_pair
 
@@ -147,3 +148,52 @@ def test_esp_in_udp_payloads_through_the_processor() -> None:
     again = proc.inbound_esp_in_udp(payload, 4, info.src, info.dst, 0.0)
     assert isinstance(again, Drop) and again.reason.value == "replayed"
     assert proc.inbound(out.encapsulate(clear, 0.0), 0.0) == Deliver(clear, 0x10001)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ops=st.lists(
+        st.sampled_from(["good", "good", "good", "replay", "forged", "second", "unknown", "short"]),
+        min_size=1,
+        max_size=30,
+    ),
+    hard=st.integers(0, 25),
+)
+def test_a_receive_processed_as_a_batch_equals_one_by_one(ops: list[str], hard: int) -> None:
+    # Two processors with the same two SAs: one takes the datagrams of a receive as a batch,
+    # the other one at a time; outcomes, counters and SA state must be the same, across
+    # replays, forgeries, an SA switch, unknown SPIs, runts and an SA dying mid-batch.
+    lt = Lifetimes(hard_packets=hard)
+    out1, _ = sa_pair(AEAD[0], "tunnel", 4, udp=True)
+    out2, _ = sa_pair(AEAD[0], "tunnel", 4, udp=True, spi=0x20002)
+    procs = []
+    for _ in range(2):
+        sad = SaTable(os.urandom)
+        for out in (out1, out2):
+            cfg = dataclasses.replace(out.config, direction=Direction.IN, lifetimes=lt)
+            sad.add(cfg, 0.0)
+        procs.append(Processor(sad, PolicyTable([])))
+    clear = packet_for("tunnel", 4, b"batch", df=True)
+    payloads: list[bytes] = []
+    for op in ops:
+        wire = (out2 if op == "second" else out1).encapsulate(clear, 0.0)
+        payload = wire[28:]
+        if op == "replay" and payloads:
+            payload = payloads[-1]
+        elif op == "forged":
+            payload = payload[:-1] + bytes([payload[-1] ^ 1])
+        elif op == "unknown":
+            payload = b"\0\0\x99\x99" + payload[4:]
+        elif op == "short":
+            payload = payload[:6]
+        payloads.append(payload)
+    src, dst = out1.outer_header.atomic_v4()[3:]
+    batch, single = procs
+    clear_b, rest_b = batch.inbound_esp_in_udp_batch(payloads, 4, src, dst, 1.0)
+    results = [(p, single.inbound_esp_in_udp(p, 4, src, dst, 1.0)) for p in payloads]
+    assert clear_b == [r.packet for _, r in results if isinstance(r, Deliver)]
+    assert rest_b == [(p, r) for p, r in results if not isinstance(r, Deliver)]
+    assert batch.counters.as_dict() == single.counters.as_dict()
+    assert batch.drops == single.drops
+    states = [[(sa.state, sa.counters.as_dict()) for sa in p.sad] for p in procs]
+    assert states[0] == states[1]
