@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from ipsecconf.crypto.transforms import AeadTagError
 from ipsecconf.esp import ip
 from ipsecconf.esp.errors import IntegrityError
-from ipsecconf.esp.packet import PAD
+from ipsecconf.esp.packet import PAD_TAILS
 
 if TYPE_CHECKING:
     from ipsecconf.esp.sa import SecurityAssociation
@@ -61,8 +61,6 @@ def aead_tunnel_in(
     salt = ctx.aead_salt
     header = _HEADER.unpack_from
     aad_nonce = _AAD_NONCE.pack_into
-    # The bytes before the next header that padding of length p leaves: 1, 2, ..., p, p.
-    pad_tails = tuple(PAD[p] + bytes((p,)) for p in range(256))
     mature = SaState.MATURE
     udp = ip.PROTO_UDP
     # Lifetime marks; the time mark is -inf when the SA is not Mature (general path).
@@ -100,7 +98,7 @@ def aead_tunnel_in(
         m = len(plain)
         padlen = plain[-2]
         nh = plain[-1]
-        if (nh != 4 and nh != 41) or not plain.endswith(pad_tails[padlen], 0, m - 1):
+        if (nh != 4 and nh != 41) or not plain.endswith(PAD_TAILS[padlen], 0, m - 1):
             return slow(packet, info, now)  # it raises the padding / next-header error
         # Authenticated: ReplayWindow.accept().
         if seq > top:
