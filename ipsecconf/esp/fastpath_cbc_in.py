@@ -14,6 +14,11 @@ Whatever is not the plain good case -- the SA not Mature, a lifetime due, a sequ
 the window would reject, a short or unaligned packet, bad padding, a next header other than
 IPv4/IPv6 -- goes to the general path before any state changes, which then raises the
 typed error; only a forged ICV is answered here, without decrypting.
+
+The frame around the cipher -- lifetime marks, replay check, window update, padding check,
+counters -- repeats :func:`~ipsecconf.esp.fastpath_in.aead_tunnel_in` line for line on
+purpose: one shared frame calling the cipher step costs a Python call per packet, measured
+at 4-7% of a 64-byte packet for both suites.  The tests hold both to the general path.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ Whatever is not the plain good case -- the SA not Mature, a lifetime due, a sequ
 the window would reject, a short packet, bad padding, a next header other than IPv4/IPv6
 -- goes to the general path before any state changes, which then raises the typed error;
 only a forged ICV is answered here (the general path would decrypt it a second time).
+:mod:`ipsecconf.esp.fastpath_cbc_in` repeats this frame around its HMAC and CBC steps (it
+says why); a change to one belongs in both.
 """
 
 from __future__ import annotations
