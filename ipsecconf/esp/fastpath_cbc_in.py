@@ -62,6 +62,7 @@ def cbc_tunnel_in(
     size = window.size
     mask = (1 << size) - 1
     counters = sa.counters
+    pad_tails = PAD_TAILS
     seq_of = _SEQ.unpack_from
     mature = SaState.MATURE
     udp = ip.PROTO_UDP
@@ -103,7 +104,7 @@ def cbc_tunnel_in(
         m = len(plain)
         padlen = plain[-2]
         nh = plain[-1]
-        if (nh != 4 and nh != 41) or not plain.endswith(PAD_TAILS[padlen], 0, m - 1):
+        if (nh != 4 and nh != 41) or not plain.endswith(pad_tails[padlen], 0, m - 1):
             return slow(packet, info, now)  # it raises the padding / next-header error
         # Authenticated: ReplayWindow.accept().
         if seq > top:

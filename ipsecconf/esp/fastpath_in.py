@@ -57,6 +57,7 @@ def aead_tunnel_in(
     size = window.size
     mask = (1 << size) - 1
     counters = sa.counters
+    pad_tails = PAD_TAILS
     scratch = bytearray(20)
     view = memoryview(scratch)
     aad, nonce = view[:8], view[8:]
@@ -100,7 +101,7 @@ def aead_tunnel_in(
         m = len(plain)
         padlen = plain[-2]
         nh = plain[-1]
-        if (nh != 4 and nh != 41) or not plain.endswith(PAD_TAILS[padlen], 0, m - 1):
+        if (nh != 4 and nh != 41) or not plain.endswith(pad_tails[padlen], 0, m - 1):
             return slow(packet, info, now)  # it raises the padding / next-header error
         # Authenticated: ReplayWindow.accept().
         if seq > top:
