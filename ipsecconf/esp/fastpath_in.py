@@ -14,6 +14,8 @@ Whatever is not the plain good case -- the SA not Mature, a lifetime due, a sequ
 the window would reject, a short packet, bad padding, a next header other than IPv4/IPv6
 -- goes to the general path before any state changes, which then raises the typed error;
 only a forged ICV is answered here (the general path would decrypt it a second time).
+:mod:`ipsecconf.esp.fastpath_cbc_in` repeats this frame around its HMAC and CBC steps (it
+says why); a change to one belongs in both.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING
 from ipsecconf.crypto.transforms import AeadTagError
 from ipsecconf.esp import ip
 from ipsecconf.esp.errors import IntegrityError
-from ipsecconf.esp.packet import PAD
+from ipsecconf.esp.packet import PAD_TAILS
 
 if TYPE_CHECKING:
     from ipsecconf.esp.sa import SecurityAssociation
@@ -55,14 +57,13 @@ def aead_tunnel_in(
     size = window.size
     mask = (1 << size) - 1
     counters = sa.counters
+    pad_tails = PAD_TAILS
     scratch = bytearray(20)
     view = memoryview(scratch)
     aad, nonce = view[:8], view[8:]
     salt = ctx.aead_salt
     header = _HEADER.unpack_from
     aad_nonce = _AAD_NONCE.pack_into
-    # The bytes before the next header that padding of length p leaves: 1, 2, ..., p, p.
-    pad_tails = tuple(PAD[p] + bytes((p,)) for p in range(256))
     mature = SaState.MATURE
     udp = ip.PROTO_UDP
     # Lifetime marks; the time mark is -inf when the SA is not Mature (general path).

@@ -28,6 +28,9 @@ NATT_KEEPALIVE = b"\xff"
 
 # PAD[n] is the default padding of n bytes: 1, 2, ..., n (RFC 4303 section 2.4).
 PAD: tuple[bytes, ...] = tuple(bytes(range(1, n + 1)) for n in range(256))
+# PAD_TAILS[n] is what padding of n bytes leaves before the next header: 1, 2, ..., n, n
+# (padding and pad length), so that a receiver checks both with one ``endswith``.
+PAD_TAILS: tuple[bytes, ...] = tuple(PAD[n] + bytes((n,)) for n in range(256))
 # TRAILER[block][(pad << 8) | nh] would be 64k entries per block size; instead the trailer
 # for (pad, nh) is built from PAD and cached, since only a few (pad, nh) pairs occur.
 _TRAILERS: dict[int, bytes] = {}

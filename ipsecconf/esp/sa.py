@@ -23,6 +23,7 @@ from ipsecconf.esp.context import EspContext
 from ipsecconf.esp.errors import DecodeError, DropReason, EspError, SaStateError
 from ipsecconf.esp.fastpath import Encapsulate, EncapsulateBatch, aead_tunnel_v4
 from ipsecconf.esp.fastpath_cbc import cbc_tunnel_v4
+from ipsecconf.esp.fastpath_cbc_in import cbc_tunnel_in
 from ipsecconf.esp.fastpath_in import Decapsulate, aead_tunnel_in
 from ipsecconf.esp.packet import push_udp_header
 from ipsecconf.esp.saconfig import (
@@ -134,9 +135,9 @@ class SecurityAssociation:
 
     def _fast_paths(self) -> None:
         # Tunnel-mode ESP SAs with 32-bit sequence numbers get closures specialised for the
-        # common packet: outbound with an IPv4 outer header (AEAD, or CBC with an HMAC),
-        # with or without UDP encapsulation; inbound for AEAD.  They keep the state and the
-        # lifetime marks in cells, which the ``state`` setter refreshes.
+        # common packet, for AEAD and for CBC with an HMAC: outbound with an IPv4 outer
+        # header, inbound with either, both with or without UDP encapsulation.  They keep
+        # the state and the lifetime marks in cells, which the ``state`` setter refreshes.
         self._on_state = []
         self.encapsulate = self.encapsulate_general
         self.encapsulate_batch = self._batch_general
@@ -154,8 +155,13 @@ class SecurityAssociation:
         if out is not None:
             self.encapsulate, self.encapsulate_batch, refresh = out
             self._on_state.append(refresh)
+        inbound = None
         if cipher.aead:
-            self.decapsulate, refresh = aead_tunnel_in(self, self.decapsulate_general)
+            inbound = aead_tunnel_in(self, self.decapsulate_general)
+        elif cipher.key_bits and config.integrity.icv_bytes:
+            inbound = cbc_tunnel_in(self, self.decapsulate_general)
+        if inbound is not None:
+            self.decapsulate, refresh = inbound
             self._on_state.append(refresh)
 
     @property

@@ -54,8 +54,14 @@ def test_fast_paths_are_taken_for_tunnel_ipv4_with_and_without_udp() -> None:
         assert out.decapsulate != out.decapsulate_general
     out, _ = sa_pair(ESP_SUITES[0], "tunnel", 4, esn=True)
     assert out.encapsulate == out.encapsulate_general
-    out, _ = sa_pair(ESP_SUITES[3], "tunnel", 4)  # CBC + HMAC: its own fast path
+    out, _ = sa_pair(ESP_SUITES[3], "tunnel", 4)  # CBC + HMAC: its own fast paths
     assert out.encapsulate != out.encapsulate_general
+    assert out.decapsulate != out.decapsulate_general
+    out, _ = sa_pair(ESP_SUITES[3], "tunnel", 6)  # inbound only for an IPv6 outer header
+    assert out.encapsulate == out.encapsulate_general
+    assert out.decapsulate != out.decapsulate_general
+    out, _ = sa_pair(ESP_SUITES[8], "tunnel", 4)  # NULL + HMAC: none
+    assert out.encapsulate == out.encapsulate_general
     assert out.decapsulate == out.decapsulate_general
     out, _ = sa_pair(ESP_SUITES[0], "transport", 4)
     assert out.encapsulate == out.encapsulate_general
