@@ -17,16 +17,12 @@ from ipsecconf.cli.output import print_json
 from ipsecconf.cli.state_args import service
 from ipsecconf.engine.imperative import CertFile, NodeCert
 from ipsecconf.engine.service import Service
-from ipsecconf.errors import IpsecconfError
+from ipsecconf.errors import UsageError
 from ipsecconf.model.desired import MAX_ROOTS
 
 
-class IpsecUsage(IpsecconfError):
-    """A command line the man page does not allow; ``command`` names its usage line."""
-
-    def __init__(self, command: str, reason: str) -> None:
-        super().__init__(reason)
-        self.command = command
+class IpsecUsage(UsageError):
+    """A command line the man page does not allow: reported with that command's usage."""
 
 
 def open_service(args: argparse.Namespace) -> Service:
@@ -63,35 +59,33 @@ def stats_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run_stats)
 
 
-def _read(command: str, flag: str, path: str) -> bytes:
+def _read(flag: str, path: str) -> bytes:
     try:
         with open(path, "rb") as fh:
             return fh.read()
     except OSError as exc:
-        raise IpsecUsage(command, f"{flag} {path}: {exc.strerror}") from None
+        raise IpsecUsage(f"{flag} {path}: {exc.strerror}") from None
 
 
 def run_cert_set(args: argparse.Namespace) -> int:
     """``ipsec cert set -c FILE -k FILE`` or ``ipsec cert set -r FILE...``."""
     node = args.cert is not None or args.key is not None
     if node == bool(args.roots):
-        raise IpsecUsage("cert set", "give either -c and -k, or -r with 1 to 15 files")
+        raise IpsecUsage("give either -c and -k, or -r with 1 to 15 files")
     if node and (args.cert is None or args.key is None):
-        raise IpsecUsage("cert set", "-c and -k go together: the certificate and its key")
+        raise IpsecUsage("-c and -k go together: the certificate and its key")
     if args.roots and len(args.roots) > MAX_ROOTS:
-        raise IpsecUsage(
-            "cert set", f"-r takes at most {MAX_ROOTS} root certificates, got {len(args.roots)}"
-        )
+        raise IpsecUsage(f"-r takes at most {MAX_ROOTS} root certificates, got {len(args.roots)}")
     svc = open_service(args)
     if node:
-        cert = CertFile(_read("cert set", "-c", args.cert), os.path.abspath(args.cert))
-        key = _read("cert set", "-k", args.key)
+        cert = CertFile(_read("-c", args.cert), os.path.abspath(args.cert))
+        key = _read("-k", args.key)
         svc.backend.set_certificates(
             node=NodeCert(cert, key, key_reference=f"file:{os.path.abspath(args.key)}")
         )
         done = "node certificate and key set"
     else:
-        roots = [CertFile(_read("cert set", "-r", p), os.path.abspath(p)) for p in args.roots]
+        roots = [CertFile(_read("-r", p), os.path.abspath(p)) for p in args.roots]
         svc.backend.set_certificates(roots=roots)
         done = f"{len(roots)} root certificate{'s' if len(roots) != 1 else ''} set"
     if args.json:
@@ -125,7 +119,7 @@ def _spi(text: str) -> int:
     try:
         return int(text, 0)
     except ValueError:
-        raise IpsecUsage("sa show", f"{text!r} is not an SPI (decimal or 0x hex)") from None
+        raise IpsecUsage(f"{text!r} is not an SPI (decimal or 0x hex)") from None
 
 
 def _created(ts: float) -> str:
@@ -141,7 +135,7 @@ SA_HEADER = (
 def run_sa_show(args: argparse.Namespace) -> int:
     """``ipsec sa show [spi [-s -t -p]] [-v]``."""
     if args.spi is None and (args.source or args.destination or args.protocol):
-        raise IpsecUsage("sa show", "-s, -t and -p narrow down an spi: give the spi first")
+        raise IpsecUsage("-s, -t and -p narrow down an spi: give the spi first")
     spi = _spi(args.spi) if args.spi is not None else None
     sas: list[dict[str, Any]] = open_service(args).show("sas")
     chosen = [

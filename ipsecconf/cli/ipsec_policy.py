@@ -76,7 +76,6 @@ def _encryption(word: str | None) -> str:
     w = word.lower()
     if w not in ENCRYPTION_WORDS:
         raise IpsecUsage(
-            "policy add",
             f"-e {word}: not an encryption algorithm; use {', '.join(ENCRYPTION_WORDS)}",
         )
     return w
@@ -88,25 +87,22 @@ def _authentication(word: str | None) -> str:
     w = word.lower()
     if w == "ah":
         raise IpsecUsage(
-            "policy add",
             "-a ah: 'ah' is a protocol (-p ah), not an "
             "authentication algorithm; use sha1, md5 or null (the man page's "
             "own example is wrong here)",
         )
     if w not in AUTH_WORDS:
-        raise IpsecUsage(
-            "policy add", f"-a {word}: not an authentication algorithm; use {', '.join(AUTH_WORDS)}"
-        )
+        raise IpsecUsage(f"-a {word}: not an authentication algorithm; use {', '.join(AUTH_WORDS)}")
     return w
 
 
-def _endpoint(command: str, flag: str, text: str | None) -> str:
+def _endpoint(flag: str, text: str | None) -> str:
     if text is None:
         return "any"
     try:
         Endpoint.parse(text)
     except SelectorError as exc:
-        raise IpsecUsage(command, f"{flag} {text}: {exc}") from None
+        raise IpsecUsage(f"{flag} {text}: {exc}") from None
     return text
 
 
@@ -114,8 +110,8 @@ def build_policy(args: argparse.Namespace, name: str) -> Policy:
     """The policy a ``policy add`` command line describes; IpsecUsage/ConfigError if bad."""
     fields: dict[str, Any] = {
         "name": name,
-        "source": _endpoint("policy add", "-s", args.source),
-        "destination": _endpoint("policy add", "-t", args.destination),
+        "source": _endpoint("-s", args.source),
+        "destination": _endpoint("-t", args.destination),
         "protocol": args.protocol,
         "direction": args.direction,
         "level": args.level,
@@ -125,16 +121,16 @@ def build_policy(args: argparse.Namespace, name: str) -> Policy:
         fields["encryption"] = _encryption(args.encryption)
         fields["authentication"] = _authentication(args.authentication)
     elif args.encryption or args.authentication:
-        raise IpsecUsage("policy add", f"-e/-a make no sense with -p {args.protocol}")
+        raise IpsecUsage(f"-e/-a make no sense with -p {args.protocol}")
     if args.ip_protocol is not None:
         try:
             fields["ip_protocol"] = parse_protocol(args.ip_protocol)
         except SelectorError as exc:
-            raise IpsecUsage("policy add", f"-f {args.ip_protocol}: {exc}") from None
+            raise IpsecUsage(f"-f {args.ip_protocol}: {exc}") from None
     try:
         policy = Policy.model_validate(fields)
     except ValueError as exc:
-        raise IpsecUsage("policy add", str(exc).splitlines()[-1]) from None
+        raise IpsecUsage(str(exc).splitlines()[-1]) from None
     problems = check_standalone(Document(policies=[policy]))
     if any(d.severity.value == "error" for d in problems):
         raise ConfigError(problems)
@@ -192,16 +188,16 @@ def _sides(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 def run_delete(args: argparse.Namespace) -> int:
     """``ipsec policy delete all | -i index | [-s|-t] -d``."""
     if args.all not in (None, "all"):
-        raise IpsecUsage("policy delete", f"unexpected argument {args.all!r}")
+        raise IpsecUsage(f"unexpected argument {args.all!r}")
     forms = [
         args.all == "all",
         args.index is not None,
         args.source is not None or args.destination is not None,
     ]
     if sum(forms) != 1:
-        raise IpsecUsage("policy delete", "give exactly one of: all, -i index, or -s/-t with -d")
+        raise IpsecUsage("give exactly one of: all, -i index, or -s/-t with -d")
     if forms[2] and args.direction is None:
-        raise IpsecUsage("policy delete", "deleting by address needs -d {in|out}")
+        raise IpsecUsage("deleting by address needs -d {in|out}")
     svc = open_service(args)
     rows = _stored(svc)
     if forms[0]:
@@ -210,7 +206,6 @@ def run_delete(args: argparse.Namespace) -> int:
         chosen = [r for r in rows if r["index"] == args.index]
         if not chosen:
             raise IpsecUsage(
-                "policy delete",
                 f"-i {args.index}: no policy with that index (see ipsec policy show)",
             )
     else:
@@ -224,7 +219,7 @@ def run_delete(args: argparse.Namespace) -> int:
             ):
                 chosen.append(r)
         if not chosen:
-            raise IpsecUsage("policy delete", "no policy matches those addresses and direction")
+            raise IpsecUsage("no policy matches those addresses and direction")
     names = {r["name"] for r in chosen}
     if not args.no_mirror:
         pairs = {r["policy"] for r in chosen}
@@ -280,10 +275,10 @@ def run_show(args: argparse.Namespace) -> int:
         try:
             proto = parse_protocol(args.ip_protocol)
         except SelectorError as exc:
-            raise IpsecUsage("policy show", f"-f {args.ip_protocol}: {exc}") from None
+            raise IpsecUsage(f"-f {args.ip_protocol}: {exc}") from None
     for flag, value in (("-s", args.source), ("-t", args.destination)):
         if value is not None:
-            _endpoint("policy show", flag, value)
+            _endpoint(flag, value)
     rows = []
     for r in _stored(open_service(args)):
         src, dst = _sides(r)

@@ -12,14 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ipsecconf.crypto import x509
-from ipsecconf.errors import IpsecconfError
+from ipsecconf.errors import UsageError
 from ipsecconf.model.desired import MAX_ROOTS
 from ipsecconf.plan.desired import cert_data, fp_name, secret_address
 from ipsecconf.state.writer import Writer, canonical
 
 
-class CertificateSetError(IpsecconfError):
-    """``cert set`` input that cannot be used; names the file, never key bytes."""
+class CertificateSetError(UsageError):
+    """``cert set`` input that cannot be used; names the file, never key bytes.
+
+    A usage error: the files given on the command line are wrong, so ``ipsec`` answers
+    with the usage line of ``cert set``."""
 
 
 @dataclass(frozen=True, slots=True)
