@@ -8,14 +8,16 @@ belong together before anything is stored; ``-r`` takes 1 to 15 root certificate
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from ipsecconf.cli.output import print_json
 from ipsecconf.cli.state_args import service
-from ipsecconf.engine.imperative import CertFile, NodeCert
+from ipsecconf.engine.imperative import CertFile, NodeCert, check_certificates
 from ipsecconf.engine.service import Service
 from ipsecconf.errors import UsageError
 from ipsecconf.model.desired import MAX_ROOTS
@@ -25,9 +27,19 @@ class IpsecUsage(UsageError):
     """A command line the man page does not allow: reported with that command's usage."""
 
 
-def open_service(args: argparse.Namespace) -> Service:
-    """The service over the store named by ``--state`` / $IPSECCONF_STATE / the default."""
-    return service(args)
+@contextlib.contextmanager
+def opened(args: argparse.Namespace, *, create: bool = False) -> Iterator[Service]:
+    """The service over the store named by ``--state`` / $IPSECCONF_STATE / the default.
+
+    Only commands that add something ``create`` a missing store; the others (show,
+    delete, stats) read an empty one in memory, as ``ipsecconf plan`` does, so that they
+    leave no file behind.  Commands check their input before they get here.
+    """
+    svc = service(args, create=create, empty=not create)
+    try:
+        yield svc
+    finally:
+        svc.backend.close()
 
 
 def cert_set_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,8 +79,8 @@ def _read(flag: str, path: str) -> bytes:
         raise IpsecUsage(f"{flag} {path}: {exc.strerror}") from None
 
 
-def run_cert_set(args: argparse.Namespace) -> int:
-    """``ipsec cert set -c FILE -k FILE`` or ``ipsec cert set -r FILE...``."""
+def _cert_request(args: argparse.Namespace) -> tuple[NodeCert | None, list[CertFile] | None]:
+    """The node certificate or the roots a ``cert set`` line names, read and checked."""
     node = args.cert is not None or args.key is not None
     if node == bool(args.roots):
         raise IpsecUsage("give either -c and -k, or -r with 1 to 15 files")
@@ -76,17 +88,25 @@ def run_cert_set(args: argparse.Namespace) -> int:
         raise IpsecUsage("-c and -k go together: the certificate and its key")
     if args.roots and len(args.roots) > MAX_ROOTS:
         raise IpsecUsage(f"-r takes at most {MAX_ROOTS} root certificates, got {len(args.roots)}")
-    svc = open_service(args)
+    request: tuple[NodeCert | None, list[CertFile] | None]
     if node:
         cert = CertFile(_read("-c", args.cert), os.path.abspath(args.cert))
         key = _read("-k", args.key)
-        svc.backend.set_certificates(
-            node=NodeCert(cert, key, key_reference=f"file:{os.path.abspath(args.key)}")
-        )
+        request = (NodeCert(cert, key, key_reference=f"file:{os.path.abspath(args.key)}"), None)
+    else:
+        request = (None, [CertFile(_read("-r", p), os.path.abspath(p)) for p in args.roots])
+    check_certificates(*request)
+    return request
+
+
+def run_cert_set(args: argparse.Namespace) -> int:
+    """``ipsec cert set -c FILE -k FILE`` or ``ipsec cert set -r FILE...``."""
+    node, roots = _cert_request(args)
+    with opened(args, create=True) as svc:
+        svc.backend.set_certificates(node=node, roots=roots)
+    if roots is None:
         done = "node certificate and key set"
     else:
-        roots = [CertFile(_read("-r", p), os.path.abspath(p)) for p in args.roots]
-        svc.backend.set_certificates(roots=roots)
         done = f"{len(roots)} root certificate{'s' if len(roots) != 1 else ''} set"
     if args.json:
         print_json({"result": done})
@@ -97,7 +117,8 @@ def run_cert_set(args: argparse.Namespace) -> int:
 
 def run_cert_show(args: argparse.Namespace) -> int:
     """``ipsec cert show``: subject, issuer, validity, fingerprint, and which is our own."""
-    certs: list[dict[str, Any]] = open_service(args).show("certs")
+    with opened(args) as svc:
+        certs: list[dict[str, Any]] = svc.show("certs")
     if args.json:
         print_json(certs)
         return 0
@@ -137,7 +158,8 @@ def run_sa_show(args: argparse.Namespace) -> int:
     if args.spi is None and (args.source or args.destination or args.protocol):
         raise IpsecUsage("-s, -t and -p narrow down an spi: give the spi first")
     spi = _spi(args.spi) if args.spi is not None else None
-    sas: list[dict[str, Any]] = open_service(args).show("sas")
+    with opened(args) as svc:
+        sas: list[dict[str, Any]] = svc.show("sas")
     chosen = [
         sa
         for sa in sas
@@ -183,11 +205,11 @@ STAT_LABELS = {
 
 def run_stats(args: argparse.Namespace) -> int:
     """``ipsec stats [-z]``: print the counters; ``-z`` zeroes them afterwards."""
-    svc = open_service(args)
-    data: dict[str, Any] = svc.show("stats")
+    with opened(args) as svc:  # zeroing a store that does not exist changes nothing
+        data: dict[str, Any] = svc.show("stats")
+        if args.zero:
+            svc.backend.zero_counters()
     counters: dict[str, int] = data["counters"]
-    if args.zero:
-        svc.backend.zero_counters()
     if args.json:
         print_json({**data, "zeroed": bool(args.zero)})
         return 0

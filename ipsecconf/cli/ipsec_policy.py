@@ -13,9 +13,10 @@ import argparse
 import sys
 from typing import Any
 
-from ipsecconf.cli.ipsec_misc import IpsecUsage, open_service
+from ipsecconf.cli.ipsec_misc import IpsecUsage, opened
 from ipsecconf.cli.output import print_json
 from ipsecconf.config.checks import check_standalone
+from ipsecconf.engine.service import Service
 from ipsecconf.errors import ConfigError
 from ipsecconf.model.desired import Document, Policy
 from ipsecconf.model.selectors import PROTOCOL_WORDS, Endpoint, SelectorError, parse_protocol
@@ -141,12 +142,11 @@ def build_policy(args: argparse.Namespace, name: str) -> Policy:
 
 def run_add(args: argparse.Namespace) -> int:
     """``ipsec policy add``."""
-    svc = open_service(args)
-    backend = svc.backend
-    policy = build_policy(args, "pending")
-    name = backend.new_policy_name()
-    rows = expand(policy.model_copy(update={"name": name}))
-    indexes = backend.add_policies(rows, managed=False)
+    policy = build_policy(args, "pending")  # refused input must not create the store
+    with opened(args, create=True) as svc:
+        name = svc.backend.new_policy_name()
+        rows = expand(policy.model_copy(update={"name": name}))
+        indexes = svc.backend.add_policies(rows, managed=False)
     added = [
         {"index": i, "name": r.name, "direction": r.direction}
         for i, r in zip(indexes, rows, strict=True)
@@ -159,7 +159,7 @@ def run_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stored(svc: Any) -> list[dict[str, Any]]:
+def _stored(svc: Service) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = svc.show("policies")
     return rows
 
@@ -185,8 +185,8 @@ def _sides(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return src, dst
 
 
-def run_delete(args: argparse.Namespace) -> int:
-    """``ipsec policy delete all | -i index | [-s|-t] -d``."""
+def _check_delete(args: argparse.Namespace) -> None:
+    """Refuse a ``policy delete`` line the man page does not allow, before any store is read."""
     if args.all not in (None, "all"):
         raise IpsecUsage(f"unexpected argument {args.all!r}")
     forms = [
@@ -198,34 +198,54 @@ def run_delete(args: argparse.Namespace) -> int:
         raise IpsecUsage("give exactly one of: all, -i index, or -s/-t with -d")
     if forms[2] and args.direction is None:
         raise IpsecUsage("deleting by address needs -d {in|out}")
-    svc = open_service(args)
-    rows = _stored(svc)
-    if forms[0]:
-        chosen = rows
-    elif forms[1]:
+    for flag, value in (("-s", args.source), ("-t", args.destination)):
+        if value is not None:
+            _endpoint(flag, value)
+
+
+def _chosen_for_delete(
+    args: argparse.Namespace, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows a checked ``policy delete`` line names (mirrors not yet added)."""
+    if args.all == "all":
+        return rows
+    if args.index is not None:
         chosen = [r for r in rows if r["index"] == args.index]
         if not chosen:
-            raise IpsecUsage(
-                f"-i {args.index}: no policy with that index (see ipsec policy show)",
-            )
-    else:
-        chosen = []
-        for r in rows:
-            src, dst = _sides(r)
-            if (
-                r["direction"] == args.direction
-                and _matches_address(src, args.source)
-                and _matches_address(dst, args.destination)
-            ):
-                chosen.append(r)
-        if not chosen:
-            raise IpsecUsage("no policy matches those addresses and direction")
+            raise IpsecUsage(f"-i {args.index}: no policy with that index (see ipsec policy show)")
+        return chosen
+    chosen = []
+    for r in rows:
+        src, dst = _sides(r)
+        if (
+            r["direction"] == args.direction
+            and _matches_address(src, args.source)
+            and _matches_address(dst, args.destination)
+        ):
+            chosen.append(r)
+    if not chosen:
+        raise IpsecUsage("no policy matches those addresses and direction")
+    return chosen
+
+
+def _with_mirrors(
+    args: argparse.Namespace, rows: list[dict[str, Any]], chosen: list[dict[str, Any]]
+) -> list[int]:
+    """Index numbers to delete: the chosen rows and, unless ``-m``, their mirrors."""
     names = {r["name"] for r in chosen}
     if not args.no_mirror:
         pairs = {r["policy"] for r in chosen}
         names |= {r["name"] for r in rows if r["policy"] in pairs and r.get("mirrored", True)}
-    indexes = [r["index"] for r in rows if r["name"] in names]
-    deleted = svc.backend.delete_policies(indexes)
+    return [r["index"] for r in rows if r["name"] in names]
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    """``ipsec policy delete all | -i index | [-s|-t] -d``."""
+    _check_delete(args)
+    with opened(args) as svc:  # a store that does not exist has nothing to delete
+        rows = _stored(svc)
+        indexes = _with_mirrors(args, rows, _chosen_for_delete(args, rows))
+        deleted = svc.backend.delete_policies(indexes)
     if args.json:
         print_json({"deleted": sorted(indexes), "names": sorted(deleted)})
     else:
@@ -279,8 +299,10 @@ def run_show(args: argparse.Namespace) -> int:
     for flag, value in (("-s", args.source), ("-t", args.destination)):
         if value is not None:
             _endpoint(flag, value)
+    with opened(args) as svc:
+        stored = _stored(svc)
     rows = []
-    for r in _stored(open_service(args)):
+    for r in stored:
         src, dst = _sides(r)
         if not (_matches_address(src, args.source) and _matches_address(dst, args.destination)):
             continue

@@ -228,27 +228,97 @@ def usage_of(argv: list[str]) -> str:
     return f"usage: ipsec {' '.join(words)}"
 
 
-@pytest.mark.parametrize(("argv", "reason"), INVALID, ids=[" ".join(a)[:40] for a, _ in INVALID])
-def test_invalid_command_lines(
-    state: Path,
-    capsys: pytest.CaptureFixture[str],
-    argv: list[str],
-    reason: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name, data in input_files().items():
-        (tmp_path / name).write_bytes(data)
-    before = state.read_bytes() if state.exists() else None
-    code, _out, err = run(capsys, *argv)
+def refused(capsys: pytest.CaptureFixture[str], argv: list[str], reason: str) -> None:
+    """Run a command line that must be refused: exit 1, its usage line, one reason line."""
+    code, out, err = run(capsys, *argv)
     assert code == 1
+    assert out == ""
     assert err.startswith(usage_of(argv)), err
     assert len(err.splitlines()) == 2, err  # the usage line and a one-line reason
     assert reason in err, err
     assert "Traceback" not in err
-    if before is not None:
-        assert state.read_bytes() == before
+
+
+def trace(capsys: pytest.CaptureFixture[str], state: Path) -> tuple[object, ...]:
+    """Everything a command could change: the policies, the file's bytes and mtime, and
+    the files next to it (no -wal/-shm/lock left behind)."""
+    stat = state.stat()
+    return (
+        policies(capsys),
+        state.read_bytes(),
+        stat.st_mtime_ns,
+        sorted(p.name for p in state.parent.iterdir()),
+    )
+
+
+INVALID_IDS = [" ".join(a)[:40] for a, _ in INVALID]
+
+
+@pytest.fixture
+def inputs_in_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory holding the files the invalid lines name; the store elsewhere."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    for name, data in input_files().items():
+        (cwd / name).write_bytes(data)
+    monkeypatch.chdir(cwd)
+    return cwd
+
+
+@pytest.mark.parametrize(("argv", "reason"), INVALID, ids=INVALID_IDS)
+def test_invalid_command_lines_leave_the_store_alone(
+    state: Path,
+    inputs_in_cwd: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    reason: str,
+) -> None:
+    assert run(capsys, *CIFS_ADD)[0] == 0
+    before = trace(capsys, state)
+    assert len(before[0]) == 2  # type: ignore[arg-type]
+    refused(capsys, argv, reason)
+    assert trace(capsys, state) == before
+
+
+@pytest.mark.parametrize(("argv", "reason"), INVALID, ids=INVALID_IDS)
+def test_invalid_command_lines_create_no_store(
+    tmp_path: Path,
+    inputs_in_cwd: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    reason: str,
+) -> None:
+    fresh = tmp_path / "fresh" / "state.db"
+    monkeypatch.setenv("IPSECCONF_STATE", str(fresh))
+    refused(capsys, argv, reason)
+    assert not fresh.parent.exists()  # not even the directory
+
+
+READ_OR_DELETE = [
+    ["policy", "show"],
+    ["policy", "show", "--json"],
+    ["policy", "delete", "all"],
+    ["sa", "show"],
+    ["sa", "show", "5000", "-v"],
+    ["cert", "show"],
+    ["stats"],
+    ["stats", "-z"],
+]
+
+
+@pytest.mark.parametrize("argv", READ_OR_DELETE, ids=[" ".join(a) for a in READ_OR_DELETE])
+def test_reads_and_deletes_create_no_store(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:
+    fresh = tmp_path / "fresh" / "state.db"
+    monkeypatch.setenv("IPSECCONF_STATE", str(fresh))
+    code, _out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert not fresh.parent.exists()
 
 
 def test_there_are_enough_invalid_lines() -> None:
@@ -345,8 +415,7 @@ def test_cert_set_and_show(state: Path, capsys: pytest.CaptureFixture[str], tmp_
 
 
 def test_sa_show_and_verbose(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run(capsys, "stats")  # creates the store
-    store = Store.open(str(state))
+    store = Store.open(str(state))  # creates it: ipsec's reads do not
     with store.transaction() as w:
         sa = w.add_sa(
             spi=0x1388,
@@ -390,7 +459,6 @@ def test_sa_show_and_verbose(state: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_stats_and_zero(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run(capsys, "stats")
     store = Store.open(str(state))
     with store.transaction() as w:
         w.add_counters({"packets_in": 7, "integrity_failures": 2, "ike_started": 1})
