@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import ipaddress
 import os
 import sys
 from collections.abc import Iterator
@@ -153,21 +154,54 @@ SA_HEADER = (
 )
 
 
-def run_sa_show(args: argparse.Namespace) -> int:
-    """``ipsec sa show [spi [-s -t -p]] [-v]``."""
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _plain_address(flag: str, text: str | None) -> Address | None:
+    """An ``sa show`` address: the man page allows no range (nor port) there."""
+    if text is None:
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    if "/" in text or "[" in text:
+        raise IpsecUsage(f"{flag} {text}: sa show takes a plain IP address, not a prefix or port")
+    raise IpsecUsage(f"{flag} {text}: not an IP address")
+
+
+def _same_address(stored: str, wanted: Address | None) -> bool:
+    # Compared as addresses, so that 2001:db8::1 finds 2001:0db8:0:0:0:0:0:1.
+    if wanted is None:
+        return True
+    try:
+        return ipaddress.ip_address(stored) == wanted
+    except ValueError:
+        return False
+
+
+def _chosen_sas(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The SAs an ``sa show`` line selects, its input checked before the store is read."""
     if args.spi is None and (args.source or args.destination or args.protocol):
         raise IpsecUsage("-s, -t and -p narrow down an spi: give the spi first")
     spi = _spi(args.spi) if args.spi is not None else None
+    source = _plain_address("-s", args.source)
+    destination = _plain_address("-t", args.destination)
     with opened(args) as svc:
         sas: list[dict[str, Any]] = svc.show("sas")
-    chosen = [
+    return [
         sa
         for sa in sas
         if (spi is None or sa["spi"] == spi)
-        and (args.source is None or sa["source"] == args.source)
-        and (args.destination is None or sa["destination"] == args.destination)
+        and _same_address(sa["source"], source)
+        and _same_address(sa["destination"], destination)
         and (args.protocol is None or sa["protocol"] == args.protocol)
     ]
+
+
+def run_sa_show(args: argparse.Namespace) -> int:
+    """``ipsec sa show [spi [-s -t -p]] [-v]``."""
+    chosen = _chosen_sas(args)
     if args.json:
         print_json(chosen)
         return 0

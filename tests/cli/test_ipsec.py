@@ -199,6 +199,11 @@ INVALID = [
     (["cert", "set", "-r", "sixteen.pem"], "hold 16 root certificates"),
     (["sa", "show", "-s", "10.0.0.1"], "give the spi first"),
     (["sa", "show", "zz"], "not an SPI"),
+    # The man page: for sa commands source and destination are addresses, never ranges.
+    (["sa", "show", "5000", "-s", "10.0.0.0/24"], "plain IP address, not a prefix"),
+    (["sa", "show", "5000", "-t", "10.0.0.1/32"], "plain IP address, not a prefix"),
+    (["sa", "show", "5000", "-t", "10.0.0.1[500]"], "not a prefix or port"),
+    (["sa", "show", "5000", "-s", "filer.example"], "not an IP address"),
     (["stats", "-x"], "unrecognized arguments"),
     (["policy", "add", "-p", "esp", "-d", "in", "junk"], "unrecognized arguments: junk"),
     (["frobnicate"], "invalid choice"),
