@@ -190,13 +190,48 @@ def _chosen_sas(args: argparse.Namespace) -> list[dict[str, Any]]:
     with opened(args) as svc:
         sas: list[dict[str, Any]] = svc.show("sas")
     return [
-        sa
+        {**sa, "details": _public(sa.get("details") or {})}
         for sa in sas
         if (spi is None or sa["spi"] == spi)
         and _same_address(sa["source"], source)
         and _same_address(sa["destination"], destination)
         and (args.protocol is None or sa["protocol"] == args.protocol)
     ]
+
+
+def _public(details: dict[str, Any]) -> dict[str, Any]:
+    """SA details without anything named like key material.
+
+    The store records no keys today; this keeps it that way on screen should a future
+    writer put one in the free-form details.
+    """
+    return {
+        k: _public(v) if isinstance(v, dict) else v
+        for k, v in details.items()
+        if not any(word in k.lower() for word in ("key", "secret", "psk"))
+    }
+
+
+def _limit(value: Any, unit: str) -> str:
+    return f"{value:g}{unit}" if value else "unlimited"  # 0 means no limit (Lifetimes)
+
+
+def _verbose_lines(sa: dict[str, Any]) -> list[str]:
+    """``-v``: algorithms, counters, lifetimes and the other (public) details."""
+    details = dict(sa["details"])
+    lines = [
+        f"encryption {sa['encryption']}, authentication {sa['authentication']}",
+        f"packets {sa.get('packets', 0)}, bytes {sa.get('bytes', 0)}",
+    ]
+    life = details.pop("lifetime", None)
+    if isinstance(life, dict):
+        lines.append(
+            f"lifetime: soft {_limit(life.get('soft_seconds', 0), ' s')}, "
+            f"hard {_limit(life.get('hard_seconds', 0), ' s')}, "
+            f"hard bytes {_limit(life.get('hard_bytes', 0), '')}"
+        )
+    lines += [f"{key}: {details[key]}" for key in sorted(details)]
+    return lines
 
 
 def run_sa_show(args: argparse.Namespace) -> int:
@@ -211,13 +246,7 @@ def run_sa_show(args: argparse.Namespace) -> int:
         now = f"{sa.get('bytes', 0)}/{_created(sa['created'])}"
         sys.stdout.write(f"  {head:<20} {now:<34} {sa['source']}->{sa['destination']}\n")
         if args.verbose:
-            details = sa.get("details") or {}
-            sys.stdout.write(
-                f"      encryption {sa['encryption']}, authentication {sa['authentication']}, "
-                f"packets {sa.get('packets', 0)}, bytes {sa.get('bytes', 0)}\n"
-            )
-            for key in sorted(details):
-                sys.stdout.write(f"      {key}: {details[key]}\n")
+            sys.stdout.writelines(f"      {line}\n" for line in _verbose_lines(sa))
     return 0
 
 

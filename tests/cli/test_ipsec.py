@@ -419,10 +419,25 @@ def test_cert_set_and_show(state: Path, capsys: pytest.CaptureFixture[str], tmp_
     assert {c["role"] for c in data} == {"node", "root"}
 
 
-def test_sa_show_and_verbose(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+# What the engine records for an installed SA (engine/records.py), plus key-like entries
+# that must never reach the screen even if a writer put them there.
+ENGINE_DETAILS = {
+    "direction": "out",
+    "mode": "tunnel",
+    "reqid": 7,
+    "replay_window": 64,
+    "esn": False,
+    "udp_encapsulation": False,
+    "lifetime": {"soft_seconds": 3240.0, "hard_seconds": 3600.0, "hard_bytes": 0},
+}
+PLANTED_KEY = "c0ffee00" * 8
+
+
+def add_sas(state: Path) -> None:
+    """One SA in each of the man page's states: M, d, L and D."""
     store = Store.open(str(state))  # creates it: ipsec's reads do not
     with store.transaction() as w:
-        sa = w.add_sa(
+        mature = w.add_sa(
             spi=0x1388,
             protocol="esp",
             source="203.0.113.1",
@@ -430,10 +445,14 @@ def test_sa_show_and_verbose(state: Path, capsys: pytest.CaptureFixture[str]) ->
             state="M",
             encryption="aes128gcm",
             authentication="none",
-            data={"replay_window": 64},
+            data={
+                **ENGINE_DETAILS,
+                "enc_key": PLANTED_KEY,
+                "lifetime": {**ENGINE_DETAILS["lifetime"], "integ_key": PLANTED_KEY},
+            },
             now=1029864499.0,
         )
-        w.add_sa_traffic(sa, 1400, 1)
+        w.add_sa_traffic(mature, 1400, 1)
         w.add_sa(
             spi=0x2000,
             protocol="ah",
@@ -443,24 +462,59 @@ def test_sa_show_and_verbose(state: Path, capsys: pytest.CaptureFixture[str]) ->
             encryption="null",
             authentication="sha256",
         )
+        # A reserved SPI is Larval until IKE installs it (the engine's default state).
+        w.add_sa(spi=0x3000, protocol="esp", source="203.0.113.3", destination="203.0.113.4")
+        dead = w.add_sa(
+            spi=0x4000, protocol="esp", source="203.0.113.5", destination="203.0.113.6", state="M"
+        )
+        w.set_sa_state([dead], "D")
     store.close()
+
+
+def test_sa_show_states(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_sas(state)
     code, out, _ = run(capsys, "sa", "show")
+    assert code == 0
     assert out.splitlines()[0].split() == [
         "Alg/State/Spi",
         "Current",
         "Bytes/CreatedTime",
         "SrcIPAddr->DstIPAddr",
     ]
-    assert "esp/M/00001388" in out and "203.0.113.1->203.0.113.2" in out
-    assert "ah/d/00002000" in out
+    rows = {ln.split()[0]: ln for ln in out.splitlines()[2:]}
+    assert set(rows) == {"esp/M/00001388", "ah/d/00002000", "esp/L/00003000", "esp/D/00004000"}
+    assert "203.0.113.1->203.0.113.2" in rows["esp/M/00001388"]
+    assert rows["esp/M/00001388"].split()[1].startswith("1400/")  # Current Bytes/CreatedTime
+    assert "203.0.113.3->203.0.113.4" in rows["esp/L/00003000"]
+    assert "203.0.113.5->203.0.113.6" in rows["esp/D/00004000"]
+    states = {sa["spi"]: sa["state"] for sa in json.loads(run(capsys, "sa", "show", "--json")[1])}
+    assert states == {0x1388: "M", 0x2000: "d", 0x3000: "L", 0x4000: "D"}
+
+
+def test_sa_show_verbose(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_sas(state)
     code, out, _ = run(capsys, "sa", "show", "0x1388", "-v")
     assert code == 0
-    assert "ah/d" not in out and "encryption aes128gcm" in out and "replay_window: 64" in out
+    lines = [ln.strip() for ln in out.splitlines()]
+    assert "ah/d" not in out
+    assert "encryption aes128gcm, authentication none" in lines
+    assert "packets 1, bytes 1400" in lines  # the counters
+    assert "lifetime: soft 3240 s, hard 3600 s, hard bytes unlimited" in lines
+    assert "replay_window: 64" in lines and "mode: tunnel" in lines
+    code, data, _ = run(capsys, "sa", "show", "0x1388", "-v", "--json")
+    for text in (out, data):
+        assert PLANTED_KEY not in text and "_key" not in text
+    assert json.loads(data)[0]["details"]["lifetime"]["hard_seconds"] == 3600.0
+
+
+def test_sa_show_filters(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_sas(state)
     code, out, _ = run(
         capsys, "sa", "show", "5000", "-s", "203.0.113.1", "-t", "203.0.113.2", "-p", "esp"
     )
     assert code == 0 and "esp/M/00001388" in out
     assert "esp/M" not in run(capsys, "sa", "show", "5000", "-p", "ah")[1]
+    assert "esp/M" not in run(capsys, "sa", "show", "5000", "-s", "203.0.113.9")[1]
 
 
 def test_stats_and_zero(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
