@@ -351,6 +351,73 @@ def test_delete_forms_and_mirror_rule(state: Path, capsys: pytest.CaptureFixture
     assert policies(capsys) == []
 
 
+def rows_by_selector(capsys: pytest.CaptureFixture[str]) -> set[tuple[str, str, str]]:
+    """(direction, source, destination) of every stored row."""
+    return {
+        (r["direction"], r["selectors"][0]["source"], r["selectors"][0]["destination"])
+        for r in policies(capsys)
+    }
+
+
+def test_delete_by_source_and_direction(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for src in ("198.51.100.0/24", "198.51.100.128/25"):
+        assert run(capsys, "policy", "add", "-s", src, "-p", "esp", "-d", "in")[0] == 0
+    assert rows_by_selector(capsys) == {
+        ("in", "198.51.100.0/24", "any"),
+        ("out", "any", "198.51.100.0/24"),
+        ("in", "198.51.100.128/25", "any"),
+        ("out", "any", "198.51.100.128/25"),
+    }
+    # -s with -d: the row whose source is that range, and its mirror with it
+    code, out, err = run(capsys, "policy", "delete", "-s", "198.51.100.0/24", "-d", "in")
+    assert code == 0, err
+    assert out == "2 policies deleted\n"
+    assert rows_by_selector(capsys) == {
+        ("in", "198.51.100.128/25", "any"),
+        ("out", "any", "198.51.100.128/25"),
+    }
+    # the direction is part of the selector: no "out" row has that source
+    code, _, err = run(capsys, "policy", "delete", "-s", "198.51.100.128/25", "-d", "out")
+    assert code == 1 and "no policy matches" in err
+    # -m with the selector form leaves the mirror in place
+    code, out, _ = run(capsys, "policy", "delete", "-s", "198.51.100.128/25", "-d", "in", "-m")
+    assert code == 0 and out == "1 policy deleted\n"
+    assert rows_by_selector(capsys) == {("out", "any", "198.51.100.128/25")}
+    # and the mirror left behind is deleted by its own selector
+    code, out, _ = run(capsys, "policy", "delete", "-t", "198.51.100.128/25", "-d", "out", "-m")
+    assert code == 0 and out == "1 policy deleted\n"
+    assert policies(capsys) == []
+
+
+def test_help_names_the_deliberate_additions(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    additions = out[out.index("deliberate additions") :]
+    for word in ("aes256gcm", "chacha20poly1305", "sha256", "none", "discard", "-m", "--json"):
+        assert word in additions, word
+    assert "--state PATH" in additions and "IPSECCONF_STATE" in additions
+
+
+def test_global_state_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The environment names another store: --state must win over it.
+    decoy = tmp_path / "decoy" / "state.db"
+    monkeypatch.setenv("IPSECCONF_STATE", str(decoy))
+    chosen = tmp_path / "chosen.db"
+    code, _, err = run(capsys, "--state", str(chosen), *CIFS_ADD)
+    assert code == 0, err
+    assert chosen.exists() and not decoy.parent.exists()
+    code, out, _ = run(capsys, "--state", str(chosen), "policy", "show", "--json")
+    assert code == 0 and len(json.loads(out)) == 2
+    # also accepted after the command, as for ipsecconf
+    code, out, _ = run(capsys, "policy", "show", "--json", "--state", str(chosen))
+    assert code == 0 and len(json.loads(out)) == 2
+    # without it, the environment's store (still empty, and still not created)
+    code, out, _ = run(capsys, "policy", "show", "--json")
+    assert code == 0 and json.loads(out) == [] and not decoy.parent.exists()
+
+
 def test_index_numbers_are_stable(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run(capsys, "policy", "add", "-t", "203.0.113.1", "-p", "esp", "-d", "out", "-m")
     run(capsys, "policy", "add", "-t", "203.0.113.2", "-p", "esp", "-d", "out", "-m")
@@ -413,6 +480,11 @@ def test_cert_set_and_show(state: Path, capsys: pytest.CaptureFixture[str], tmp_
     assert "node (this node's own certificate)" in out
     assert "Subject:     CN=filer" in out and "Issuer:      CN=Root CA" in out
     assert "Fingerprint:" in out
+    valid = (
+        f"  Valid:       {node.cert.not_valid_before_utc.isoformat()} .. "
+        f"{node.cert.not_valid_after_utc.isoformat()}"
+    )
+    assert valid in out.splitlines(), out
     key_text = node.key_pem().decode()
     assert key_text.splitlines()[1] not in out
     data = json.loads(run(capsys, "cert", "show", "--json")[1])
