@@ -18,9 +18,19 @@ EXIT_CHANGES = 2
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors exit with status 1."""
 
-    def error(self, message: str) -> NoReturn:
+    def report(self, message: str) -> int:
+        """Print this command's usage line and a one-line reason; the exit status.
+
+        The one path for wrong input: argparse's own errors and the checks the commands
+        make after parsing print alike.
+        """
         self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+        reason = "; ".join(line.strip() for line in message.splitlines() if line.strip())
+        sys.stderr.write(f"{self.prog}: error: {reason}\n")
+        return EXIT_ERROR
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(self.report(message))
 
 
 def add_state_option(parser: argparse.ArgumentParser) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from ipsecconf.cli import ipsec_misc, ipsec_policy
 from ipsecconf.cli.args import EXIT_ERROR, Parser
-from ipsecconf.errors import ConfigError, IpsecconfError
+from ipsecconf.errors import ConfigError, IpsecconfError, UsageError
 
 USAGE = {
     "policy add": "ipsec policy add [-s src_ip/prefixlen[port]] [-t dst_ip/prefixlen[port]] "
@@ -57,6 +57,8 @@ def _sub(sub: argparse._SubParsersAction, name: str, key: str, help_text: str) -
     parser: Parser = sub.add_parser(name, usage=USAGE[key], help=help_text)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--state", metavar="PATH", default=argparse.SUPPRESS)
+    # Wrong input found after parsing is reported by the same parser, with its usage line.
+    parser.set_defaults(command_parser=parser)
     return parser
 
 
@@ -94,21 +96,25 @@ def build_parser() -> Parser:
     return parser
 
 
+def wrong_input(args: argparse.Namespace, reason: str) -> int:
+    """Report input the command refused: its usage line and the reason, exit status 1."""
+    parser: Parser = args.command_parser
+    return parser.report(reason)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ipsec``; return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would blame the top-level command; the usage wanted is the leaf's
+        return wrong_input(args, f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args))
-    except ipsec_misc.IpsecUsage as exc:
-        sys.stderr.write(f"usage: {USAGE[exc.command]}\nipsec: {exc}\n")
-        return EXIT_ERROR
     except ConfigError as exc:
-        key = f"{args.area} {getattr(args, 'verb', '')}".strip()
-        reason = "; ".join(d.message for d in exc.errors) or str(exc)
-        sys.stderr.write(f"usage: {USAGE.get(key, USAGE['stats'])}\nipsec: {reason}\n")
-        return EXIT_ERROR
-    except IpsecconfError as exc:
+        return wrong_input(args, "; ".join(d.message for d in exc.errors) or str(exc))
+    except UsageError as exc:
+        return wrong_input(args, str(exc))
+    except IpsecconfError as exc:  # not the command line's fault: the store, the engine...
         sys.stderr.write(f"ipsec: {exc}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:

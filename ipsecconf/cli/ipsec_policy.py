@@ -13,9 +13,10 @@ import argparse
 import sys
 from typing import Any
 
-from ipsecconf.cli.ipsec_misc import IpsecUsage, open_service
+from ipsecconf.cli.ipsec_misc import IpsecUsage, opened
 from ipsecconf.cli.output import print_json
 from ipsecconf.config.checks import check_standalone
+from ipsecconf.engine.service import Service
 from ipsecconf.errors import ConfigError
 from ipsecconf.model.desired import Document, Policy
 from ipsecconf.model.selectors import PROTOCOL_WORDS, Endpoint, SelectorError, parse_protocol
@@ -76,7 +77,6 @@ def _encryption(word: str | None) -> str:
     w = word.lower()
     if w not in ENCRYPTION_WORDS:
         raise IpsecUsage(
-            "policy add",
             f"-e {word}: not an encryption algorithm; use {', '.join(ENCRYPTION_WORDS)}",
         )
     return w
@@ -88,25 +88,22 @@ def _authentication(word: str | None) -> str:
     w = word.lower()
     if w == "ah":
         raise IpsecUsage(
-            "policy add",
             "-a ah: 'ah' is a protocol (-p ah), not an "
             "authentication algorithm; use sha1, md5 or null (the man page's "
             "own example is wrong here)",
         )
     if w not in AUTH_WORDS:
-        raise IpsecUsage(
-            "policy add", f"-a {word}: not an authentication algorithm; use {', '.join(AUTH_WORDS)}"
-        )
+        raise IpsecUsage(f"-a {word}: not an authentication algorithm; use {', '.join(AUTH_WORDS)}")
     return w
 
 
-def _endpoint(command: str, flag: str, text: str | None) -> str:
+def _endpoint(flag: str, text: str | None) -> str:
     if text is None:
         return "any"
     try:
         Endpoint.parse(text)
     except SelectorError as exc:
-        raise IpsecUsage(command, f"{flag} {text}: {exc}") from None
+        raise IpsecUsage(f"{flag} {text}: {exc}") from None
     return text
 
 
@@ -114,8 +111,8 @@ def build_policy(args: argparse.Namespace, name: str) -> Policy:
     """The policy a ``policy add`` command line describes; IpsecUsage/ConfigError if bad."""
     fields: dict[str, Any] = {
         "name": name,
-        "source": _endpoint("policy add", "-s", args.source),
-        "destination": _endpoint("policy add", "-t", args.destination),
+        "source": _endpoint("-s", args.source),
+        "destination": _endpoint("-t", args.destination),
         "protocol": args.protocol,
         "direction": args.direction,
         "level": args.level,
@@ -125,16 +122,16 @@ def build_policy(args: argparse.Namespace, name: str) -> Policy:
         fields["encryption"] = _encryption(args.encryption)
         fields["authentication"] = _authentication(args.authentication)
     elif args.encryption or args.authentication:
-        raise IpsecUsage("policy add", f"-e/-a make no sense with -p {args.protocol}")
+        raise IpsecUsage(f"-e/-a make no sense with -p {args.protocol}")
     if args.ip_protocol is not None:
         try:
             fields["ip_protocol"] = parse_protocol(args.ip_protocol)
         except SelectorError as exc:
-            raise IpsecUsage("policy add", f"-f {args.ip_protocol}: {exc}") from None
+            raise IpsecUsage(f"-f {args.ip_protocol}: {exc}") from None
     try:
         policy = Policy.model_validate(fields)
     except ValueError as exc:
-        raise IpsecUsage("policy add", str(exc).splitlines()[-1]) from None
+        raise IpsecUsage(str(exc).splitlines()[-1]) from None
     problems = check_standalone(Document(policies=[policy]))
     if any(d.severity.value == "error" for d in problems):
         raise ConfigError(problems)
@@ -145,12 +142,11 @@ def build_policy(args: argparse.Namespace, name: str) -> Policy:
 
 def run_add(args: argparse.Namespace) -> int:
     """``ipsec policy add``."""
-    svc = open_service(args)
-    backend = svc.backend
-    policy = build_policy(args, "pending")
-    name = backend.new_policy_name()
-    rows = expand(policy.model_copy(update={"name": name}))
-    indexes = backend.add_policies(rows, managed=False)
+    policy = build_policy(args, "pending")  # refused input must not create the store
+    with opened(args, create=True) as svc:
+        name = svc.backend.new_policy_name()
+        rows = expand(policy.model_copy(update={"name": name}))
+        indexes = svc.backend.add_policies(rows, managed=False)
     added = [
         {"index": i, "name": r.name, "direction": r.direction}
         for i, r in zip(indexes, rows, strict=True)
@@ -163,7 +159,7 @@ def run_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stored(svc: Any) -> list[dict[str, Any]]:
+def _stored(svc: Service) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = svc.show("policies")
     return rows
 
@@ -189,48 +185,67 @@ def _sides(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return src, dst
 
 
-def run_delete(args: argparse.Namespace) -> int:
-    """``ipsec policy delete all | -i index | [-s|-t] -d``."""
+def _check_delete(args: argparse.Namespace) -> None:
+    """Refuse a ``policy delete`` line the man page does not allow, before any store is read."""
     if args.all not in (None, "all"):
-        raise IpsecUsage("policy delete", f"unexpected argument {args.all!r}")
+        raise IpsecUsage(f"unexpected argument {args.all!r}")
     forms = [
         args.all == "all",
         args.index is not None,
         args.source is not None or args.destination is not None,
     ]
     if sum(forms) != 1:
-        raise IpsecUsage("policy delete", "give exactly one of: all, -i index, or -s/-t with -d")
+        raise IpsecUsage("give exactly one of: all, -i index, or -s/-t with -d")
     if forms[2] and args.direction is None:
-        raise IpsecUsage("policy delete", "deleting by address needs -d {in|out}")
-    svc = open_service(args)
-    rows = _stored(svc)
-    if forms[0]:
-        chosen = rows
-    elif forms[1]:
+        raise IpsecUsage("deleting by address needs -d {in|out}")
+    for flag, value in (("-s", args.source), ("-t", args.destination)):
+        if value is not None:
+            _endpoint(flag, value)
+
+
+def _chosen_for_delete(
+    args: argparse.Namespace, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows a checked ``policy delete`` line names (mirrors not yet added)."""
+    if args.all == "all":
+        return rows
+    if args.index is not None:
         chosen = [r for r in rows if r["index"] == args.index]
         if not chosen:
-            raise IpsecUsage(
-                "policy delete",
-                f"-i {args.index}: no policy with that index (see ipsec policy show)",
-            )
-    else:
-        chosen = []
-        for r in rows:
-            src, dst = _sides(r)
-            if (
-                r["direction"] == args.direction
-                and _matches_address(src, args.source)
-                and _matches_address(dst, args.destination)
-            ):
-                chosen.append(r)
-        if not chosen:
-            raise IpsecUsage("policy delete", "no policy matches those addresses and direction")
+            raise IpsecUsage(f"-i {args.index}: no policy with that index (see ipsec policy show)")
+        return chosen
+    chosen = []
+    for r in rows:
+        src, dst = _sides(r)
+        if (
+            r["direction"] == args.direction
+            and _matches_address(src, args.source)
+            and _matches_address(dst, args.destination)
+        ):
+            chosen.append(r)
+    if not chosen:
+        raise IpsecUsage("no policy matches those addresses and direction")
+    return chosen
+
+
+def _with_mirrors(
+    args: argparse.Namespace, rows: list[dict[str, Any]], chosen: list[dict[str, Any]]
+) -> list[int]:
+    """Index numbers to delete: the chosen rows and, unless ``-m``, their mirrors."""
     names = {r["name"] for r in chosen}
     if not args.no_mirror:
         pairs = {r["policy"] for r in chosen}
         names |= {r["name"] for r in rows if r["policy"] in pairs and r.get("mirrored", True)}
-    indexes = [r["index"] for r in rows if r["name"] in names]
-    deleted = svc.backend.delete_policies(indexes)
+    return [r["index"] for r in rows if r["name"] in names]
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    """``ipsec policy delete all | -i index | [-s|-t] -d``."""
+    _check_delete(args)
+    with opened(args) as svc:  # a store that does not exist has nothing to delete
+        rows = _stored(svc)
+        indexes = _with_mirrors(args, rows, _chosen_for_delete(args, rows))
+        deleted = svc.backend.delete_policies(indexes)
     if args.json:
         print_json({"deleted": sorted(indexes), "names": sorted(deleted)})
     else:
@@ -280,12 +295,14 @@ def run_show(args: argparse.Namespace) -> int:
         try:
             proto = parse_protocol(args.ip_protocol)
         except SelectorError as exc:
-            raise IpsecUsage("policy show", f"-f {args.ip_protocol}: {exc}") from None
+            raise IpsecUsage(f"-f {args.ip_protocol}: {exc}") from None
     for flag, value in (("-s", args.source), ("-t", args.destination)):
         if value is not None:
-            _endpoint("policy show", flag, value)
+            _endpoint(flag, value)
+    with opened(args) as svc:
+        stored = _stored(svc)
     rows = []
-    for r in _stored(open_service(args)):
+    for r in stored:
         src, dst = _sides(r)
         if not (_matches_address(src, args.source) and _matches_address(dst, args.destination)):
             continue

@@ -43,6 +43,7 @@ class EngineError(IpsecconfError):
 
 
 _ERRORS: dict[str, type[IpsecconfError]] = {
+    "CertificateSetError": imperative.CertificateSetError,
     "StaleStateError": StaleStateError,
     "StateError": StateError,
     "UsageError": UsageError,

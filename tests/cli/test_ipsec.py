@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 from pathlib import Path
@@ -190,31 +191,139 @@ INVALID = [
     (["cert", "set", "-c", "a.pem"], "-c and -k go together"),
     (["cert", "set", "-r", *[f"r{i}.pem" for i in range(16)]], "at most 15"),
     (["cert", "set", "-r", "missing.pem"], "No such file"),
+    # Refused by the shared X.509 checks (IpsecconfError subclasses), not by the parser:
+    # they get the usage line all the same.
+    (["cert", "set", "-c", "notpem.txt", "-k", "node.key"], "no valid X.509 certificate"),
+    (["cert", "set", "-c", "node.pem", "-k", "notpem.txt"], "private key:"),
+    (["cert", "set", "-c", "node.pem", "-k", "other.key"], "does not belong"),
+    (["cert", "set", "-r", "sixteen.pem"], "hold 16 root certificates"),
     (["sa", "show", "-s", "10.0.0.1"], "give the spi first"),
     (["sa", "show", "zz"], "not an SPI"),
+    # The man page: for sa commands source and destination are addresses, never ranges.
+    (["sa", "show", "5000", "-s", "10.0.0.0/24"], "plain IP address, not a prefix"),
+    (["sa", "show", "5000", "-t", "10.0.0.1/32"], "plain IP address, not a prefix"),
+    (["sa", "show", "5000", "-t", "10.0.0.1[500]"], "not a prefix or port"),
+    (["sa", "show", "5000", "-s", "filer.example"], "not an IP address"),
     (["stats", "-x"], "unrecognized arguments"),
+    (["policy", "add", "-p", "esp", "-d", "in", "junk"], "unrecognized arguments: junk"),
     (["frobnicate"], "invalid choice"),
 ]
 
 
-@pytest.mark.parametrize(("argv", "reason"), INVALID, ids=[" ".join(a)[:40] for a, _ in INVALID])
-def test_invalid_command_lines(
+@functools.cache
+def input_files() -> dict[str, bytes]:
+    """The files the invalid ``cert set`` lines name (made once: key generation is slow)."""
+    root = issue("Root CA", ca=True)
+    node = issue("filer", issuer=root)
+    other = issue("other", issuer=root)
+    return {
+        "notpem.txt": b"this is not PEM\n",
+        "node.pem": node.cert_pem(),
+        "node.key": node.key_pem(),
+        "other.key": other.key_pem(),
+        "sixteen.pem": b"".join(issue(f"root {i}", ca=True).cert_pem() for i in range(16)),
+    }
+
+
+def usage_of(argv: list[str]) -> str:
+    """The usage line a refused command line must print: its subcommand's."""
+    words = argv[:1] if argv[0] == "stats" else argv[:2]
+    if words[0] not in ("policy", "cert", "sa", "stats"):
+        return "usage: ipsec "
+    return f"usage: ipsec {' '.join(words)}"
+
+
+def refused(capsys: pytest.CaptureFixture[str], argv: list[str], reason: str) -> None:
+    """Run a command line that must be refused: exit 1, its usage line, one reason line."""
+    code, out, err = run(capsys, *argv)
+    assert code == 1
+    assert out == ""
+    assert err.startswith(usage_of(argv)), err
+    assert len(err.splitlines()) == 2, err  # the usage line and a one-line reason
+    assert reason in err, err
+    assert "Traceback" not in err
+
+
+def trace(capsys: pytest.CaptureFixture[str], state: Path) -> tuple[object, ...]:
+    """Everything a command could change: the policies, the file's bytes and mtime, and
+    the files next to it (no -wal/-shm/lock left behind)."""
+    stat = state.stat()
+    return (
+        policies(capsys),
+        state.read_bytes(),
+        stat.st_mtime_ns,
+        sorted(p.name for p in state.parent.iterdir()),
+    )
+
+
+INVALID_IDS = [" ".join(a)[:40] for a, _ in INVALID]
+
+
+@pytest.fixture
+def inputs_in_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory holding the files the invalid lines name; the store elsewhere."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    for name, data in input_files().items():
+        (cwd / name).write_bytes(data)
+    monkeypatch.chdir(cwd)
+    return cwd
+
+
+@pytest.mark.parametrize(("argv", "reason"), INVALID, ids=INVALID_IDS)
+def test_invalid_command_lines_leave_the_store_alone(
     state: Path,
+    inputs_in_cwd: Path,
     capsys: pytest.CaptureFixture[str],
     argv: list[str],
     reason: str,
+) -> None:
+    assert run(capsys, *CIFS_ADD)[0] == 0
+    before = trace(capsys, state)
+    assert len(before[0]) == 2  # type: ignore[arg-type]
+    refused(capsys, argv, reason)
+    assert trace(capsys, state) == before
+
+
+@pytest.mark.parametrize(("argv", "reason"), INVALID, ids=INVALID_IDS)
+def test_invalid_command_lines_create_no_store(
+    tmp_path: Path,
+    inputs_in_cwd: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    reason: str,
+) -> None:
+    fresh = tmp_path / "fresh" / "state.db"
+    monkeypatch.setenv("IPSECCONF_STATE", str(fresh))
+    refused(capsys, argv, reason)
+    assert not fresh.parent.exists()  # not even the directory
+
+
+READ_OR_DELETE = [
+    ["policy", "show"],
+    ["policy", "show", "--json"],
+    ["policy", "delete", "all"],
+    ["sa", "show"],
+    ["sa", "show", "5000", "-v"],
+    ["cert", "show"],
+    ["stats"],
+    ["stats", "-z"],
+]
+
+
+@pytest.mark.parametrize("argv", READ_OR_DELETE, ids=[" ".join(a) for a in READ_OR_DELETE])
+def test_reads_and_deletes_create_no_store(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    before = state.read_bytes() if state.exists() else None
+    fresh = tmp_path / "fresh" / "state.db"
+    monkeypatch.setenv("IPSECCONF_STATE", str(fresh))
     code, _out, err = run(capsys, *argv)
-    assert code == 1
-    assert "usage:" in err
-    assert reason in err, err
-    assert "Traceback" not in err
-    if before is not None:
-        assert state.read_bytes() == before
+    assert code == 0, err
+    assert not fresh.parent.exists()
 
 
 def test_there_are_enough_invalid_lines() -> None:
@@ -240,6 +349,73 @@ def test_delete_forms_and_mirror_rule(state: Path, capsys: pytest.CaptureFixture
     assert len(policies(capsys)) == 1
     assert run(capsys, "policy", "delete", "all")[0] == 0
     assert policies(capsys) == []
+
+
+def rows_by_selector(capsys: pytest.CaptureFixture[str]) -> set[tuple[str, str, str]]:
+    """(direction, source, destination) of every stored row."""
+    return {
+        (r["direction"], r["selectors"][0]["source"], r["selectors"][0]["destination"])
+        for r in policies(capsys)
+    }
+
+
+def test_delete_by_source_and_direction(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for src in ("198.51.100.0/24", "198.51.100.128/25"):
+        assert run(capsys, "policy", "add", "-s", src, "-p", "esp", "-d", "in")[0] == 0
+    assert rows_by_selector(capsys) == {
+        ("in", "198.51.100.0/24", "any"),
+        ("out", "any", "198.51.100.0/24"),
+        ("in", "198.51.100.128/25", "any"),
+        ("out", "any", "198.51.100.128/25"),
+    }
+    # -s with -d: the row whose source is that range, and its mirror with it
+    code, out, err = run(capsys, "policy", "delete", "-s", "198.51.100.0/24", "-d", "in")
+    assert code == 0, err
+    assert out == "2 policies deleted\n"
+    assert rows_by_selector(capsys) == {
+        ("in", "198.51.100.128/25", "any"),
+        ("out", "any", "198.51.100.128/25"),
+    }
+    # the direction is part of the selector: no "out" row has that source
+    code, _, err = run(capsys, "policy", "delete", "-s", "198.51.100.128/25", "-d", "out")
+    assert code == 1 and "no policy matches" in err
+    # -m with the selector form leaves the mirror in place
+    code, out, _ = run(capsys, "policy", "delete", "-s", "198.51.100.128/25", "-d", "in", "-m")
+    assert code == 0 and out == "1 policy deleted\n"
+    assert rows_by_selector(capsys) == {("out", "any", "198.51.100.128/25")}
+    # and the mirror left behind is deleted by its own selector
+    code, out, _ = run(capsys, "policy", "delete", "-t", "198.51.100.128/25", "-d", "out", "-m")
+    assert code == 0 and out == "1 policy deleted\n"
+    assert policies(capsys) == []
+
+
+def test_help_names_the_deliberate_additions(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    additions = out[out.index("deliberate additions") :]
+    for word in ("aes256gcm", "chacha20poly1305", "sha256", "none", "discard", "-m", "--json"):
+        assert word in additions, word
+    assert "--state PATH" in additions and "IPSECCONF_STATE" in additions
+
+
+def test_global_state_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The environment names another store: --state must win over it.
+    decoy = tmp_path / "decoy" / "state.db"
+    monkeypatch.setenv("IPSECCONF_STATE", str(decoy))
+    chosen = tmp_path / "chosen.db"
+    code, _, err = run(capsys, "--state", str(chosen), *CIFS_ADD)
+    assert code == 0, err
+    assert chosen.exists() and not decoy.parent.exists()
+    code, out, _ = run(capsys, "--state", str(chosen), "policy", "show", "--json")
+    assert code == 0 and len(json.loads(out)) == 2
+    # also accepted after the command, as for ipsecconf
+    code, out, _ = run(capsys, "policy", "show", "--json", "--state", str(chosen))
+    assert code == 0 and len(json.loads(out)) == 2
+    # without it, the environment's store (still empty, and still not created)
+    code, out, _ = run(capsys, "policy", "show", "--json")
+    assert code == 0 and json.loads(out) == [] and not decoy.parent.exists()
 
 
 def test_index_numbers_are_stable(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -286,6 +462,7 @@ def test_cert_set_and_show(state: Path, capsys: pytest.CaptureFixture[str], tmp_
         capsys, "cert", "set", "-c", str(tmp_path / "node.pem"), "-k", str(tmp_path / "other.key")
     )
     assert code == 1 and "does not belong" in err
+    assert err.startswith("usage: ipsec cert set")
     assert (
         run(
             capsys,
@@ -303,17 +480,36 @@ def test_cert_set_and_show(state: Path, capsys: pytest.CaptureFixture[str], tmp_
     assert "node (this node's own certificate)" in out
     assert "Subject:     CN=filer" in out and "Issuer:      CN=Root CA" in out
     assert "Fingerprint:" in out
+    valid = (
+        f"  Valid:       {node.cert.not_valid_before_utc.isoformat()} .. "
+        f"{node.cert.not_valid_after_utc.isoformat()}"
+    )
+    assert valid in out.splitlines(), out
     key_text = node.key_pem().decode()
     assert key_text.splitlines()[1] not in out
     data = json.loads(run(capsys, "cert", "show", "--json")[1])
     assert {c["role"] for c in data} == {"node", "root"}
 
 
-def test_sa_show_and_verbose(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run(capsys, "stats")  # creates the store
-    store = Store.open(str(state))
+# What the engine records for an installed SA (engine/records.py), plus key-like entries
+# that must never reach the screen even if a writer put them there.
+ENGINE_DETAILS = {
+    "direction": "out",
+    "mode": "tunnel",
+    "reqid": 7,
+    "replay_window": 64,
+    "esn": False,
+    "udp_encapsulation": False,
+    "lifetime": {"soft_seconds": 3240.0, "hard_seconds": 3600.0, "hard_bytes": 0},
+}
+PLANTED_KEY = "c0ffee00" * 8
+
+
+def add_sas(state: Path) -> None:
+    """One SA in each of the man page's states: M, d, L and D."""
+    store = Store.open(str(state))  # creates it: ipsec's reads do not
     with store.transaction() as w:
-        sa = w.add_sa(
+        mature = w.add_sa(
             spi=0x1388,
             protocol="esp",
             source="203.0.113.1",
@@ -321,10 +517,14 @@ def test_sa_show_and_verbose(state: Path, capsys: pytest.CaptureFixture[str]) ->
             state="M",
             encryption="aes128gcm",
             authentication="none",
-            data={"replay_window": 64},
+            data={
+                **ENGINE_DETAILS,
+                "enc_key": PLANTED_KEY,
+                "lifetime": {**ENGINE_DETAILS["lifetime"], "integ_key": PLANTED_KEY},
+            },
             now=1029864499.0,
         )
-        w.add_sa_traffic(sa, 1400, 1)
+        w.add_sa_traffic(mature, 1400, 1)
         w.add_sa(
             spi=0x2000,
             protocol="ah",
@@ -334,28 +534,62 @@ def test_sa_show_and_verbose(state: Path, capsys: pytest.CaptureFixture[str]) ->
             encryption="null",
             authentication="sha256",
         )
+        # A reserved SPI is Larval until IKE installs it (the engine's default state).
+        w.add_sa(spi=0x3000, protocol="esp", source="203.0.113.3", destination="203.0.113.4")
+        dead = w.add_sa(
+            spi=0x4000, protocol="esp", source="203.0.113.5", destination="203.0.113.6", state="M"
+        )
+        w.set_sa_state([dead], "D")
     store.close()
+
+
+def test_sa_show_states(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_sas(state)
     code, out, _ = run(capsys, "sa", "show")
+    assert code == 0
     assert out.splitlines()[0].split() == [
         "Alg/State/Spi",
         "Current",
         "Bytes/CreatedTime",
         "SrcIPAddr->DstIPAddr",
     ]
-    assert "esp/M/00001388" in out and "203.0.113.1->203.0.113.2" in out
-    assert "ah/d/00002000" in out
+    rows = {ln.split()[0]: ln for ln in out.splitlines()[2:]}
+    assert set(rows) == {"esp/M/00001388", "ah/d/00002000", "esp/L/00003000", "esp/D/00004000"}
+    assert "203.0.113.1->203.0.113.2" in rows["esp/M/00001388"]
+    assert rows["esp/M/00001388"].split()[1].startswith("1400/")  # Current Bytes/CreatedTime
+    assert "203.0.113.3->203.0.113.4" in rows["esp/L/00003000"]
+    assert "203.0.113.5->203.0.113.6" in rows["esp/D/00004000"]
+    states = {sa["spi"]: sa["state"] for sa in json.loads(run(capsys, "sa", "show", "--json")[1])}
+    assert states == {0x1388: "M", 0x2000: "d", 0x3000: "L", 0x4000: "D"}
+
+
+def test_sa_show_verbose(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_sas(state)
     code, out, _ = run(capsys, "sa", "show", "0x1388", "-v")
     assert code == 0
-    assert "ah/d" not in out and "encryption aes128gcm" in out and "replay_window: 64" in out
+    lines = [ln.strip() for ln in out.splitlines()]
+    assert "ah/d" not in out
+    assert "encryption aes128gcm, authentication none" in lines
+    assert "packets 1, bytes 1400" in lines  # the counters
+    assert "lifetime: soft 3240 s, hard 3600 s, hard bytes unlimited" in lines
+    assert "replay_window: 64" in lines and "mode: tunnel" in lines
+    code, data, _ = run(capsys, "sa", "show", "0x1388", "-v", "--json")
+    for text in (out, data):
+        assert PLANTED_KEY not in text and "_key" not in text
+    assert json.loads(data)[0]["details"]["lifetime"]["hard_seconds"] == 3600.0
+
+
+def test_sa_show_filters(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_sas(state)
     code, out, _ = run(
         capsys, "sa", "show", "5000", "-s", "203.0.113.1", "-t", "203.0.113.2", "-p", "esp"
     )
     assert code == 0 and "esp/M/00001388" in out
     assert "esp/M" not in run(capsys, "sa", "show", "5000", "-p", "ah")[1]
+    assert "esp/M" not in run(capsys, "sa", "show", "5000", "-s", "203.0.113.9")[1]
 
 
 def test_stats_and_zero(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run(capsys, "stats")
     store = Store.open(str(state))
     with store.transaction() as w:
         w.add_counters({"packets_in": 7, "integrity_failures": 2, "ike_started": 1})
