@@ -60,8 +60,17 @@ def issue(
     ips: tuple[str, ...] = (),
     dns: tuple[str, ...] = (),
     emails: tuple[str, ...] = (),
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None,
+    digital_signature: bool | None = None,
+    extended_usages: tuple[x509.ObjectIdentifier, ...] = (),
 ) -> Issued:
-    key = make_key(key_kind)
+    """A certificate for ``cn`` (self-signed unless ``issuer``).
+
+    ``key`` re-certifies an existing key (a renewed certificate); ``digital_signature``
+    overrides the key usage's bit (default: set on end entities, not on CAs);
+    ``extended_usages`` adds an extendedKeyUsage extension with those purposes.
+    """
+    key = key or make_key(key_kind)
     start = not_before or NOW - datetime.timedelta(days=1)
     builder = (
         x509.CertificateBuilder()
@@ -74,7 +83,7 @@ def issue(
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=not ca,
+                digital_signature=not ca if digital_signature is None else digital_signature,
                 content_commitment=False,
                 key_encipherment=False,
                 data_encipherment=False,
@@ -89,6 +98,8 @@ def issue(
     )
     sans: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(a)) for a in ips]
     sans += [x509.DNSName(d) for d in dns] + [x509.RFC822Name(e) for e in emails]
+    if extended_usages:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(extended_usages), critical=False)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     signer = issuer.key if issuer else key

@@ -235,6 +235,9 @@ def _describe(sel: Selector) -> str:
 
 _Flat = tuple[_Side, _Side, int]
 
+_VERBS = {"protect": "protects", "bypass": "bypasses", "discard": "discards"}
+"""The action of a row as the verb of a warning ("bypass" + "s" would read "bypasss")."""
+
 
 def check_shadowing(ctx: CheckContext) -> None:
     """Warn when an earlier rule with another action covers a rule, so it never matches.
@@ -262,7 +265,8 @@ def check_shadowing(ctx: CheckContext) -> None:
                 ctx.warning(
                     ctx.policy_path(row.policy),
                     f"policy {row.name} ({_describe(sel)}) is shadowed by {shadow.name}, which "
-                    f"comes first and {shadow.action}s that traffic: it never matches",
+                    f"comes first and {_VERBS.get(shadow.action, shadow.action)} that traffic: "
+                    "it never matches",
                 )
                 break
         for flat in flats:

@@ -8,6 +8,8 @@ in any output.
 
 from __future__ import annotations
 
+import shlex
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -305,3 +307,70 @@ def test_a_held_lock_fails_naming_its_holder(ansible: Runner, tmp_path: Path) ->
     assert_ok(checked)
     assert checked.result["changed"] is True
     assert_no_secret(o, checked)
+
+
+def _policies(state: Path) -> dict[str, bool]:
+    """The store's SPD entries, name -> managed, read without writing."""
+    conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+    try:
+        return {name: bool(m) for name, m in conn.execute("SELECT name, managed FROM policies")}
+    finally:
+        conn.close()
+
+
+def test_prune_removes_drift_and_without_it_drift_is_reported(
+    ansible: Runner, tmp_path: Path
+) -> None:
+    from ipsecconf.cli.ipsec_main import main as ipsec
+
+    state = tmp_path / "state.db"
+    conf = write_config(tmp_path / "conf", desired())
+    args = {"src": [str(conf)], "state_path": str(state), "secrets": secrets()}
+    assert_ok(ansible.run(args))
+    # Drift: an entry typed at the prompt, not made by ipsecconf (mirrored: two rows).
+    add = shlex.split("policy add -s 198.51.100.9/32 -t 203.0.113.99/32 -p none -d out")
+    assert ipsec(["--state", str(state), *add]) == 0
+    managed = {"web.out": True, "web.in": True}
+    drift = {n for n, m in _policies(state).items() if not m}
+    assert _policies(state) == {**managed, **dict.fromkeys(drift, False)}
+    assert len(drift) == 2 and {n.rsplit(".", 1)[1] for n in drift} == {"in", "out"}
+    drift_addresses = {f"policy.{n}" for n in drift}
+    before = store_state(state)
+
+    # prune: false (the default) reports the drift, warns, and deletes nothing.
+    kept = ansible.run(args)
+    assert_ok(kept)
+    assert kept.result["changed"] is False
+    assert kept.result["summary"]["drift"] == 2 and kept.result["summary"]["destroy"] == 0
+    assert {d["address"] for d in kept.result["plan"]["drift"]} == drift_addresses
+    assert any(
+        "2 unmanaged entries left in place (prune=true deletes them)" in w
+        for w in kept.result.get("warnings", [])
+    ), kept.result
+    assert store_state(state) == before
+
+    # prune: true in check mode: reported as changes, still nothing deleted.
+    pruning = {**args, "prune": True}
+    checked = ansible.run(pruning, check=True)
+    assert_ok(checked)
+    assert checked.result["changed"] is True
+    assert checked.result["summary"]["destroy"] == 2 and checked.result["summary"]["drift"] == 0
+    assert store_state(state) == before
+
+    # prune: true deletes exactly the drift; the managed entries stay.
+    pruned = ansible.run(pruning)
+    assert_ok(pruned)
+    assert pruned.result["changed"] is True
+    deleted = {
+        c["address"]
+        for c in pruned.result["plan"]["resource_changes"]
+        if c["change"]["actions"] == ["delete"]
+    }
+    assert deleted == drift_addresses
+    assert _policies(state) == managed
+    assert store_state(state)[0] == before[0] + 1
+
+    again = ansible.run(pruning)
+    assert_ok(again)
+    assert again.result["changed"] is False and again.result["summary"]["drift"] == 0
+    assert_no_secret(kept, checked, pruned, again)

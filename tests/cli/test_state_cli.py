@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from ipsecconf.state import StateLock
-from tests.stateutil import GW_PSK, PSK, PYTHON, Terminal, config, env, run_cli, write
+from tests.stateutil import GW_PSK, PSK, PYTHON, Terminal, config, env, policy, run_cli, write
 
 
 @pytest.fixture(autouse=True)
@@ -96,6 +97,44 @@ def test_apply_without_a_terminal_needs_auto_approve(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "needs --auto-approve or a saved plan" in proc.stderr
     assert not (tmp_path / "s.db").exists()
+
+
+def _apply_without_terminal(db: Path, cfg: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "ipsecconf", "--state", str(db), "apply", str(cfg), "--auto-approve"],
+        env=env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,  # stderr is a pipe, as under CI or in a log: not a terminal
+        text=True,
+        timeout=120,
+    )
+
+
+def test_apply_progress_without_a_terminal_is_plain_lines(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    cfg = write(tmp_path / "cfg", config(40))  # 40 PSKs, a peer, 80 policy rows, a setting
+    proc = _apply_without_terminal(db, cfg)
+    assert proc.returncode == 0, proc.stderr
+    assert "Apply complete! 122 to add" in proc.stdout
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "ipsecconf: apply transaction begun (122 changes)"
+    progress = [re.fullmatch(r"apply: (\d+)/122 changes written", line) for line in lines[1:]]
+    assert progress and all(progress), proc.stderr
+    done = [int(m.group(1)) for m in progress if m]
+    # Counts only go up, end with every change written, and come at most every 10 %
+    # (a log stays readable): no bar, no colour, no carriage-return redraws.
+    assert done == sorted(set(done)) and done[-1] == 122
+    assert len(done) <= 11
+    assert len({d * 10 // 122 for d in done}) == len(done)
+    assert "\x1b[" not in proc.stderr and "\r" not in proc.stderr
+    # One more policy (to a host that has a key): the next apply reports its own total.
+    write(tmp_path / "cfg", config(40) + policy("extra", 250))
+    proc = _apply_without_terminal(db, cfg)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "ipsecconf: apply transaction begun (2 changes)",
+        "apply: 2/2 changes written",
+    ]
 
 
 def _pty_run(argv: list[str], answer: str) -> tuple[int, str]:

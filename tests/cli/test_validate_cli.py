@@ -36,6 +36,65 @@ def test_warnings_go_to_stderr_and_strict_fails(capsys: pytest.CaptureFixture[st
     assert code == 1 and "(--strict)" in err
 
 
+WEAK_DH = """\
+peers:
+  - name: gw
+    address: 203.0.113.9
+    psk: env:TEST_PSK_GW
+    ike_proposals: [aes128-sha256-{ike_group}]
+policies:
+  - name: a
+    destination: 203.0.113.9/32
+    peer: gw
+    pfs_group: {pfs_group}
+  - name: b
+    destination: 203.0.113.10/32
+    peer: gw
+    esp_proposals: [aes128gcm-{esp_group}]
+"""
+
+
+@pytest.mark.parametrize("group", ["modp768", "modp1024", "modp1536"])
+def test_weak_dh_groups_warn_and_strict_fails(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    group: str,
+) -> None:
+    monkeypatch.setenv("TEST_PSK_GW", "gw-secret-value")
+    path = tmp_path / "dh.yaml"
+    path.write_text(WEAK_DH.format(ike_group=group, pfs_group=group, esp_group=group))
+    code, out, err = run(capsys, "validate", str(path))
+    # A warning, not an error: the file is valid, exit 0, each use named at its place.
+    assert code == 0, err
+    assert out.startswith("valid: 2 policies (4 SPD entries), 1 peers, 0 manual SAs, 3 warnings")
+    assert err.splitlines() == [
+        f"{path}:5:21: warning: weak algorithm {group} for IKE (RFC 8247)",
+        f"{path}:10:16: warning: weak algorithm {group}; RFC 8221 advises against it",
+        f"{path}:14:21: warning: weak algorithm {group} (RFC 8221)",
+    ]
+    code, out, err = run(capsys, "validate", "--json", str(path))
+    assert code == 0
+    assert [d["severity"] for d in json.loads(out)] == ["warning"] * 3
+    code, _, err = run(capsys, "validate", "--strict", str(path))
+    assert code == 1
+    assert err.count(f"warning: weak algorithm {group}") == 3
+    assert "invalid: 0 errors and 3 warnings (--strict)" in err
+
+
+def test_strong_dh_groups_do_not_warn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The control case: the same file with modern groups passes --strict silently.
+    monkeypatch.setenv("TEST_PSK_GW", "gw-secret-value")
+    path = tmp_path / "dh.yaml"
+    path.write_text(WEAK_DH.format(ike_group="modp2048", pfs_group="ecp256", esp_group="x25519"))
+    code, out, err = run(capsys, "validate", "--strict", str(path))
+    assert (code, err) == (0, "")
+    assert out.startswith("valid: 2 policies (4 SPD entries), 1 peers, 0 manual SAs")
+    assert "warning" not in out
+
+
 def test_errors_exit_1_with_location(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("policies:\n  - name: a\n    encryption: rot13\n")

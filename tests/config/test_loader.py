@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ipsecconf.config import load
+from ipsecconf.config import load, policy_checks
 from ipsecconf.config.sources import parse_var
+from ipsecconf.model.spd import PolicyRow
 
 
 def _write(tmp: Path, name: str, text: str) -> str:
@@ -163,6 +166,7 @@ def test_shadowed_policy_warns(tmp_path: Path) -> None:
     warnings = load([path]).warnings
     assert len(warnings) == 2  # the .out rows and the mirrored .in rows
     assert all("is shadowed by wide." in w.message for w in warnings)
+    assert all("which comes first and bypasses that traffic" in w.message for w in warnings)
     assert {w.line for w in warnings} == {6}
 
 
@@ -179,8 +183,8 @@ def test_specific_policy_is_not_shadowed_by_default_order(tmp_path: Path) -> Non
     assert [r.name for r in result.rows][:2] == ["narrow.in", "narrow.out"]
 
 
-def test_shadowing_scales(tmp_path: Path) -> None:
-    # 20,000 rows under one broad rule: a pairwise scan would take minutes.
+def test_shadowing_under_one_broad_rule_warns_for_every_row(tmp_path: Path) -> None:
+    # 20,000 rows under one broad rule: each is found shadowed, with its own warning.
     lines = ["policies:", "  - name: all", "    protocol: none", "    priority: 1"]
     for i in range(10_000):
         lines += [
@@ -192,3 +196,73 @@ def test_shadowing_scales(tmp_path: Path) -> None:
     path = _write(tmp_path, "big.yaml", "\n".join(lines) + "\n")
     warnings = load([path]).warnings
     assert len(warnings) == 20_000
+
+
+def _nets_and_hosts(groups: int) -> str:
+    """``groups`` bypassed /24 networks first, then one discarded host inside each.
+
+    Every host is shadowed by its own network only, which comes ``groups`` rows earlier:
+    a scan of all earlier rows compares each host with every network (quadratic), the
+    bucketed checker looks only in the host's ancestor buckets (a constant per row).
+    """
+    lines = ["policies:"]
+    for i in range(groups):
+        net = f"10.{i >> 8 & 255}.{i & 255}"
+        lines += [f"  - name: n{i}", f"    destination: {net}.0/24", "    protocol: none"]
+        lines += ["    priority: 10"]
+        lines += [f"  - name: h{i}", f"    destination: {net}.7/32", "    protocol: discard"]
+        lines += ["    priority: 20"]
+    return "\n".join(lines) + "\n"
+
+
+def _all_pairs_comparisons(rows: list[PolicyRow]) -> int:
+    """What a scan of all earlier rows compares: pairs (earlier, later) in SPD order with
+    the same direction and different actions (counted in one pass)."""
+    seen: dict[tuple[str, str], int] = defaultdict(int)
+    total = 0
+    for row in rows:
+        total += sum(n for (d, a), n in seen.items() if d == row.direction and a != row.action)
+        seen[(row.direction, row.action)] += 1
+    return total
+
+
+def _cover_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, groups: int) -> tuple[int, int]:
+    """The cover tests the shadowing check makes on ``groups`` networks and hosts, and
+    the comparisons an all-pairs scan would make on the same rows."""
+    calls = 0
+    real = policy_checks._side_covers
+
+    def counted(outer: Any, inner: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        return real(outer, inner)
+
+    monkeypatch.setattr(policy_checks, "_side_covers", counted)
+    path = _write(tmp_path, f"shadow-{groups}.yaml", _nets_and_hosts(groups))
+    result = load([path])
+    monkeypatch.setattr(policy_checks, "_side_covers", real)
+    assert result.errors == []
+    # Every host (both rows of its mirrored pair) is shadowed by its own network.
+    assert {w.message for w in result.warnings} == {
+        f"policy h{i}.{d} ({sel}) is shadowed by n{i}.{d}, which comes first and bypasses "
+        "that traffic: it never matches"
+        for i in range(groups)
+        for d, sel in (
+            ("in", f"10.{i >> 8 & 255}.{i & 255}.7/32 -> any (any)"),
+            ("out", f"any -> 10.{i >> 8 & 255}.{i & 255}.7/32 (any)"),
+        )
+    }
+    return calls, _all_pairs_comparisons(result.rows)
+
+
+def test_shadowing_work_grows_linearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted, not timed: 4x the policies cost about 4x the cover tests (an all-pairs scan
+    would cost 16x on this input)."""
+    small, naive_small = _cover_tests(tmp_path, monkeypatch, 500)
+    large, naive_large = _cover_tests(tmp_path, monkeypatch, 2000)
+    # The input is one on which a scan of all earlier rows does quadratic work.
+    assert naive_small == 2 * 500 * 500 and naive_large == 16 * naive_small
+    # At least one cover test per shadowed row (2 rows per host), and a constant per row.
+    assert 2 * 500 <= small <= 4 * 2 * 500
+    assert 2 * 2000 <= large <= 4 * 2 * 2000
+    assert large / small <= 4.5, (small, large)

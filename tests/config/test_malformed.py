@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from ipsecconf.cli.main import main
 from ipsecconf.config import load
 from ipsecconf.errors import Severity
 from tests.certgen import NOW, issue
@@ -426,6 +429,98 @@ def test_bad_certificates(tmp_path: Path) -> None:
     )
     messages = {(e.line, e.message) for e in load([str(cfg)]).errors}
     assert any(line == 2 and "expired" in m for line, m in messages)
+
+
+def _node_pki(tmp_path: Path, **leaf: Any) -> None:
+    """root.pem, and node.pem/node.key issued by it for node.example.org and 203.0.113.1."""
+    root = issue("Root", ca=True)
+    node = issue("node", issuer=root, dns=("node.example.org",), ips=("203.0.113.1",), **leaf)
+    (tmp_path / "root.pem").write_bytes(root.cert_pem())
+    (tmp_path / "node.pem").write_bytes(node.cert_pem())
+    (tmp_path / "node.key").write_bytes(node.key_pem())
+
+
+def _cert_peer_config(local_id: str) -> str:
+    return (
+        "certificates:\n"
+        "  certificate: node.pem\n"
+        "  private_key: file:node.key\n"
+        "  roots: [root.pem]\n"
+        "peers:\n"
+        "  - name: gw\n"
+        "    address: 203.0.113.9\n"
+        "    auth: certificate\n"
+        f"    local_id: {local_id}\n"
+    )
+
+
+def _validate(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, str]:
+    code = main(["validate", str(path)])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("local_id", "shown"),
+    [
+        ("other.example.org", "fqdn:other.example.org"),
+        ("203.0.113.2", "ip:203.0.113.2"),
+        ("ops@example.org", "email:ops@example.org"),
+        ("'CN=someone else,O=ipsecconf tests'", "dn:CN=someone else,O=ipsecconf tests"),
+    ],
+)
+def test_certificate_without_the_configured_identity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_id: str, shown: str
+) -> None:
+    _node_pki(tmp_path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(_cert_peer_config(local_id))
+    code, err = _validate(capsys, cfg)
+    assert code == 1
+    # Line 9, column 15: the value of peers[0].local_id.
+    assert (
+        f"{cfg}:9:15: error: the node certificate does not carry the identity {shown} "
+        "(subjectAltName or subject DN)" in err
+    ), err
+    assert "invalid: 1 error" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "local_id",
+    ["node.example.org", "NODE.example.org", "203.0.113.1", "'O=ipsecconf tests, CN=node'"],
+)
+def test_certificate_with_the_configured_identity_validates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_id: str
+) -> None:
+    # The control case: the same configuration, an identity the certificate carries.
+    _node_pki(tmp_path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(_cert_peer_config(local_id))
+    code, err = _validate(capsys, cfg)
+    assert (code, err) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("leaf", "message"),
+    [
+        ({"digital_signature": False}, "may not sign (no digitalSignature key usage)"),
+        (
+            {"extended_usages": (ExtendedKeyUsageOID.CODE_SIGNING,)},
+            "has an extended key usage that excludes IKE",
+        ),
+    ],
+    ids=["no-digital-signature", "eku-code-signing"],
+)
+def test_certificate_with_the_wrong_key_usage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], leaf: dict[str, object], message: str
+) -> None:
+    _node_pki(tmp_path, **leaf)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(_cert_peer_config("node.example.org"))
+    code, err = _validate(capsys, cfg)
+    assert code == 1
+    # Line 2, column 16: the value of certificates.certificate.
+    assert f"{cfg}:2:16: error: 'CN=node,O=ipsecconf tests' {message}" in err, err
+    assert "invalid: 1 error" in err
 
 
 def test_nothing_malformed_raises(tmp_path: Path) -> None:

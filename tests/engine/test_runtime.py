@@ -312,3 +312,53 @@ def test_esp_in_udp_when_the_policy_asks(net: MemNet, clock: Clock, tmp_path: Pa
     assert net.wire_log and all(p[9] == 17 for p in net.wire_log)
     rows = [r for r in sa_rows(b) if r["state"] == "M"]
     assert rows and all(r["details"]["udp_encapsulation"] for r in rows)  # type: ignore[index]
+
+
+def test_start_immediate_negotiates_at_engine_start_without_traffic(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    b = node(net, clock, tmp_path, "b")
+    a = node(net, clock, tmp_path, "a", start="immediate")
+    # engine.start() itself sent IKE_SA_INIT to the peer: no packet asked for it.
+    assert [(i[0], i[2]) for i in net.queue if isinstance(i, tuple)] == [(A_OUT, (B_OUT, 500))]
+    run(net, clock, [a, b], 1.0)
+    assert len(live_spis(a)) == 2 and live_spis(a) == live_spis(b)
+    assert len(a.engine.ike.entries) == len(b.engine.ike.entries) == 1
+    assert net.wire_log == [] and b.tun.packets == []  # IKE only, no ESP yet
+    a.engine.sync()
+    assert a.store.counters()["ike_succeeded"] == 1
+    # The first packet leaves as ESP at once: no acquire, no new IKE exchange, no queue.
+    a.engine.outbound([icmp(HOST_A, HOST_B, 1)], clock.t)
+    assert [i[9] for i in net.queue if isinstance(i, bytes)] == [50]
+    assert not any(isinstance(i, tuple) for i in net.queue)
+    net.deliver(clock.t)
+    assert b.tun.packets == [icmp(HOST_A, HOST_B, 1)]
+    assert a.engine.ike.queue_drops == 0
+
+
+def test_start_immediate_waits_for_an_unreachable_peer_then_negotiates(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    b = node(net, clock, tmp_path, "b")
+    net.down.add(B_OUT)
+    a = node(net, clock, tmp_path, "a", start="immediate")
+    run(net, clock, [a, b], 5.0)
+    assert live_spis(a) == set() and live_spis(b) == set()
+    net.down.clear()
+    # IKE_SA_INIT is retransmitted (or the pair retried): up without any packet to send.
+    run(net, clock, [a, b], 30.0)
+    assert len(live_spis(a)) == 2 and live_spis(a) == live_spis(b)
+    assert b.tun.packets == []
+
+
+def test_on_demand_negotiates_nothing_until_traffic(
+    net: MemNet, clock: Clock, tmp_path: Path
+) -> None:
+    # The control case for the two tests above: the same pair with start: on_demand.
+    b = node(net, clock, tmp_path, "b")
+    a = node(net, clock, tmp_path, "a")
+    assert net.queue == []  # engine.start() sent nothing
+    run(net, clock, [a, b], 5.0)
+    assert live_spis(a) == set() and not a.engine.ike.entries and not b.engine.ike.entries
+    a.engine.sync()
+    assert a.store.counters()["ike_started"] == 0

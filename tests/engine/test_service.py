@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from ipsecconf.crypto.x509 import fingerprint
 from ipsecconf.engine.apply import ApplyHooks
 from ipsecconf.engine.imperative import CertFile, CertificateSetError, NodeCert
 from ipsecconf.engine.service import Service, StalePlanError, StoreBackend
 from ipsecconf.plan import planfile
+from ipsecconf.plan.desired import fp_name
+from ipsecconf.plan.model import Action
 from ipsecconf.plan.planfile import Inputs
 from ipsecconf.state import StaleStateError
 from tests import certgen
@@ -131,6 +134,60 @@ def test_certificates_compare_by_fingerprint(svc: Service, tmp_path: Path) -> No
     shown = svc.show("certs")
     assert [c["role"] for c in shown] == ["node", "intermediate", "root"]
     assert all(":" in c["fingerprint"] and "PRIVATE" not in str(c) for c in shown)
+
+
+def _cert_config(d: Path, root: certgen.Issued, node: certgen.Issued) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "root.pem").write_bytes(root.cert_pem())
+    (d / "node.pem").write_bytes(node.cert_pem())
+    (d / "node.key").write_bytes(node.key_pem())
+    return write(
+        d,
+        "certificates:\n  certificate: node.pem\n  private_key: file:node.key\n"
+        "  roots: [root.pem]\n"
+        "peers:\n  - name: gw\n    address: 203.0.113.9\n    auth: certificate\n"
+        "    local_id: node.example.org\n",
+    )
+
+
+def test_a_certificate_changed_in_place_is_a_change(svc: Service, tmp_path: Path) -> None:
+    root = certgen.issue("Test Root", ca=True)
+    node = certgen.issue("node", issuer=root, dns=("node.example.org",))
+    cfg = _cert_config(tmp_path / "cfg", root, node)
+    svc.apply(svc.plan(_inputs(cfg)))
+    assert not svc.plan(_inputs(cfg)).plan.has_changes
+
+    # The same certificate in a file with other bytes (text before the PEM block, as
+    # openssl's "Bag Attributes" export writes): no change, certificates are fingerprints.
+    (tmp_path / "cfg" / "node.pem").write_bytes(b"subject=CN = node\n" + node.cert_pem())
+    assert not svc.plan(_inputs(cfg)).plan.has_changes
+
+    # Renewed in place: same path, same key and names, another certificate.
+    renewed = certgen.issue("node", issuer=root, dns=("node.example.org",), key=node.key)
+    (tmp_path / "cfg" / "node.pem").write_bytes(renewed.cert_pem())
+    planned = svc.plan(_inputs(cfg))
+    (change,) = planned.plan.changes
+    assert change.address == "cert.node" and change.action is Action.REPLACE
+    assert change.before is not None and change.after is not None
+    old_fp, new_fp = change.before["fingerprint"], change.after["fingerprint"]
+    assert new_fp == fingerprint(renewed.cert) != old_fp == fingerprint(node.cert)
+    assert [f.path for f in change.fields if f.forces_replacement] == ["fingerprint"]
+    assert change.sensitive == []  # the key file did not change
+    svc.apply(planned)
+    assert [c["fingerprint"] for c in svc.show("certs") if c["role"] == "node"] == [new_fp]
+    assert not svc.plan(_inputs(cfg)).plan.has_changes
+
+    # A root replaced in place: roots are named by fingerprint, so one goes, one comes.
+    new_root = certgen.issue("Test Root", ca=True)
+    new_node = certgen.issue("node", issuer=new_root, dns=("node.example.org",), key=node.key)
+    _cert_config(tmp_path / "cfg", new_root, new_node)
+    (tmp_path / "cfg" / "node.key").write_bytes(node.key_pem())
+    changes = {c.address: c.action for c in svc.plan(_inputs(cfg)).plan.changes}
+    assert changes == {
+        "cert.node": Action.REPLACE,
+        f"cert.root.{fp_name(fingerprint(root.cert))}": Action.DELETE,
+        f"cert.root.{fp_name(fingerprint(new_root.cert))}": Action.CREATE,
+    }
 
 
 def test_cert_set_writes_unmanaged_entries_and_checks_the_key(svc: Service, tmp_path: Path) -> None:
