@@ -239,38 +239,37 @@ class Engine:
 
     def udp_esp(
         self,
-        payloads: Sequence[bytes],
-        remote: tuple[str, int],
-        local: str,
+        receives: Sequence[tuple[Sequence[bytes], tuple[str, int], str]],
         local_port: int,
         now: float,
     ) -> None:
-        """ESP-in-UDP payloads of one receive on a port-4500 socket (one sender, one local
-        address).  Tunnel-mode SAs open the payload as it is; for the rest the processor
-        needs the IP packet, so they get their IP and UDP headers back."""
-        src, sport = remote
+        """ESP-in-UDP payloads from a port-4500 socket, as (payloads, remote, local address)
+        per receive.  Tunnel-mode SAs open the payload as it is; for the rest the processor
+        needs the IP packet, so they get their IP and UDP headers back.  What a burst of
+        receives delivers goes to the TUN in one call, to be merged across receives."""
+        clear: list[bytes] = []
+        packets = []
         headers = self._udp_headers
-        known = headers.get((src, local))
-        if known is None:
-            if len(headers) > 1024:
-                headers.clear()
-            s_bin, d_bin = ip_packed(src), ip_packed(local)
-            known = headers[(src, local)] = (
-                ip.OuterHeader(s_bin, d_bin, ip.PROTO_UDP),
-                s_bin,
-                d_bin,
-            )
-        outer, s_bin, d_bin = known
-        clear, rest = self.proc.inbound_esp_in_udp_batch(payloads, outer.version, s_bin, d_bin, now)
+        batch = self.proc.inbound_esp_in_udp_batch
+        for payloads, (src, sport), local in receives:
+            known = headers.get((src, local))
+            if known is None:
+                if len(headers) > 1024:
+                    headers.clear()
+                s_bin, d_bin = ip_packed(src), ip_packed(local)
+                header = ip.OuterHeader(s_bin, d_bin, ip.PROTO_UDP)
+                known = headers[(src, local)] = (header, s_bin, d_bin)
+            outer, s_bin, d_bin = known
+            opened, rest = batch(payloads, outer.version, s_bin, d_bin, now)
+            clear += opened
+            for payload, r in rest:
+                if r is None:
+                    udp = push_udp_header(sport, local_port, len(payload))
+                    packets.append(outer.build(8 + len(payload), 0, 0, False) + udp + payload)
+                elif isinstance(r, Drop):
+                    self._dropped(r, now)
         if clear:
             self.tun.write_packets(clear)
-        packets = []
-        for payload, r in rest:
-            if r is None:
-                udp = push_udp_header(sport, local_port, len(payload))
-                packets.append(outer.build(8 + len(payload), 0, 0, False) + udp + payload)
-            elif isinstance(r, Drop):
-                self._dropped(r, now)
         if packets:
             self.inbound(packets, now)
 

@@ -241,6 +241,7 @@ class Daemon:
 
 def _udp(engine: Engine, sock: socket.socket, port: int, clock: Callable[[], float]) -> None:
     now = clock()
+    receives = []
     for datagrams, remote, local in Sockets.recv_udp(sock):
         esp = []
         for data in datagrams:
@@ -249,4 +250,6 @@ def _udp(engine: Engine, sock: socket.socket, port: int, clock: Callable[[], flo
             elif data != b"\xff":  # a NAT-T keepalive carries nothing
                 esp.append(data)
         if esp:
-            engine.udp_esp(esp, remote, local, port, now)
+            receives.append((esp, remote, local))
+    if receives:
+        engine.udp_esp(receives, port, now)

@@ -103,7 +103,7 @@ class MemNet:
                         if payload[:4] == bytes(4):
                             node.ike_datagram(payload, (src, sport), dst, 4500, now)
                         else:
-                            node.udp_esp([payload], (src, sport), dst, 4500, now)
+                            node.udp_esp([([payload], (src, sport), dst)], 4500, now)
                     else:
                         node.inbound([packet], now)
 
