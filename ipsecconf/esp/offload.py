@@ -260,7 +260,14 @@ class _Run:
                  "psh", "sig", "size")  # fmt: skip
 
     def __init__(
-        self, p: bytes, ihl: int, hlen: int, n: int, next_seq: int, psh: bool, sig: tuple[int, ...]
+        self,
+        p: bytes,
+        ihl: int,
+        hlen: int,
+        n: int,
+        next_seq: int,
+        psh: bool,
+        sig: tuple[object, ...],
     ) -> None:
         self.first = p
         self.ihl = ihl
@@ -317,8 +324,8 @@ def coalesce(packets: Sequence[bytes]) -> list[Frame]:
             runs.pop(key, None)  # the flow's later segments must not merge ahead of ``p``
             continue
         # What must be equal across a run: IP TOS/TTL (IPv6: class, flow label, hop
-        # limit), ACK number, data offset, window, urgent pointer; then the options.
-        sig = (ver, tos, hops, ack, doff, window, urg)
+        # limit), ACK number, data offset, window, urgent pointer and the options.
+        sig = (ver, tos, hops, ack, doff, window, urg, p[ihl + 20 : hlen])
         psh = bool(flags & _TCP_PSH)
         run = runs.get(key)
         if (
@@ -328,7 +335,6 @@ def coalesce(packets: Sequence[bytes]) -> list[Frame]:
             and payload <= run.mss
             and run.size + payload <= run.limit
             and sig == run.sig
-            and (hlen == ihl + 20 or p[ihl + 20 : hlen] == run.first[ihl + 20 : hlen])
         ):
             run.packets.append(p)
             run.size += payload
