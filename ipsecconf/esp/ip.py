@@ -33,6 +33,22 @@ PORT_PROTOCOLS = frozenset({6, 17, 33, 132, 136})
 OPAQUE_PORT = -1
 """Port value of packets whose ports are unknown (non-initial fragments) or absent."""
 
+
+def flow_key(packet: bytes) -> bytes | None:
+    """What the SPD, the SAD and an SA's selectors look at -- protocol, addresses and
+    ports -- as one key, for a packet of a protocol with ports over IPv4 without options
+    or fragmentation (the common case, and the one caches of their decisions keep);
+    ``None`` for any other packet."""
+    if (
+        len(packet) >= 24
+        and packet[0] == 0x45
+        and packet[9] in PORT_PROTOCOLS
+        and not (packet[6] & 0x3F or packet[7])
+    ):
+        return packet[9:10] + packet[12:24]
+    return None
+
+
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
 _IPV6 = struct.Struct("!IHBB16s16s")
 _PORTS = struct.Struct("!HH")

@@ -108,7 +108,7 @@ _ESP = ip.PROTO_ESP
 _OPAQUE = ip.OPAQUE_PORT
 _IpInfo = ip.IpInfo
 _new_tuple = tuple.__new__
-_PORT_PROTOCOLS = ip.PORT_PROTOCOLS
+_flow_key = ip.flow_key
 _FLOWS = 4096
 """Outbound flows whose decision is remembered (all forgotten at once when full)."""
 
@@ -178,14 +178,8 @@ class Processor:
         (protocol, addresses and ports: all the SPD and the SAD look at), until the SPD or
         the outbound SAs change or the SA leaves Mature: a flow's later packets skip the
         parse and both lookups."""
-        key = None
-        if (
-            len(packet) >= 24
-            and packet[0] == 0x45
-            and packet[9] in _PORT_PROTOCOLS
-            and not (packet[6] & 0x3F or packet[7])
-        ):
-            key = packet[9:10] + packet[12:24]
+        key = _flow_key(packet)
+        if key is not None:
             known = self._flows.get(key)
             if (
                 known is not None

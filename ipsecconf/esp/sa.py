@@ -404,14 +404,8 @@ class SecurityAssociation:
         options or fragmentation, are kept per flow (protocol, addresses and ports: all
         the selectors look at), so a flow's later packets cost a dictionary lookup
         instead of a parse; the kernel still validates every header the TUN hands it."""
-        key = None
-        if (
-            inner[0] == 0x45
-            and len(inner) >= 24
-            and inner[9] in ip.PORT_PROTOCOLS
-            and not (inner[6] & 0x3F or inner[7])
-        ):
-            key = inner[9:10] + inner[12:24]
+        key = ip.flow_key(inner)
+        if key is not None:
             known = self._admitted.get(key)
             if known is not None:
                 return known
