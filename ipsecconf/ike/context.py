@@ -7,11 +7,11 @@ engine, through a narrow API.  It holds keys, so it has no useful repr.
 from __future__ import annotations
 
 import enum
-import hashlib
 import ipaddress
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from hashlib import sha1
 from typing import TYPE_CHECKING
 
 from ipsecconf.crypto.dh import KeyExchangeFactory
@@ -38,6 +38,22 @@ if TYPE_CHECKING:  # only for annotations: tasks and sa import this module
     from ipsecconf.ike.tasks.base import Task
 
 Rng = Callable[[int], bytes]
+Endpoints = tuple[IPAddress, int, IPAddress, int]
+"""Our address and port, the peer's address and port."""
+
+
+def _pack_endpoints(endpoints: Endpoints) -> tuple[bytes, bytes]:
+    """``IP | Port`` of our side and of the peer's, as NAT detection hashes them."""
+    local, local_port, remote, remote_port = endpoints
+    return (
+        local.packed + local_port.to_bytes(2, "big"),
+        remote.packed + remote_port.to_bytes(2, "big"),
+    )
+
+
+def _natd_endpoints(config: IkeConfig) -> tuple[Endpoints, tuple[bytes, bytes]]:
+    endpoints = (config.local_address, config.local_port, config.remote_address, config.remote_port)
+    return endpoints, _pack_endpoints(endpoints)
 
 
 class IkeState(enum.Enum):
@@ -180,7 +196,6 @@ class SaContext:
         self.local_port = config.local_port
         self.remote_address: IPAddress = config.remote_address
         self.remote_port = config.remote_port
-        self._endpoints: list[tuple[IPAddress, int, bytes]] = []
         self._remote_text = derived(config, "remote-text", lambda: str(config.remote_address))
         self.children: list[ChildRecord] = []
         self.events: deque[IkeEvent] = deque()
@@ -225,29 +240,17 @@ class SaContext:
         self.state = new
 
     # -- NAT traversal (RFC 7296 2.23) -------------------------------------------------
-    def natd_local(self, spi_i: bytes, spi_r: bytes) -> bytes:
-        """SHA-1(SPIi | SPIr | IP | Port) of our address and port, the NAT detection
-        data (RFC 7296 2.23)."""
-        return hashlib.sha1(
-            spi_i + spi_r + self._endpoint(self.local_address, self.local_port)
-        ).digest()
-
-    def natd_remote(self, spi_i: bytes, spi_r: bytes) -> bytes:
-        """The same NAT detection hash of the peer's address and port."""
-        endpoint = self._endpoint(self.remote_address, self.remote_port)
-        return hashlib.sha1(spi_i + spi_r + endpoint).digest()
-
-    def _endpoint(self, address: IPAddress, port: int) -> bytes:
-        # IKE_SA_INIT hashes the same two endpoints four times each: remember the bytes
-        # of the last few (address objects compared by identity: they are immutable).
-        for known, known_port, data in self._endpoints:
-            if known is address and known_port == port:
-                return data
-        data = address.packed + port.to_bytes(2, "big")
-        if len(self._endpoints) >= 4:
-            self._endpoints.clear()
-        self._endpoints.append((address, port, data))
-        return data
+    def natd_hashes(self, spi_i: bytes, spi_r: bytes) -> tuple[bytes, bytes]:
+        """SHA-1(SPIi | SPIr | IP | Port) of our address and port and of the peer's: the
+        NAT detection data (RFC 7296 2.23), both at once (they are always wanted together)."""
+        endpoints = (self.local_address, self.local_port, self.remote_address, self.remote_port)
+        config = self.config
+        # Usually still the config's endpoints: their bytes are packed once per config.
+        known, packed = derived(config, "natd-endpoints", lambda: _natd_endpoints(config))
+        if endpoints != known:  # addresses compare by identity first: cheap when equal
+            packed = _pack_endpoints(endpoints)
+        spis = spi_i + spi_r
+        return sha1(spis + packed[0]).digest(), sha1(spis + packed[1]).digest()
 
     @property
     def udp_encap(self) -> bool:

@@ -230,6 +230,8 @@ _KNOWN = frozenset(
 _NONE, _SK = int(PayloadType.NONE), int(PayloadType.SK)
 _IDI, _IDR = int(PayloadType.IDI), int(PayloadType.IDR)
 _TSI, _TSR = int(PayloadType.TSI), int(PayloadType.TSR)
+_SA, _KE, _NONCE = int(PayloadType.SA), int(PayloadType.KE), int(PayloadType.NONCE)
+_AUTH, _NOTIFY = int(PayloadType.AUTH), int(PayloadType.NOTIFY)
 
 
 def payload_type(payload: Payload) -> PayloadType:
@@ -258,15 +260,15 @@ _TYPES: dict[type, PayloadType] = {
 
 # -- encoding: one function per payload class, giving (type, body) ---------------------
 def _enc_sa(p: SaPayload) -> tuple[int, bytes]:
-    return PayloadType.SA, sa_body(p)
+    return _SA, sa_body(p)
 
 
 def _enc_ke(p: KePayload) -> tuple[int, bytes]:
-    return PayloadType.KE, _U16.pack(p.group) + b"\0\0" + p.data
+    return _KE, _U16.pack(p.group) + b"\0\0" + p.data
 
 
 def _enc_nonce(p: NoncePayload) -> tuple[int, bytes]:
-    return PayloadType.NONCE, p.nonce
+    return _NONCE, p.nonce
 
 
 def _enc_id(p: IdPayload) -> tuple[int, bytes]:
@@ -274,11 +276,11 @@ def _enc_id(p: IdPayload) -> tuple[int, bytes]:
 
 
 def _enc_auth(p: AuthPayload) -> tuple[int, bytes]:
-    return PayloadType.AUTH, bytes((p.method, 0, 0, 0)) + p.data
+    return _AUTH, bytes((p.method, 0, 0, 0)) + p.data
 
 
 def _enc_notify(p: NotifyPayload) -> tuple[int, bytes]:
-    return PayloadType.NOTIFY, _GENERIC.pack(p.protocol, len(p.spi), p.type) + p.spi + p.data
+    return _NOTIFY, _GENERIC.pack(p.protocol, len(p.spi), p.type) + p.spi + p.data
 
 
 def _enc_delete(p: DeletePayload) -> tuple[int, bytes]:
@@ -468,25 +470,22 @@ def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None
     return payloads, None
 
 
-def push_chain(payloads: list[Payload], trailer: int = PayloadType.NONE) -> tuple[int, bytes]:
+def push_chain(payloads: list[Payload], trailer: int = _NONE) -> tuple[int, bytes]:
     """Serialise ``payloads`` with generic headers; returns (first type, bytes).
 
     ``trailer`` is the Next Payload of the last one (SK when an Encrypted payload follows).
     """
-    if not payloads:
-        return trailer, b""
-    encoders = _ENCODERS
+    # One pass from the last payload back: each generic header names the type of the
+    # payload after it, which is then already known.
+    encoders, pack = _ENCODERS, _GENERIC.pack
+    parts: list[bytes] = []
+    next_type = trailer
     try:
-        encoded = [encoders[type(p)](p) for p in payloads]
+        for payload in reversed(payloads):
+            ptype, raw = encoders[type(payload)](payload)
+            parts += (raw, pack(next_type, 0, 4 + len(raw)))
+            next_type = ptype
     except KeyError as exc:
         raise TypeError(f"no serialiser for {exc}") from None
-    parts = []
-    pack = _GENERIC.pack
-    for index in range(len(encoded) - 1):
-        raw = encoded[index][1]
-        parts.append(pack(encoded[index + 1][0], 0, 4 + len(raw)))
-        parts.append(raw)
-    raw = encoded[-1][1]
-    parts.append(pack(trailer, 0, 4 + len(raw)))
-    parts.append(raw)
-    return encoded[0][0], b"".join(parts)
+    parts.reverse()
+    return next_type, b"".join(parts)

@@ -64,6 +64,12 @@ def ts_payload(message: Message, initiator: bool) -> TsPayload | None:
 
 
 _TRANSPORT = NotifyPayload(NotifyType.USE_TRANSPORT_MODE)
+# Enum members read in every child negotiation as module constants: on Python 3.11
+# reading one from its class goes through EnumType's __getattr__ hook.
+_USE_TRANSPORT = int(NotifyType.USE_TRANSPORT_MODE)
+_MODE_TRANSPORT, _MODE_TUNNEL = Mode.TRANSPORT, Mode.TUNNEL
+_ESTABLISHED = IkeState.ESTABLISHED
+_SUCCESS, _FAILED = Status.SUCCESS, Status.FAILED
 _NO_SPI = bytes(4)
 
 
@@ -126,7 +132,7 @@ def install(
         ChildSaEstablished(
             name=child.name,
             protocol=algorithms.protocol,
-            mode=Mode.TRANSPORT if transport else Mode.TUNNEL,
+            mode=_MODE_TRANSPORT if transport else _MODE_TUNNEL,
             spi_in=spi_in,
             spi_out=spi_out,
             local_ts=local,
@@ -168,7 +174,7 @@ class ChildCreateInitiator(Task):
             self.spi_in = ctx.spi_allocator()
         self.sent = offer(self.child, self.trigger)
         payloads: list[Payload] = []
-        if self.child.mode is Mode.TRANSPORT:
+        if self.child.mode is _MODE_TRANSPORT:
             payloads.append(_TRANSPORT)
         payloads += [
             auth_negotiator(self.child).offer(_spi_bytes(self.spi_in)),
@@ -188,8 +194,8 @@ class ChildCreateInitiator(Task):
         return Status.SUCCESS  # the child is done; the IKE SA stays (2.21.3)
 
     def process_response(self, ctx: SaContext, message: Message) -> Status:
-        if ctx.state is not IkeState.ESTABLISHED:
-            return Status.FAILED
+        if ctx.state is not _ESTABLISHED:
+            return _FAILED
         error = first_error(message)
         sa = one(message, SaPayload)
         if error is not None and sa is None:
@@ -219,8 +225,8 @@ class ChildCreateInitiator(Task):
             return self._fail(
                 ctx, FailureReason.TS_UNACCEPTABLE, "the peer widened the traffic selectors"
             )
-        transport = has_notify(message, NotifyType.USE_TRANSPORT_MODE)
-        if transport != (self.child.mode is Mode.TRANSPORT):
+        transport = has_notify(message, _USE_TRANSPORT)
+        if transport != (self.child.mode is _MODE_TRANSPORT):
             return self._fail(
                 ctx,
                 FailureReason.MODE_MISMATCH,
@@ -255,9 +261,9 @@ class ChildCreateResponder(Task):
         self.skip = False
 
     def process_request(self, ctx: SaContext, message: Message) -> Status:
-        if ctx.state is not IkeState.ESTABLISHED:
+        if ctx.state is not _ESTABLISHED:
             self.skip = True
-            return Status.FAILED
+            return _FAILED
         sa = one(message, SaPayload)
         tsi, tsr = ts_payload(message, True), ts_payload(message, False)
         if sa is None:
@@ -271,7 +277,7 @@ class ChildCreateResponder(Task):
                 )
             )
             return Status.SUCCESS
-        self.transport = has_notify(message, NotifyType.USE_TRANSPORT_MODE)
+        self.transport = has_notify(message, _USE_TRANSPORT)
         ts_fit = False
         offered = without_key_exchange(sa)
         for child in ctx.config.children:
@@ -279,7 +285,7 @@ class ChildCreateResponder(Task):
             if narrowed is None:
                 continue
             ts_fit = True
-            if self.transport != (child.mode is Mode.TRANSPORT):
+            if self.transport != (child.mode is _MODE_TRANSPORT):
                 continue
             picked = auth_negotiator(child).select(offered, _NO_SPI)
             if picked is None:
@@ -305,7 +311,7 @@ class ChildCreateResponder(Task):
                 self.transport,
                 selectors=narrowed.selectors,
             )
-            return Status.SUCCESS
+            return _SUCCESS
         if ts_fit:
             self.error = NotifyType.NO_PROPOSAL_CHOSEN
             detail = "no child proposal or mode of the initiator matches ours"

@@ -73,6 +73,11 @@ def established(ctx: SaContext) -> IkeSaEstablished:
 
 
 _INITIAL_CONTACT = NotifyPayload(NotifyType.INITIAL_CONTACT)
+# Enum members read on every IKE_AUTH as module constants: on Python 3.11 reading one
+# from its class goes through EnumType's __getattr__ hook.
+_INITIAL_CONTACT_TYPE = int(NotifyType.INITIAL_CONTACT)
+_ESTABLISHED = IkeState.ESTABLISHED
+_SUCCESS = Status.SUCCESS
 
 
 class IkeAuthInitiator(Task):
@@ -146,9 +151,9 @@ class IkeAuthInitiator(Task):
             return self._fail(ctx, refusal.reason, refusal.detail, None, False)
         ctx.remote_id = remote
         ctx.peer_auth_method = auth.method
-        ctx.transition(IkeState.ESTABLISHED)
+        ctx.transition(_ESTABLISHED)
         ctx.push(established(ctx))
-        return Status.SUCCESS
+        return _SUCCESS
 
 
 class IkeAuthResponder(Task):
@@ -187,10 +192,10 @@ class IkeAuthResponder(Task):
             return self._refuse(ctx, f"no pre-shared key for {remote} at {ctx.remote_address}")
         ctx.remote_id = remote
         ctx.peer_auth_method = auth.method
-        ctx.peer_initial_contact = has_notify(message, NotifyType.INITIAL_CONTACT)
-        ctx.transition(IkeState.ESTABLISHED)
+        ctx.peer_initial_contact = has_notify(message, _INITIAL_CONTACT_TYPE)
+        ctx.transition(_ESTABLISHED)
         ctx.push(established(ctx))
-        return Status.SUCCESS
+        return _SUCCESS
 
     def build_response(self, ctx: SaContext) -> list[Payload]:
         if self.failed or self.auth is None:

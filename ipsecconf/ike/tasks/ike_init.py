@@ -36,6 +36,7 @@ _FRAGMENTATION = int(NotifyType.FRAGMENTATION_SUPPORTED)
 _HASHES = int(NotifyType.SIGNATURE_HASH_ALGORITHMS)
 _COOKIE = int(NotifyType.COOKIE)
 _CONNECTING = IkeState.CONNECTING
+_SUCCESS = Status.SUCCESS
 _ZERO_SPI = bytes(8)
 
 _PEER_FAILURES = {
@@ -56,11 +57,9 @@ def nonzero_spi(ctx: SaContext) -> bytes:
 
 def natd_payloads(ctx: SaContext, spi_r: bytes) -> list[Payload]:
     """NAT_DETECTION_SOURCE_IP and _DESTINATION_IP for a message with ``spi_r``."""
+    source, dest = ctx.natd_hashes(ctx.spi_i, spi_r)
     if ctx.config.force_encap:
         source = ctx.rng(20)
-    else:
-        source = ctx.natd_local(ctx.spi_i, spi_r)
-    dest = ctx.natd_remote(ctx.spi_i, spi_r)
     return [NotifyPayload(_NATD_SOURCE, data=source), NotifyPayload(_NATD_DEST, data=dest)]
 
 
@@ -114,8 +113,9 @@ def process_natd(ctx: SaContext, message: Message, spi_r: bytes) -> None:
         ctx.natd_supported = False
         return
     ctx.natd_supported = True
-    ctx.nat_local = ctx.natd_local(ctx.spi_i, spi_r) not in dests
-    ctx.nat_remote = ctx.natd_remote(ctx.spi_i, spi_r) not in sources
+    local, remote = ctx.natd_hashes(ctx.spi_i, spi_r)
+    ctx.nat_local = local not in dests
+    ctx.nat_remote = remote not in sources
 
 
 def derive(ctx: SaContext, algorithms: IkeAlgorithms, shared: bytes) -> None:
@@ -251,7 +251,7 @@ class IkeInitInitiator(Task):
         process_hashes(ctx, message)
         derive(ctx, algorithms, shared)
         ctx.float_to_natt()
-        return Status.SUCCESS
+        return _SUCCESS
 
 
 class IkeInitResponder(Task):
@@ -309,7 +309,7 @@ class IkeInitResponder(Task):
         self.public = own.public_key()
         self.group = algorithms.dh.dh_id
         ctx.transition(_CONNECTING)
-        return Status.SUCCESS
+        return _SUCCESS
 
     def build_response(self, ctx: SaContext) -> list[Payload]:
         if self.error is not None:
