@@ -396,16 +396,6 @@ def _dec_sa(ptype: int, body: bytes) -> Payload | None:
 
 _BARE_NOTIFIES: dict[bytes, NotifyPayload] = {}
 
-_DECODERS: dict[int, Callable[[int, bytes], Payload | None]] = {
-    PayloadType.NONCE: _dec_nonce,
-    PayloadType.NOTIFY: _dec_notify,
-    PayloadType.KE: _dec_ke,
-    PayloadType.IDI: _dec_id,
-    PayloadType.IDR: _dec_id,
-    PayloadType.AUTH: _dec_auth,
-    PayloadType.SA: _dec_sa,
-}
-
 
 @functools.lru_cache(maxsize=256)
 def _pull_buffered(ptype: int, body: bytes) -> Payload:
@@ -418,6 +408,22 @@ def _pull_buffered(ptype: int, body: bytes) -> Payload:
     return payload
 
 
+# Every known type's parser: the slicing ones above, the Buffer parser for the others.
+_DECODERS: dict[int, Callable[[int, bytes], Payload | None]] = {t: _pull_buffered for t in _KNOWN}
+_DECODERS.update(
+    {
+        PayloadType.NONCE: _dec_nonce,
+        PayloadType.NOTIFY: _dec_notify,
+        PayloadType.KE: _dec_ke,
+        PayloadType.IDI: _dec_id,
+        PayloadType.IDR: _dec_id,
+        PayloadType.AUTH: _dec_auth,
+        PayloadType.SA: _dec_sa,
+    }
+)
+_PAYLOAD_SLOTS = range(MAX_PAYLOADS)
+
+
 def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None]:
     """Parse a payload chain starting with type ``first``; an SK payload ends it.
 
@@ -426,35 +432,30 @@ def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None
     """
     data = bytes(data)
     payloads: list[Payload] = []
-    ptype = first
-    pos, end, count = 0, len(data), 0
-    unpack, decoders, known = _GENERIC.unpack_from, _DECODERS, _KNOWN
+    append = payloads.append
+    ptype, pos, end = first, 0, len(data)
+    unpack, decoders = _GENERIC.unpack_from, _DECODERS
     try:
-        while ptype != _NONE:
-            count += 1
-            if count > MAX_PAYLOADS:
-                raise RemoteProtocolError(DropReason.TOO_LARGE, "too many payloads")
-            if pos + 4 > end:
-                raise RemoteProtocolError(
-                    DropReason.TRUNCATED, f"payload chain: no generic header at offset {pos}"
-                )
+        for _ in _PAYLOAD_SLOTS:
+            if ptype == _NONE:
+                break
+            # struct.error when fewer than 4 bytes are left: no generic header.
             next_type, flags, length = unpack(data, pos)
             stop = pos + length
             if length < 4 or stop > end:
                 raise RemoteProtocolError(
                     DropReason.BAD_LENGTH, f"payload {ptype} length {length} at offset {pos}"
                 )
-            body = data[pos + 4 : stop]
-            pos = stop
             decoder = decoders.get(ptype)
-            if decoder is not None and (payload := decoder(ptype, body)) is not None:
-                payloads.append(payload)
+            if decoder is not None:
+                body = data[pos + 4 : stop]
+                payload = decoder(ptype, body)
+                # A slicing parser hands a short body to the Buffer parser, which reports it.
+                append(payload if payload is not None else _pull_buffered(ptype, body))
             elif ptype == _SK:
-                if pos != end:
+                if stop != end:
                     raise malformed("data after the encrypted payload")
-                return payloads, SkPayload(next_type, body)
-            elif ptype in known:
-                payloads.append(_pull_buffered(ptype, body))
+                return payloads, SkPayload(next_type, data[pos + 4 : stop])
             elif flags & 0x80:
                 raise RemoteProtocolError(
                     DropReason.UNSUPPORTED_CRITICAL,
@@ -462,7 +463,14 @@ def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None
                     notify=NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD,
                     notify_data=bytes((ptype & 0xFF,)),
                 )
-            ptype = next_type
+            pos, ptype = stop, next_type
+        else:
+            if ptype != _NONE:
+                raise RemoteProtocolError(DropReason.TOO_LARGE, "too many payloads")
+    except struct.error:
+        raise RemoteProtocolError(
+            DropReason.TRUNCATED, f"payload chain: no generic header at offset {pos}"
+        ) from None
     except BufferReadError as exc:
         raise RemoteProtocolError(DropReason.TRUNCATED, f"payload chain: {exc}") from None
     if pos != end:

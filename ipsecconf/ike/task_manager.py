@@ -80,13 +80,16 @@ class TaskManager:
         """Start the next exchange of queued tasks if none is outstanding."""
         if self.active or not self.queued:
             return
-        if self.ctx.state in (_FAILED, _DELETED):
+        ctx = self.ctx
+        if ctx.state is _FAILED or ctx.state is _DELETED:
             self.queued.clear()
             return
-        if any(t.obsolete(self.ctx) for t in self.queued):
-            self.queued = deque(t for t in self.queued if not t.obsolete(self.ctx))
-            if not self.queued:
-                return
+        for task in self.queued:
+            if task.obsolete(ctx):
+                self.queued = deque(t for t in self.queued if not t.obsolete(ctx))
+                if not self.queued:
+                    return
+                break
         exchange = self.queued[0].exchange
         while self.queued and self.queued[0].exchange == exchange:
             self.active.append(self.queued.popleft())
@@ -350,8 +353,7 @@ class TaskManager:
 
     def _answer(self, header: Header, request: bytes, payloads: list[Payload]) -> bytes:
         init = header.exchange == _IKE_SA_INIT
-        error_only = init and any(isinstance(p, NotifyPayload) and p.type < 16384 for p in payloads)
-        spi_r = _ZERO_SPI if error_only else self.ctx.spi_r
+        spi_r = _ZERO_SPI if init and _has_error(payloads) else self.ctx.spi_r
         packets = self._encode(
             header.exchange, header.message_id, header.spi_i, spi_r, True, payloads
         )
@@ -361,3 +363,12 @@ class TaskManager:
         for packet in packets:
             self._send(packet)
         return packets[0]
+
+
+def _has_error(payloads: list[Payload]) -> bool:
+    """True when an error notify (type below 16384) is among ``payloads``: an
+    IKE_SA_INIT answer with one creates no SA, so it carries no responder SPI."""
+    for p in payloads:  # noqa: SIM110 - a loop: any() of a generator costs a frame here
+        if type(p) is NotifyPayload and p.type < 16384:
+            return True
+    return False

@@ -73,6 +73,14 @@ _SUCCESS, _FAILED = Status.SUCCESS, Status.FAILED
 _NO_SPI = bytes(4)
 
 
+def _numbered(sa: SaPayload, number: int) -> WireProposal:
+    """The proposal of ``sa`` with ``number`` (the one an answer accepted)."""
+    for p in sa.proposals:
+        if p.number == number:
+            return p
+    raise LookupError(number)  # pragma: no cover - the negotiator answered one of them
+
+
 def _spi_bytes(spi: int) -> bytes:
     return spi.to_bytes(4, "big")
 
@@ -296,7 +304,7 @@ class ChildCreateResponder(Task):
                 answer.number, answer.protocol, _spi_bytes(spi_in), answer.transforms
             )
             self.narrowed = narrowed
-            peer = next(p for p in sa.proposals if p.number == answer.number)
+            peer = _numbered(sa, answer.number)
             algorithms = picked.child
             assert algorithms is not None  # a child negotiator answers ESP/AH proposals
             spi_out = int.from_bytes(peer.spi, "big")

@@ -43,6 +43,14 @@ def _id_payload(ctx: SaContext, initiator: bool) -> IdPayload:
     )
 
 
+def _id_of(message: Message, initiator: bool) -> IdPayload | None:
+    """The IDi (``initiator``) or IDr payload of a message, if there is one."""
+    for p in message.find(IdPayload):
+        if p.initiator == initiator:
+            return p
+    return None
+
+
 def _octets(ctx: SaContext, of_initiator: bool, identity: IdPayload) -> bytes:
     assert ctx.algorithms is not None and ctx.keys is not None
     if of_initiator:
@@ -118,7 +126,7 @@ class IkeAuthInitiator(Task):
         return Status.FAILED
 
     def process_response(self, ctx: SaContext, message: Message) -> Status:
-        idr = next((p for p in message.find(IdPayload) if not p.initiator), None)
+        idr = _id_of(message, False)
         auth = one(message, AuthPayload)
         error = first_error(message)
         if idr is None or auth is None:
@@ -177,7 +185,7 @@ class IkeAuthResponder(Task):
         return Status.FAILED
 
     def process_request(self, ctx: SaContext, message: Message) -> Status:
-        idi = next((p for p in message.find(IdPayload) if p.initiator), None)
+        idi = _id_of(message, True)
         auth = one(message, AuthPayload)
         if idi is None or auth is None:
             return self._refuse(ctx, "IKE_AUTH request without IDi and AUTH (EAP is not offered)")

@@ -55,6 +55,14 @@ def nonzero_spi(ctx: SaContext) -> bytes:
     raise RemoteProtocolError(DropReason.STATE, "rng returned zero SPIs")  # pragma: no cover
 
 
+def spi_and_nonce(ctx: SaContext) -> tuple[bytes, bytes]:
+    """A fresh IKE SPI (:func:`nonzero_spi`) and nonce, drawn in one rng call."""
+    size = ctx.config.nonce_bytes
+    drawn = ctx.rng(8 + size)
+    spi, nonce = drawn[:8], drawn[8:]
+    return (spi if spi != _ZERO_SPI else nonzero_spi(ctx)), nonce
+
+
 def natd_payloads(ctx: SaContext, spi_r: bytes) -> list[Payload]:
     """NAT_DETECTION_SOURCE_IP and _DESTINATION_IP for a message with ``spi_r``."""
     source, dest = ctx.natd_hashes(ctx.spi_i, spi_r)
@@ -86,29 +94,31 @@ def auth_announcements(ctx: SaContext, response: bool) -> list[Payload]:
     return out
 
 
-def process_hashes(ctx: SaContext, message: Message) -> None:
-    """Remember the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 4) and whether both
-    sides do IKE fragmentation (RFC 7383 2.3)."""
+def process_notifies(ctx: SaContext, message: Message, spi_r: bytes) -> None:
+    """What the peer's IKE_SA_INIT notifies say, in one pass over them: whether a NAT
+    is on the way (NAT detection, RFC 7296 2.23), its SIGNATURE_HASH_ALGORITHMS (RFC
+    7427 4) and whether both sides do IKE fragmentation (RFC 7383 2.3)."""
+    sources: list[bytes] = []
+    dests: list[bytes] = []
     fragmentation = False
     found: set[int] = set()
     for n in notifies(message):
-        if n.type == _FRAGMENTATION:
+        ntype = n.type
+        if ntype == _NATD_SOURCE:
+            sources.append(n.data)
+        elif ntype == _NATD_DEST:
+            dests.append(n.data)
+        elif ntype == _FRAGMENTATION:
             fragmentation = True
-        elif n.type == _HASHES:
+        elif ntype == _HASHES:
             data = n.data[: 2 * 16]
             found |= {int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data) - 1, 2)}
+    _detect_nat(ctx, sources, dests, spi_r)
     ctx.fragmentation = bool(ctx.config.fragment_size) and fragmentation
     ctx.peer_hashes = frozenset(found) if found else _NO_HASHES
 
 
-def process_natd(ctx: SaContext, message: Message, spi_r: bytes) -> None:
-    """Detect NATs from the peer's NAT detection notifies (RFC 7296 2.23)."""
-    sources, dests = [], []
-    for n in notifies(message):
-        if n.type == _NATD_SOURCE:
-            sources.append(n.data)
-        elif n.type == _NATD_DEST:
-            dests.append(n.data)
+def _detect_nat(ctx: SaContext, sources: list[bytes], dests: list[bytes], spi_r: bytes) -> None:
     if not sources or not dests:
         ctx.natd_supported = False
         return
@@ -163,6 +173,8 @@ class IkeInitInitiator(Task):
         self.ke: KeyExchange | None = None
 
     def build_request(self, ctx: SaContext) -> list[Payload]:
+        if not ctx.spi_i and not ctx.ni:
+            ctx.spi_i, ctx.ni = spi_and_nonce(ctx)
         if not ctx.spi_i:
             ctx.spi_i = nonzero_spi(ctx)
         if not ctx.ni:
@@ -247,8 +259,7 @@ class IkeInitInitiator(Task):
             return self._fail(ctx, FailureReason.PROTOCOL_ERROR, str(exc), None, True)
         ctx.nr = nonce.nonce
         ctx.spi_r = message.spi_r
-        process_natd(ctx, message, ctx.spi_r)
-        process_hashes(ctx, message)
+        process_notifies(ctx, message, ctx.spi_r)
         derive(ctx, algorithms, shared)
         ctx.float_to_natt()
         return _SUCCESS
@@ -300,10 +311,8 @@ class IkeInitResponder(Task):
         except KeyExchangeError as exc:
             raise RemoteProtocolError(DropReason.BAD_KEY_EXCHANGE, str(exc)) from None
         ctx.ni = nonce.nonce
-        ctx.nr = ctx.rng(ctx.config.nonce_bytes)
-        process_natd(ctx, message, _ZERO_SPI)
-        process_hashes(ctx, message)
-        ctx.spi_r = nonzero_spi(ctx)
+        ctx.spi_r, ctx.nr = spi_and_nonce(ctx)
+        process_notifies(ctx, message, _ZERO_SPI)
         derive(ctx, algorithms, shared)
         self.answer = picked.reply
         self.public = own.public_key()
