@@ -22,7 +22,6 @@ from ipsecconf.ike.config import (
     IkeConfig,
     IPAddress,
     TriggerPacket,
-    derived,
 )
 from ipsecconf.ike.constants import NATT_PORT
 from ipsecconf.ike.errors import LocalProtocolError
@@ -30,6 +29,7 @@ from ipsecconf.ike.events import IkeEvent
 from ipsecconf.ike.keymat import IkeKeys
 from ipsecconf.ike.message import SkCrypto
 from ipsecconf.ike.payloads_ts import TsEntry
+from ipsecconf.ike.prepared import Prepared, pack_endpoints, prepared
 from ipsecconf.ike.proposals import ChildAlgorithms, IkeAlgorithms
 from ipsecconf.model.algorithms import Prf
 
@@ -38,22 +38,6 @@ if TYPE_CHECKING:  # only for annotations: tasks and sa import this module
     from ipsecconf.ike.tasks.base import Task
 
 Rng = Callable[[int], bytes]
-Endpoints = tuple[IPAddress, int, IPAddress, int]
-"""Our address and port, the peer's address and port."""
-
-
-def _pack_endpoints(endpoints: Endpoints) -> tuple[bytes, bytes]:
-    """``IP | Port`` of our side and of the peer's, as NAT detection hashes them."""
-    local, local_port, remote, remote_port = endpoints
-    return (
-        local.packed + local_port.to_bytes(2, "big"),
-        remote.packed + remote_port.to_bytes(2, "big"),
-    )
-
-
-def _natd_endpoints(config: IkeConfig) -> tuple[Endpoints, tuple[bytes, bytes]]:
-    endpoints = (config.local_address, config.local_port, config.remote_address, config.remote_port)
-    return endpoints, _pack_endpoints(endpoints)
 
 
 class IkeState(enum.Enum):
@@ -196,7 +180,8 @@ class SaContext:
         self.local_port = config.local_port
         self.remote_address: IPAddress = config.remote_address
         self.remote_port = config.remote_port
-        self._remote_text = derived(config, "remote-text", lambda: str(config.remote_address))
+        self.prepared: Prepared = prepared(config)
+        self._remote_text = self.prepared.remote_text
         self.children: list[ChildRecord] = []
         self.events: deque[IkeEvent] = deque()
         self.followups: list[Task] = []
@@ -244,11 +229,10 @@ class SaContext:
         """SHA-1(SPIi | SPIr | IP | Port) of our address and port and of the peer's: the
         NAT detection data (RFC 7296 2.23), both at once (they are always wanted together)."""
         endpoints = (self.local_address, self.local_port, self.remote_address, self.remote_port)
-        config = self.config
         # Usually still the config's endpoints: their bytes are packed once per config.
-        known, packed = derived(config, "natd-endpoints", lambda: _natd_endpoints(config))
+        known, packed = self.prepared.natd_endpoints
         if endpoints != known:  # addresses compare by identity first: cheap when equal
-            packed = _pack_endpoints(endpoints)
+            packed = pack_endpoints(endpoints)
         spis = spi_i + spi_r
         return sha1(spis + packed[0]).digest(), sha1(spis + packed[1]).digest()
 

@@ -56,7 +56,7 @@ def psk_for(ctx: SaContext, remote_id: Identity | None) -> bytes | None:
         and (found[1] is ctx.remote_address or found[1] == ctx.remote_address)
     ):
         return found[2]
-    query = PskQuery(ctx.remote_address, remote_id, ctx.config.effective_local_id)
+    query = PskQuery(ctx.remote_address, remote_id, ctx.prepared.local_id)
     key = ctx.config.psk(query)
     ctx.psk_lookup = (remote_id, ctx.remote_address, key)
     return key

@@ -12,7 +12,7 @@ SA is dead.  The initiator refusing the responder reports it in an INFORMATIONAL
 from __future__ import annotations
 
 from ipsecconf.ike.auth import Authenticator, signed_octets
-from ipsecconf.ike.config import Identity, derived
+from ipsecconf.ike.config import Identity
 from ipsecconf.ike.constants import ExchangeType, NotifyType
 from ipsecconf.ike.context import IkeState, SaContext
 from ipsecconf.ike.events import FailureReason, IkeSaEstablished, IkeSaFailed
@@ -31,16 +31,6 @@ def _proof(
         out += ctx.config.credentials.cert_payloads()
     out.append(auth.sign(_octets(ctx, initiator, id_payload)))
     return out
-
-
-def _id_payload(ctx: SaContext, initiator: bool) -> IdPayload:
-    """Our IDi or IDr payload, one per config (its identity never changes)."""
-    config = ctx.config
-    return derived(
-        config,
-        "idi" if initiator else "idr",
-        lambda: config.effective_local_id.to_payload(initiator),
-    )
 
 
 def _id_of(message: Message, initiator: bool) -> IdPayload | None:
@@ -65,7 +55,7 @@ def established(ctx: SaContext) -> IkeSaEstablished:
         spi_i=ctx.spi_i,
         spi_r=ctx.spi_r,
         initiator=ctx.initiator,
-        local_id=ctx.config.effective_local_id,
+        local_id=ctx.prepared.local_id,
         remote_id=ctx.remote_id,
         algorithms=ctx.algorithms,
         local_address=ctx.local_address,
@@ -98,7 +88,7 @@ class IkeAuthInitiator(Task):
 
     def build_request(self, ctx: SaContext) -> list[Payload]:
         self.auth = our_authenticator(ctx, ctx.config.remote_id)
-        idi = _id_payload(ctx, True)
+        idi = ctx.prepared.idi
         payloads: list[Payload] = [idi]
         if ctx.config.trust is not None and ctx.config.uses_signatures:
             payloads.append(ctx.config.trust.certreq())
@@ -208,5 +198,5 @@ class IkeAuthResponder(Task):
     def build_response(self, ctx: SaContext) -> list[Payload]:
         if self.failed or self.auth is None:
             return [NotifyPayload(NotifyType.AUTHENTICATION_FAILED)]
-        idr = _id_payload(ctx, False)
+        idr = ctx.prepared.idr
         return [idr, *_proof(ctx, self.auth, idr, False)]

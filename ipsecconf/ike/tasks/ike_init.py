@@ -23,7 +23,7 @@ from ipsecconf.ike.keymat import ike_keys, skeyseed
 from ipsecconf.ike.message import Message, SkCrypto
 from ipsecconf.ike.payloads import KePayload, NoncePayload, NotifyPayload, Payload
 from ipsecconf.ike.payloads_sa import SaPayload
-from ipsecconf.ike.proposals import IkeAlgorithms, ike_negotiator, ike_offer
+from ipsecconf.ike.proposals import IkeAlgorithms
 from ipsecconf.ike.tasks.base import Status, Task, first_error, notifies, one
 from ipsecconf.model.algorithms import DhGroup
 
@@ -187,7 +187,7 @@ class IkeInitInitiator(Task):
         if self.cookie:
             payloads.append(NotifyPayload(NotifyType.COOKIE, data=self.cookie))
         payloads += [
-            ike_offer(ctx.config),
+            ctx.prepared.ike_offer,
             KePayload(self.group.dh_id, self.ke.public_key()),
             NoncePayload(ctx.ni),
             *natd_payloads(ctx, _ZERO_SPI),
@@ -234,7 +234,7 @@ class IkeInitInitiator(Task):
                 None,
                 True,
             )
-        accepted = ike_negotiator(ctx.config).check(sa)
+        accepted = ctx.prepared.ike_negotiator.check(sa)
         if accepted is None or accepted.ike is None:
             return self._fail(
                 ctx,
@@ -285,7 +285,7 @@ class IkeInitResponder(Task):
                 DropReason.MISSING_PAYLOAD, "IKE_SA_INIT request lacks SA, KE or Nonce"
             )
         ctx.spi_i = message.spi_i
-        picked = ike_negotiator(ctx.config).select(sa)
+        picked = ctx.prepared.ike_negotiator.select(sa)
         if picked is None:
             self.error = NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)
             ctx.transition(IkeState.FAILED)
