@@ -50,9 +50,10 @@ def psk_for(ctx: SaContext, remote_id: Identity | None) -> bytes | None:
     """The pre-shared key the config's lookup gives for this peer (asked once per SA
     and identity: each side needs it two or three times in a handshake)."""
     found = ctx.psk_lookup
+    # Identities and addresses are shared immutable values: identity first, then equality.
     if (
         found is not None
-        and found[0] == remote_id
+        and (found[0] is remote_id or found[0] == remote_id)
         and (found[1] is ctx.remote_address or found[1] == ctx.remote_address)
     ):
         return found[2]

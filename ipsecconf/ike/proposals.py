@@ -377,6 +377,7 @@ def _typed(
 
 
 _MEMO_SIZE = 64
+_UNKNOWN: Any = object()  # not in a memo (whose values may be None: "no match")
 
 
 class Negotiator:
@@ -405,8 +406,9 @@ class Negotiator:
     def select(self, offered: SaPayload, spi: bytes = b"") -> Choice | None:
         """:func:`select` of the peer's offer against our list, answering with ``spi``."""
         key = (_shape(offered), spi)
-        if key in self._selected:
-            return self._selected[key]
+        known: Choice | None = self._selected.get(key, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known
         found = _select(offered, self.proposals, spi)
         choice = None
         if found is not None:
@@ -419,8 +421,9 @@ class Negotiator:
     def check(self, answer: SaPayload) -> Accepted | None:
         """:func:`check_answer` of the peer's answer, with its algorithms."""
         key = _shape(answer)
-        if key in self._checked:
-            return self._checked[key]
+        known: Accepted | None = self._checked.get(key, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known
         found = _check_answer(answer, self.proposals)
         accepted = None
         if found is not None:

@@ -113,6 +113,17 @@ def _passive_tasks(exchange: int) -> list[Task]:
 class IkeSa:
     """One IKE SA, initiator or responder, with its child SAs' negotiation."""
 
+    # Immutable starting values on the class (an instance assigns its own on change).
+    _drops: Counter[DropReason] | None = None
+    last_drop_detail = ""
+    """The detail of the latest refused datagram (for debug logs; never secret)."""
+    _connected = False
+    _keepalive_at: float | None = None
+    _probe_at: float | None = None
+    _half_open_until: float | None = None
+    _orphan_at: float | None = None
+    """When to delete a collision's redundant SA that the peer did not delete."""
+
     def __init__(
         self,
         config: IkeConfig,
@@ -155,16 +166,7 @@ class IkeSa:
         # cyclic garbage collector, whose passes cost more than a handshake's codec.
         self._outbox = _Outbox(ctx)
         self._manager = TaskManager(ctx, self._outbox.send, _passive_tasks)
-        self._drops: Counter[DropReason] | None = None
-        self.last_drop_detail = ""
-        """The detail of the latest refused datagram (for debug logs; never secret)."""
-        self._connected = False
-        self._keepalive_at: float | None = None
         self._heard_at = ctx.now
-        self._probe_at: float | None = None
-        self._half_open_until: float | None = None
-        self._orphan_at: float | None = None
-        """When to delete a collision's redundant SA that the peer did not delete."""
 
     def __repr__(self) -> str:
         role = "initiator" if self._ctx.initiator else "responder"

@@ -16,7 +16,7 @@ way to send bytes and a factory of responder tasks per exchange.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ipsecconf.ike.constants import ExchangeType, Flags, PayloadType
 from ipsecconf.ike.context import IkeState, SaContext
@@ -51,7 +51,23 @@ _TASK_NEED_MORE = Status.NEED_MORE
 
 
 class TaskManager:
-    """Runs tasks over exchanges for one IKE SA."""
+    """Runs tasks over exchanges for one IKE SA.
+
+    Attributes whose starting value is an immutable constant are declared on the class
+    (as :class:`~ipsecconf.ike.context.SaContext` does): every handshake builds two
+    managers, and an instance assigns its own value only when it changes one."""
+
+    _active_mid = 0
+    _packets: Sequence[bytes] = ()
+    _tries = 0
+    _deadline: float | None = None
+    my_mid = 0
+    peer_mid = 0
+    _cached_request = b""
+    _cached_response: Sequence[bytes] = ()
+    _reassembly: dict[bool, Reassembly] | None = None
+    """Fragments being collected, of responses (True) and of requests (False);
+    created with the first fragment."""
 
     def __init__(self, ctx: SaContext, send: Send, passive: PassiveFactory) -> None:
         self.ctx = ctx
@@ -59,17 +75,6 @@ class TaskManager:
         self._passive = passive
         self.queued: deque[Task] = deque()
         self.active: list[Task] = []
-        self._active_mid = 0
-        self._packets: list[bytes] = []
-        self._tries = 0
-        self._deadline: float | None = None
-        self.my_mid = 0
-        self.peer_mid = 0
-        self._cached_request = b""
-        self._cached_response: list[bytes] = []
-        self._reassembly: dict[bool, Reassembly] = {}
-        """Fragments being collected, of responses (True) and of requests (False);
-        created with the first fragment."""
 
     # -- our requests -----------------------------------------------------------------
     def queue(self, task: Task) -> None:
@@ -227,6 +232,8 @@ class TaskManager:
             self.on_request(header, reassembly.first, now, accepted, message)
 
     def _reassembly_of(self, responses: bool) -> Reassembly:
+        if self._reassembly is None:
+            self._reassembly = {}
         found = self._reassembly.get(responses)
         if found is None:
             found = self._reassembly[responses] = Reassembly()
