@@ -368,15 +368,20 @@ class IkeSa:
 
     def _arm_timers(self, now: float) -> None:
         ctx = self._ctx
-        if ctx.state not in (_CREATED, _CONNECTING):
-            self._half_open_until = None
-        live = ctx.config.liveness_interval
-        if ctx.state is not _ESTABLISHED or live <= 0:
+        state, config = ctx.state, ctx.config
+        if state is not _ESTABLISHED:
+            if state is not _CREATED and state is not _CONNECTING:
+                self._half_open_until = None
+            self._probe_at = self._keepalive_at = None
+            return
+        self._half_open_until = None
+        live = config.liveness_interval
+        if live <= 0:
             self._probe_at = None
         elif self._probe_at is None or self._probe_at < self._heard_at + live:
             self._probe_at = max(now, self._heard_at + live)
-        interval = ctx.config.keepalive_interval
-        if ctx.state is not _ESTABLISHED or not ctx.nat_local or interval <= 0:
+        interval = config.keepalive_interval
+        if not ctx.nat_local or interval <= 0:
             self._keepalive_at = None
         elif self._keepalive_at is None:
             self._keepalive_at = now + interval

@@ -72,12 +72,17 @@ def first_error(message: Message) -> NotifyPayload | None:
     return None
 
 
+def notify_of(message: Message, ntype: int) -> NotifyPayload | None:
+    """The first notify of type ``ntype`` in the message, or ``None``."""
+    for n in message.find(NotifyPayload):
+        if n.type == ntype:
+            return n
+    return None
+
+
 def has_notify(message: Message, ntype: int) -> bool:
     """True when the message carries a notify of type ``ntype``."""
-    for n in message.find(NotifyPayload):  # noqa: SIM110 - any() of a generator is slower
-        if n.type == ntype:
-            return True
-    return False
+    return notify_of(message, ntype) is not None
 
 
 one = Message.first

@@ -55,6 +55,18 @@ def ts_of(message: Message, initiator: bool) -> list[TsEntry] | None:
     return None if payload is None else list(payload.selectors)
 
 
+def ts_pair(message: Message) -> tuple[TsPayload | None, TsPayload | None]:
+    """The TSi and TSr payloads, either ``None`` when absent (the first of each kind)."""
+    tsi = tsr = None
+    for p in message.find(TsPayload):
+        if p.initiator:
+            if tsi is None:
+                tsi = p
+        elif tsr is None:
+            tsr = p
+    return tsi, tsr
+
+
 def ts_payload(message: Message, initiator: bool) -> TsPayload | None:
     """The TSi (``initiator``) or TSr payload, if there is one."""
     for p in message.find(TsPayload):
@@ -211,7 +223,7 @@ class ChildCreateInitiator(Task):
             return self._fail(
                 ctx, reason, f"the peer refused child {self.child.name!r}", error.type, True
             )
-        tsi, tsr = ts_payload(message, True), ts_payload(message, False)
+        tsi, tsr = ts_pair(message)
         if sa is None or tsi is None or tsr is None:
             return self._fail(
                 ctx,
@@ -273,7 +285,7 @@ class ChildCreateResponder(Task):
             self.skip = True
             return _FAILED
         sa = one(message, SaPayload)
-        tsi, tsr = ts_payload(message, True), ts_payload(message, False)
+        tsi, tsr = ts_pair(message)
         if sa is None:
             self.skip = True  # childless IKE_AUTH
             return Status.SUCCESS

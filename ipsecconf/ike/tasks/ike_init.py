@@ -24,7 +24,7 @@ from ipsecconf.ike.message import Message, SkCrypto
 from ipsecconf.ike.payloads import KePayload, NoncePayload, NotifyPayload, Payload
 from ipsecconf.ike.payloads_sa import SaPayload
 from ipsecconf.ike.proposals import IkeAlgorithms
-from ipsecconf.ike.tasks.base import Status, Task, first_error, notifies, one
+from ipsecconf.ike.tasks.base import Status, Task, first_error, notifies, notify_of, one
 from ipsecconf.model.algorithms import DhGroup
 
 MAX_RETRIES = 3
@@ -203,10 +203,10 @@ class IkeInitInitiator(Task):
         return Status.FAILED
 
     def process_response(self, ctx: SaContext, message: Message) -> Status:
-        cookie = [n for n in notifies(message) if n.type == _COOKIE]
-        if cookie and self.retries < MAX_RETRIES:
+        cookie = notify_of(message, _COOKIE)
+        if cookie is not None and self.retries < MAX_RETRIES:
             self.retries += 1
-            self.cookie = cookie[0].data
+            self.cookie = cookie.data
             return Status.NEED_MORE
         error = first_error(message)
         if error is not None:
@@ -245,7 +245,7 @@ class IkeInitInitiator(Task):
             )
         algorithms = accepted.ike
         assert self.ke is not None
-        if algorithms.dh != self.group or ke.group != self.group.dh_id:
+        if algorithms.dh.dh_id != self.group.dh_id or ke.group != self.group.dh_id:
             return self._fail(
                 ctx,
                 FailureReason.INVALID_KE,
