@@ -251,23 +251,22 @@ class TaskManager:
         """Process the peer's response to our outstanding request (``message`` when it
         was reassembled from fragments)."""
         self._check_response(header)
+        ctx = self.ctx
         init = header.exchange == _IKE_SA_INIT
         if message is None:
-            message = decode(data, header, None if init else self.ctx.crypto)
+            message = decode(data, header, None if init else ctx.crypto)
         if init:
-            self.ctx.init_response = data
-        statuses = []
+            ctx.init_response = data
+        need_more = False
         for task in self.active:
-            status = task.process_response(self.ctx, message)
-            statuses.append(status)
+            status = task.process_response(ctx, message)
             if status is _TASK_FAILED:
-                break
-        if _TASK_FAILED in statuses:
-            self._abort()
-            if self.ctx.error_to_report is not None and not init:
-                self._report(self.ctx.error_to_report)
-            return
-        if _TASK_NEED_MORE in statuses:
+                self._abort()
+                if ctx.error_to_report is not None and not init:
+                    self._report(ctx.error_to_report)
+                return
+            need_more = need_more or status is _TASK_NEED_MORE
+        if need_more:
             if not init:  # a retry after INVALID_KE_PAYLOAD is a new exchange: new ID
                 self.my_mid += 1
                 self._active_mid = self.my_mid
@@ -276,7 +275,8 @@ class TaskManager:
         self.active.clear()
         self._deadline = None
         self.my_mid += 1
-        self.take_followups()
+        if ctx.followups:
+            self.take_followups()
         self.initiate(now)
 
     def take_followups(self) -> None:
@@ -327,19 +327,20 @@ class TaskManager:
         accepted()
         if init:
             self.ctx.init_request = data
-        tasks = self._passive(header.exchange)
-        ran: list[Task] = []
-        for task in tasks:
-            ran.append(task)
-            if task.process_request(self.ctx, message) is _TASK_FAILED:
+        ctx = self.ctx
+        ran = self._passive(header.exchange)
+        for index, task in enumerate(ran):
+            if task.process_request(ctx, message) is _TASK_FAILED:
+                del ran[index + 1 :]  # the tasks after a failed one are skipped
                 break
         payloads: list[Payload] = []
         for task in ran:
-            payloads += task.build_response(self.ctx)
+            payloads += task.build_response(ctx)
         response = self._answer(header, data, payloads)
-        if init and self.ctx.state is _CONNECTING:
-            self.ctx.init_response = response
-        self.take_followups()
+        if init and ctx.state is _CONNECTING:
+            ctx.init_response = response
+        if ctx.followups:
+            self.take_followups()
 
     def _check_exchange(self, header: Header) -> None:
         state, exchange = self.ctx.state, header.exchange
