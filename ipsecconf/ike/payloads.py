@@ -36,6 +36,7 @@ MAX_PAYLOADS = 64
 NONCE_MIN, NONCE_MAX = 16, 256
 _GENERIC = struct.Struct("!BBH")
 _U16 = struct.Struct("!H")
+_TYPE_AND_RESERVED = struct.Struct("!B3x")  # ID type or AUTH method, 3 reserved bytes
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -66,7 +67,7 @@ class IdPayload:
 
     def rest(self) -> bytes:
         """``RestOfIDPayload``: type, 3 reserved bytes and data (the AUTH input, 2.15)."""
-        return bytes((self.id_type, 0, 0, 0)) + self.data
+        return _TYPE_AND_RESERVED.pack(self.id_type) + self.data
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -272,11 +273,11 @@ def _enc_nonce(p: NoncePayload) -> tuple[int, bytes]:
 
 
 def _enc_id(p: IdPayload) -> tuple[int, bytes]:
-    return (_IDI if p.initiator else _IDR), bytes((p.id_type, 0, 0, 0)) + p.data
+    return (_IDI if p.initiator else _IDR), _TYPE_AND_RESERVED.pack(p.id_type) + p.data
 
 
 def _enc_auth(p: AuthPayload) -> tuple[int, bytes]:
-    return _AUTH, bytes((p.method, 0, 0, 0)) + p.data
+    return _AUTH, _TYPE_AND_RESERVED.pack(p.method) + p.data
 
 
 def _enc_notify(p: NotifyPayload) -> tuple[int, bytes]:

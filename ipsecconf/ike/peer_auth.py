@@ -96,8 +96,8 @@ def check_peer(
     """``None`` when the peer's AUTH (over ``octets``) proves ``identity`` (``remote``
     is its :class:`Identity`, when the caller has it already)."""
     name = METHOD_NAMES.get(auth.method)
-    if name is None or name not in ctx.config.accepted_methods:
-        allowed = ", ".join(sorted(ctx.config.accepted_methods))
+    if name is None or name not in ctx.prepared.accepted_methods:
+        allowed = ", ".join(sorted(ctx.prepared.accepted_methods))
         return Refusal(
             FailureReason.METHOD_NOT_ALLOWED,
             f"the peer authenticated with method {auth.method} ({name or 'unknown'}); "

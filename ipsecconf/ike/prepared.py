@@ -2,9 +2,10 @@
 
 An :class:`~ipsecconf.ike.config.IkeConfig` is immutable and serves every SA with its
 peer, so what a handshake derives from it (its IKE offer and proposal matching, our
-IDi/IDr payloads, the bytes NAT detection hashes) is computed once, on first use, and
-then read as a plain attribute: :func:`~ipsecconf.ike.config.derived` costs a call, a
-closure and two lookups each time, and a handshake asks for these a dozen times.  Each
+IDi/IDr payloads, the bytes NAT detection hashes, the AUTH methods it accepts) is
+computed once, on first use, and then read as a plain attribute:
+:func:`~ipsecconf.ike.config.derived` costs a call, a closure and two lookups each time,
+and a handshake asks for these a dozen times.  Each
 :class:`~ipsecconf.ike.context.SaContext` holds the one :class:`Prepared` of its config.
 """
 
@@ -40,6 +41,16 @@ class Prepared:
     def local_id(self) -> Identity:
         """Our identity (:attr:`IkeConfig.effective_local_id`)."""
         return self.config.effective_local_id
+
+    @cached_property
+    def accepted_methods(self) -> frozenset[str]:
+        """:attr:`IkeConfig.accepted_methods`."""
+        return self.config.accepted_methods
+
+    @cached_property
+    def uses_signatures(self) -> bool:
+        """:attr:`IkeConfig.uses_signatures`."""
+        return self.config.uses_signatures
 
     @cached_property
     def idi(self) -> IdPayload:

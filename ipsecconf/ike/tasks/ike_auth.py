@@ -90,7 +90,7 @@ class IkeAuthInitiator(Task):
         self.auth = our_authenticator(ctx, ctx.config.remote_id)
         idi = ctx.prepared.idi
         payloads: list[Payload] = [idi]
-        if ctx.config.trust is not None and ctx.config.uses_signatures:
+        if ctx.config.trust is not None and ctx.prepared.uses_signatures:
             payloads.append(ctx.config.trust.certreq())
         if ctx.config.initial_contact:
             payloads.append(_INITIAL_CONTACT)

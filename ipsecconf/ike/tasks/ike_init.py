@@ -87,9 +87,9 @@ def auth_announcements(ctx: SaContext, response: bool) -> list[Payload]:
     out: list[Payload] = []
     if ctx.config.fragment_size and (not response or ctx.fragmentation):
         out.append(_FRAGMENTATION_SUPPORTED)
-    if ctx.config.uses_signatures and (not response or ctx.peer_hashes):
+    if ctx.prepared.uses_signatures and (not response or ctx.peer_hashes):
         out.append(_hash_notify())
-    if response and ctx.config.trust is not None and ctx.config.uses_signatures:
+    if response and ctx.config.trust is not None and ctx.prepared.uses_signatures:
         out.append(ctx.config.trust.certreq())
     return out
 
