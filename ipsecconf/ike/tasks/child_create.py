@@ -141,38 +141,39 @@ def install(
         spi_in,
         spi_out,
         algorithms.protocol,
-        config=child,
-        algorithms=algorithms,
-        local_ts=local,
-        remote_ts=remote,
-        transport=transport,
+        child,  # config
+        algorithms,
+        local,  # local_ts
+        remote,  # remote_ts
+        transport,
     )
     ctx.children.append(record)
+    if selectors is None:
+        selectors = tuple(to_selectors(list(local), list(remote)))
+    # Positional, in field order (a keyword call of this size costs twice as much).
     ctx.push(
         ChildSaEstablished(
-            name=child.name,
-            protocol=algorithms.protocol,
-            mode=_MODE_TRANSPORT if transport else _MODE_TUNNEL,
-            spi_in=spi_in,
-            spi_out=spi_out,
-            local_ts=local,
-            remote_ts=remote,
-            selectors=selectors
-            if selectors is not None
-            else tuple(to_selectors(list(local), list(remote))),
-            algorithms=algorithms,
-            encr_key_in=e_in,
-            integ_key_in=a_in,
-            encr_key_out=e_out,
-            integ_key_out=a_out,
-            udp_encap=ctx.udp_encap,
-            local_address=ctx.local_address,
-            local_port=ctx.local_port,
-            remote_address=ctx.remote_address,
-            remote_port=ctx.remote_port,
-            ike_spi_i=ctx.spi_i,
-            ike_spi_r=ctx.spi_r,
-            rekey_of=rekey_of,
+            child.name,
+            algorithms.protocol,
+            _MODE_TRANSPORT if transport else _MODE_TUNNEL,  # mode
+            spi_in,
+            spi_out,
+            local,  # local_ts
+            remote,  # remote_ts
+            selectors,
+            algorithms,
+            e_in,  # encr_key_in
+            a_in,  # integ_key_in
+            e_out,  # encr_key_out
+            a_out,  # integ_key_out
+            ctx.udp_encap,
+            ctx.local_address,
+            ctx.local_port,
+            ctx.remote_address,
+            ctx.remote_port,
+            ctx.spi_i,  # ike_spi_i
+            ctx.spi_r,  # ike_spi_r
+            rekey_of,
         )
     )
     return record

@@ -68,7 +68,7 @@ def natd_payloads(ctx: SaContext, spi_r: bytes) -> list[Payload]:
     source, dest = ctx.natd_hashes(ctx.spi_i, spi_r)
     if ctx.config.force_encap:
         source = ctx.rng(20)
-    return [NotifyPayload(_NATD_SOURCE, data=source), NotifyPayload(_NATD_DEST, data=dest)]
+    return [NotifyPayload(_NATD_SOURCE, 0, b"", source), NotifyPayload(_NATD_DEST, 0, b"", dest)]
 
 
 _FRAGMENTATION_SUPPORTED = NotifyPayload(_FRAGMENTATION)
