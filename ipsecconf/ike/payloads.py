@@ -391,7 +391,7 @@ def _dec_sa(ptype: int, body: bytes) -> Payload | None:
     # An IKE_SA_INIT offer (no SPIs) repeats byte for byte in every handshake: parsed
     # once; a child offer carries a fresh SPI, so caching it would only evict.
     if len(body) > 6 and body[6] == 0:
-        return _pull_buffered(PayloadType.SA, body)
+        return _pull_buffered(_SA, body)
     return sa_from_bytes(body)
 
 
