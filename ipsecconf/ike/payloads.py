@@ -29,7 +29,7 @@ from typing import Any
 from ipsecconf.codec import Buffer, BufferReadError
 from ipsecconf.ike.constants import NotifyType, PayloadType
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError, malformed
-from ipsecconf.ike.payloads_sa import SaPayload, pull_sa, sa_body, sa_from_bytes
+from ipsecconf.ike.payloads_sa import SaPayload, pull_sa, sa_body, sa_from_bytes, sa_wire
 from ipsecconf.ike.payloads_ts import TsPayload, pull_ts, ts_body
 
 MAX_PAYLOADS = 64
@@ -261,6 +261,11 @@ _TYPES: dict[type, PayloadType] = {
 
 # -- encoding: one function per payload class, giving (type, body) ---------------------
 def _enc_sa(p: SaPayload) -> tuple[int, bytes]:
+    # A child SA's offer or answer carries a fresh SPI: a new object, sent once, not
+    # memoised; IKE SA offers and answers (no SPI) are shared values, encoded once.
+    proposals = p.proposals
+    if proposals and proposals[0].spi:
+        return _SA, sa_wire(p)
     return _SA, sa_body(p)
 
 
