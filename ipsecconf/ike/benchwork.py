@@ -115,17 +115,17 @@ class Workload:
         resp = IkeSa(self.config_r, initiator=False, rng=self.rng, ke_factory=self.factory)
         init.connect(0.0)
         sizes: list[int] = []
-        for _ in range(8):
-            out = init.datagrams_to_send(0.0)
+        # Ping-pong: each side's datagrams go to the other until neither has any left.
+        sender, receiver, source = init, resp, HOST_I
+        for _ in range(16):
+            out = sender.datagrams_to_send(0.0)
+            if not out:
+                break
             for d in out:
                 sizes.append(len(d.data))
-                resp.receive_datagram(d.data, (HOST_I, d.local_port), 0.0)
-            back = resp.datagrams_to_send(0.0)
-            for d in back:
-                sizes.append(len(d.data))
-                init.receive_datagram(d.data, (HOST_R, d.local_port), 0.0)
-            if not out and not back:
-                break
+                receiver.receive_datagram(d.data, (source, d.local_port), 0.0)
+            sender, receiver = receiver, sender
+            source = HOST_R if sender is resp else HOST_I
         if init.state is not IkeState.ESTABLISHED or len(init.children) != 1:
             raise LocalProtocolError(f"bench handshake failed: {init.next_event()}")
         return init, resp, sizes

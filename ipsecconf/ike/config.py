@@ -88,8 +88,10 @@ class Identity(Memo):
 
     @classmethod
     def from_payload(cls, payload: IdPayload) -> Identity:
-        """The identity an IDi/IDr payload carries (unknown types kept raw)."""
-        return cls(_ID_TYPES.get(payload.id_type, IdType.KEY_ID), payload.data)
+        """The identity an IDi/IDr payload carries (unknown types kept raw); one shared
+        value per distinct payload content (peers prove the same identity in every
+        IKE_AUTH, and its text, which PSK lookups ask for, is then memoised already)."""
+        return _received_identity(payload.id_type, payload.data)
 
     def to_payload(self, initiator: bool) -> IdPayload:
         """This identity as IDi (``initiator``) or IDr."""
@@ -114,9 +116,11 @@ class Identity(Memo):
         return _identity_text(self.id_type, self.data)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class PskQuery:
-    """What a PSK lookup is asked: which peer (by address and, once known, identity)."""
+    """What a PSK lookup is asked: which peer (by address and, once known, identity).
+    A value that nothing changes, hashable, but not ``frozen``: a frozen dataclass costs
+    a call per field to build, and each handshake asks three times."""
 
     remote_address: IPAddress
     remote_id: Identity | None
@@ -155,7 +159,7 @@ class PskTable:
 
     def __call__(self, query: PskQuery) -> bytes | None:
         if query.remote_id is not None:
-            by_id = self._keys.get(self._norm(str(query.remote_id)))
+            by_id = self._keys.get(_norm_key(str(query.remote_id)))
             if by_id is not None:
                 return by_id
         return self._keys.get(_address_text(query.remote_address))
@@ -323,6 +327,11 @@ def _address_text(address: IPAddress) -> str:
 
 
 _ID_TYPES = {int(t): t for t in IdType}
+
+
+@functools.lru_cache(maxsize=1024)
+def _received_identity(id_type: int, data: bytes) -> Identity:
+    return Identity(_ID_TYPES.get(id_type, IdType.KEY_ID), data)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -7,11 +7,11 @@ engine, through a narrow API.  It holds keys, so it has no useful repr.
 from __future__ import annotations
 
 import enum
-import hashlib
 import ipaddress
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from hashlib import sha1
 from typing import TYPE_CHECKING
 
 from ipsecconf.crypto.dh import KeyExchangeFactory
@@ -22,7 +22,6 @@ from ipsecconf.ike.config import (
     IkeConfig,
     IPAddress,
     TriggerPacket,
-    derived,
 )
 from ipsecconf.ike.constants import NATT_PORT
 from ipsecconf.ike.errors import LocalProtocolError
@@ -30,6 +29,7 @@ from ipsecconf.ike.events import IkeEvent
 from ipsecconf.ike.keymat import IkeKeys
 from ipsecconf.ike.message import SkCrypto
 from ipsecconf.ike.payloads_ts import TsEntry
+from ipsecconf.ike.prepared import Prepared, pack_endpoints, prepared
 from ipsecconf.ike.proposals import ChildAlgorithms, IkeAlgorithms
 from ipsecconf.model.algorithms import Prf
 
@@ -180,8 +180,8 @@ class SaContext:
         self.local_port = config.local_port
         self.remote_address: IPAddress = config.remote_address
         self.remote_port = config.remote_port
-        self._endpoints: list[tuple[IPAddress, int, bytes]] = []
-        self._remote_text = derived(config, "remote-text", lambda: str(config.remote_address))
+        self.prepared: Prepared = prepared(config)
+        self._remote_text = self.prepared.remote_text
         self.children: list[ChildRecord] = []
         self.events: deque[IkeEvent] = deque()
         self.followups: list[Task] = []
@@ -225,29 +225,16 @@ class SaContext:
         self.state = new
 
     # -- NAT traversal (RFC 7296 2.23) -------------------------------------------------
-    def natd_local(self, spi_i: bytes, spi_r: bytes) -> bytes:
-        """SHA-1(SPIi | SPIr | IP | Port) of our address and port, the NAT detection
-        data (RFC 7296 2.23)."""
-        return hashlib.sha1(
-            spi_i + spi_r + self._endpoint(self.local_address, self.local_port)
-        ).digest()
-
-    def natd_remote(self, spi_i: bytes, spi_r: bytes) -> bytes:
-        """The same NAT detection hash of the peer's address and port."""
-        endpoint = self._endpoint(self.remote_address, self.remote_port)
-        return hashlib.sha1(spi_i + spi_r + endpoint).digest()
-
-    def _endpoint(self, address: IPAddress, port: int) -> bytes:
-        # IKE_SA_INIT hashes the same two endpoints four times each: remember the bytes
-        # of the last few (address objects compared by identity: they are immutable).
-        for known, known_port, data in self._endpoints:
-            if known is address and known_port == port:
-                return data
-        data = address.packed + port.to_bytes(2, "big")
-        if len(self._endpoints) >= 4:
-            self._endpoints.clear()
-        self._endpoints.append((address, port, data))
-        return data
+    def natd_hashes(self, spi_i: bytes, spi_r: bytes) -> tuple[bytes, bytes]:
+        """SHA-1(SPIi | SPIr | IP | Port) of our address and port and of the peer's: the
+        NAT detection data (RFC 7296 2.23), both at once (they are always wanted together)."""
+        endpoints = (self.local_address, self.local_port, self.remote_address, self.remote_port)
+        # Usually still the config's endpoints: their bytes are packed once per config.
+        known, packed = self.prepared.natd_endpoints
+        if endpoints != known:  # addresses compare by identity first: cheap when equal
+            packed = pack_endpoints(endpoints)
+        spis = spi_i + spi_r
+        return sha1(spis + packed[0]).digest(), sha1(spis + packed[1]).digest()
 
     @property
     def udp_encap(self) -> bool:

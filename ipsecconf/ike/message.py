@@ -108,14 +108,23 @@ class Message:
         """All payloads of one class, in order (do not modify the list)."""
         index = self._index
         if index is None:
-            index = self._index = {}
-            for p in self.payloads:
-                found = index.get(type(p))
-                if found is None:
-                    index[type(p)] = [p]
-                else:
-                    found.append(p)
+            index = self._build_index()
         return index.get(kind, _NONE)
+
+    def first(self, kind: type[T]) -> T | None:
+        """The first payload of one class, or ``None``."""
+        index = self._index
+        if index is None:
+            index = self._build_index()
+        found = index.get(kind)
+        return found[0] if found else None
+
+    def _build_index(self) -> dict[type, list[Any]]:
+        index: dict[type, list[Any]] = {}
+        for p in self.payloads:
+            index.setdefault(type(p), []).append(p)
+        self._index = index
+        return index
 
 
 class SkCrypto:

@@ -29,13 +29,14 @@ from typing import Any
 from ipsecconf.codec import Buffer, BufferReadError
 from ipsecconf.ike.constants import NotifyType, PayloadType
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError, malformed
-from ipsecconf.ike.payloads_sa import SaPayload, pull_sa, sa_body, sa_from_bytes
+from ipsecconf.ike.payloads_sa import SaPayload, pull_sa, sa_body, sa_from_bytes, sa_wire
 from ipsecconf.ike.payloads_ts import TsPayload, pull_ts, ts_body
 
 MAX_PAYLOADS = 64
 NONCE_MIN, NONCE_MAX = 16, 256
 _GENERIC = struct.Struct("!BBH")
 _U16 = struct.Struct("!H")
+_TYPE_AND_RESERVED = struct.Struct("!B3x")  # ID type or AUTH method, 3 reserved bytes
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -66,7 +67,7 @@ class IdPayload:
 
     def rest(self) -> bytes:
         """``RestOfIDPayload``: type, 3 reserved bytes and data (the AUTH input, 2.15)."""
-        return bytes((self.id_type, 0, 0, 0)) + self.data
+        return _TYPE_AND_RESERVED.pack(self.id_type) + self.data
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -230,6 +231,8 @@ _KNOWN = frozenset(
 _NONE, _SK = int(PayloadType.NONE), int(PayloadType.SK)
 _IDI, _IDR = int(PayloadType.IDI), int(PayloadType.IDR)
 _TSI, _TSR = int(PayloadType.TSI), int(PayloadType.TSR)
+_SA, _KE, _NONCE = int(PayloadType.SA), int(PayloadType.KE), int(PayloadType.NONCE)
+_AUTH, _NOTIFY = int(PayloadType.AUTH), int(PayloadType.NOTIFY)
 
 
 def payload_type(payload: Payload) -> PayloadType:
@@ -258,27 +261,32 @@ _TYPES: dict[type, PayloadType] = {
 
 # -- encoding: one function per payload class, giving (type, body) ---------------------
 def _enc_sa(p: SaPayload) -> tuple[int, bytes]:
-    return PayloadType.SA, sa_body(p)
+    # A child SA's offer or answer carries a fresh SPI: a new object, sent once, not
+    # memoised; IKE SA offers and answers (no SPI) are shared values, encoded once.
+    proposals = p.proposals
+    if proposals and proposals[0].spi:
+        return _SA, sa_wire(p)
+    return _SA, sa_body(p)
 
 
 def _enc_ke(p: KePayload) -> tuple[int, bytes]:
-    return PayloadType.KE, _U16.pack(p.group) + b"\0\0" + p.data
+    return _KE, _U16.pack(p.group) + b"\0\0" + p.data
 
 
 def _enc_nonce(p: NoncePayload) -> tuple[int, bytes]:
-    return PayloadType.NONCE, p.nonce
+    return _NONCE, p.nonce
 
 
 def _enc_id(p: IdPayload) -> tuple[int, bytes]:
-    return (_IDI if p.initiator else _IDR), bytes((p.id_type, 0, 0, 0)) + p.data
+    return (_IDI if p.initiator else _IDR), _TYPE_AND_RESERVED.pack(p.id_type) + p.data
 
 
 def _enc_auth(p: AuthPayload) -> tuple[int, bytes]:
-    return PayloadType.AUTH, bytes((p.method, 0, 0, 0)) + p.data
+    return _AUTH, _TYPE_AND_RESERVED.pack(p.method) + p.data
 
 
 def _enc_notify(p: NotifyPayload) -> tuple[int, bytes]:
-    return PayloadType.NOTIFY, _GENERIC.pack(p.protocol, len(p.spi), p.type) + p.spi + p.data
+    return _NOTIFY, _GENERIC.pack(p.protocol, len(p.spi), p.type) + p.spi + p.data
 
 
 def _enc_delete(p: DeletePayload) -> tuple[int, bytes]:
@@ -388,21 +396,11 @@ def _dec_sa(ptype: int, body: bytes) -> Payload | None:
     # An IKE_SA_INIT offer (no SPIs) repeats byte for byte in every handshake: parsed
     # once; a child offer carries a fresh SPI, so caching it would only evict.
     if len(body) > 6 and body[6] == 0:
-        return _pull_buffered(PayloadType.SA, body)
+        return _pull_buffered(_SA, body)
     return sa_from_bytes(body)
 
 
 _BARE_NOTIFIES: dict[bytes, NotifyPayload] = {}
-
-_DECODERS: dict[int, Callable[[int, bytes], Payload | None]] = {
-    PayloadType.NONCE: _dec_nonce,
-    PayloadType.NOTIFY: _dec_notify,
-    PayloadType.KE: _dec_ke,
-    PayloadType.IDI: _dec_id,
-    PayloadType.IDR: _dec_id,
-    PayloadType.AUTH: _dec_auth,
-    PayloadType.SA: _dec_sa,
-}
 
 
 @functools.lru_cache(maxsize=256)
@@ -416,6 +414,22 @@ def _pull_buffered(ptype: int, body: bytes) -> Payload:
     return payload
 
 
+# Every known type's parser: the slicing ones above, the Buffer parser for the others.
+_DECODERS: dict[int, Callable[[int, bytes], Payload | None]] = {t: _pull_buffered for t in _KNOWN}
+_DECODERS.update(
+    {
+        PayloadType.NONCE: _dec_nonce,
+        PayloadType.NOTIFY: _dec_notify,
+        PayloadType.KE: _dec_ke,
+        PayloadType.IDI: _dec_id,
+        PayloadType.IDR: _dec_id,
+        PayloadType.AUTH: _dec_auth,
+        PayloadType.SA: _dec_sa,
+    }
+)
+_PAYLOAD_SLOTS = range(MAX_PAYLOADS)
+
+
 def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None]:
     """Parse a payload chain starting with type ``first``; an SK payload ends it.
 
@@ -424,35 +438,30 @@ def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None
     """
     data = bytes(data)
     payloads: list[Payload] = []
-    ptype = first
-    pos, end, count = 0, len(data), 0
-    unpack, decoders, known = _GENERIC.unpack_from, _DECODERS, _KNOWN
+    append = payloads.append
+    ptype, pos, end = first, 0, len(data)
+    unpack, decoders = _GENERIC.unpack_from, _DECODERS
     try:
-        while ptype != _NONE:
-            count += 1
-            if count > MAX_PAYLOADS:
-                raise RemoteProtocolError(DropReason.TOO_LARGE, "too many payloads")
-            if pos + 4 > end:
-                raise RemoteProtocolError(
-                    DropReason.TRUNCATED, f"payload chain: no generic header at offset {pos}"
-                )
+        for _ in _PAYLOAD_SLOTS:
+            if ptype == _NONE:
+                break
+            # struct.error when fewer than 4 bytes are left: no generic header.
             next_type, flags, length = unpack(data, pos)
             stop = pos + length
             if length < 4 or stop > end:
                 raise RemoteProtocolError(
                     DropReason.BAD_LENGTH, f"payload {ptype} length {length} at offset {pos}"
                 )
-            body = data[pos + 4 : stop]
-            pos = stop
             decoder = decoders.get(ptype)
-            if decoder is not None and (payload := decoder(ptype, body)) is not None:
-                payloads.append(payload)
+            if decoder is not None:
+                body = data[pos + 4 : stop]
+                payload = decoder(ptype, body)
+                # A slicing parser hands a short body to the Buffer parser, which reports it.
+                append(payload if payload is not None else _pull_buffered(ptype, body))
             elif ptype == _SK:
-                if pos != end:
+                if stop != end:
                     raise malformed("data after the encrypted payload")
-                return payloads, SkPayload(next_type, body)
-            elif ptype in known:
-                payloads.append(_pull_buffered(ptype, body))
+                return payloads, SkPayload(next_type, data[pos + 4 : stop])
             elif flags & 0x80:
                 raise RemoteProtocolError(
                     DropReason.UNSUPPORTED_CRITICAL,
@@ -460,7 +469,14 @@ def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None
                     notify=NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD,
                     notify_data=bytes((ptype & 0xFF,)),
                 )
-            ptype = next_type
+            pos, ptype = stop, next_type
+        else:
+            if ptype != _NONE:
+                raise RemoteProtocolError(DropReason.TOO_LARGE, "too many payloads")
+    except struct.error:
+        raise RemoteProtocolError(
+            DropReason.TRUNCATED, f"payload chain: no generic header at offset {pos}"
+        ) from None
     except BufferReadError as exc:
         raise RemoteProtocolError(DropReason.TRUNCATED, f"payload chain: {exc}") from None
     if pos != end:
@@ -468,25 +484,22 @@ def pull_chain(data: bytes, first: int) -> tuple[list[Payload], SkPayload | None
     return payloads, None
 
 
-def push_chain(payloads: list[Payload], trailer: int = PayloadType.NONE) -> tuple[int, bytes]:
+def push_chain(payloads: list[Payload], trailer: int = _NONE) -> tuple[int, bytes]:
     """Serialise ``payloads`` with generic headers; returns (first type, bytes).
 
     ``trailer`` is the Next Payload of the last one (SK when an Encrypted payload follows).
     """
-    if not payloads:
-        return trailer, b""
-    encoders = _ENCODERS
+    # One pass from the last payload back: each generic header names the type of the
+    # payload after it, which is then already known.
+    encoders, pack = _ENCODERS, _GENERIC.pack
+    parts: list[bytes] = []
+    next_type = trailer
     try:
-        encoded = [encoders[type(p)](p) for p in payloads]
+        for payload in reversed(payloads):
+            ptype, raw = encoders[type(payload)](payload)
+            parts += (raw, pack(next_type, 0, 4 + len(raw)))
+            next_type = ptype
     except KeyError as exc:
         raise TypeError(f"no serialiser for {exc}") from None
-    parts = []
-    pack = _GENERIC.pack
-    for index in range(len(encoded) - 1):
-        raw = encoded[index][1]
-        parts.append(pack(encoded[index + 1][0], 0, 4 + len(raw)))
-        parts.append(raw)
-    raw = encoded[-1][1]
-    parts.append(pack(trailer, 0, 4 + len(raw)))
-    parts.append(raw)
-    return encoded[0][0], b"".join(parts)
+    parts.reverse()
+    return next_type, b"".join(parts)

@@ -157,13 +157,22 @@ def sa_body(sa: SaPayload) -> bytes:
     known: bytes | None = getattr(sa, "_memo", None)  # recall(), inlined: hot
     if known is not None:
         return known
+    wire = sa_wire(sa)
+    remember(sa, wire)
+    return wire
+
+
+def sa_wire(sa: SaPayload) -> bytes:
+    """The encoded body of ``sa``, not memoised: for a payload built to be sent once (a
+    child SA offer or answer, with its fresh SPI), where looking for a memo that is not
+    there and leaving one would cost more than they save."""
     parts = []
+    last = len(sa.proposals) - 1
     for pindex, proposal in enumerate(sa.proposals):
         data = proposal.spi + _transforms_bytes(proposal.transforms)
-        last = 0 if pindex == len(sa.proposals) - 1 else 2
         parts.append(
             _PROPOSAL.pack(
-                last,
+                0 if pindex == last else 2,
                 0,
                 8 + len(data),
                 proposal.number,
@@ -173,9 +182,7 @@ def sa_body(sa: SaPayload) -> bytes:
             )
         )
         parts.append(data)
-    wire = b"".join(parts)
-    remember(sa, wire)
-    return wire
+    return b"".join(parts)
 
 
 @functools.lru_cache(maxsize=256)

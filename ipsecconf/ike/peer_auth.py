@@ -50,13 +50,14 @@ def psk_for(ctx: SaContext, remote_id: Identity | None) -> bytes | None:
     """The pre-shared key the config's lookup gives for this peer (asked once per SA
     and identity: each side needs it two or three times in a handshake)."""
     found = ctx.psk_lookup
+    # Identities and addresses are shared immutable values: identity first, then equality.
     if (
         found is not None
-        and found[0] == remote_id
+        and (found[0] is remote_id or found[0] == remote_id)
         and (found[1] is ctx.remote_address or found[1] == ctx.remote_address)
     ):
         return found[2]
-    query = PskQuery(ctx.remote_address, remote_id, ctx.config.effective_local_id)
+    query = PskQuery(ctx.remote_address, remote_id, ctx.prepared.local_id)
     key = ctx.config.psk(query)
     ctx.psk_lookup = (remote_id, ctx.remote_address, key)
     return key
@@ -95,8 +96,8 @@ def check_peer(
     """``None`` when the peer's AUTH (over ``octets``) proves ``identity`` (``remote``
     is its :class:`Identity`, when the caller has it already)."""
     name = METHOD_NAMES.get(auth.method)
-    if name is None or name not in ctx.config.accepted_methods:
-        allowed = ", ".join(sorted(ctx.config.accepted_methods))
+    if name is None or name not in ctx.prepared.accepted_methods:
+        allowed = ", ".join(sorted(ctx.prepared.accepted_methods))
         return Refusal(
             FailureReason.METHOD_NOT_ALLOWED,
             f"the peer authenticated with method {auth.method} ({name or 'unknown'}); "

@@ -93,10 +93,18 @@ def without_pfs(proposals: tuple[Proposal, ...] | list[Proposal]) -> tuple[Propo
     return tuple(replace(p, dh_groups=()) for p in proposals)
 
 
+def _offers_key_exchange(sa: SaPayload) -> bool:
+    for p in sa.proposals:
+        for t in p.transforms:
+            if t.type == _DH:
+                return True
+    return False
+
+
 def without_key_exchange(sa: SaPayload) -> SaPayload:
     """The peer's child offer in IKE_AUTH with any key exchange transform ignored
     (RFC 7296 1.2: an IKE_AUTH child SA has no KE of its own)."""
-    if not any(t.type == _DH for p in sa.proposals for t in p.transforms):
+    if not _offers_key_exchange(sa):
         return sa  # the usual offer: nothing to drop, no copy
     return SaPayload(
         tuple(
@@ -330,7 +338,11 @@ Shape = tuple[tuple[int, int, int, tuple[Transform, ...]], ...]
 
 def _shape(sa: SaPayload) -> Shape:
     """What matching depends on: proposals without their SPI values (only the sizes)."""
-    return tuple((p.number, p.protocol, len(p.spi), p.transforms) for p in sa.proposals)
+    proposals = sa.proposals
+    if len(proposals) == 1:  # an answer, and most offers: no generator needed
+        p = proposals[0]
+        return ((p.number, p.protocol, len(p.spi), p.transforms),)
+    return tuple((p.number, p.protocol, len(p.spi), p.transforms) for p in proposals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +377,7 @@ def _typed(
 
 
 _MEMO_SIZE = 64
+_UNKNOWN: Any = object()  # not in a memo (whose values may be None: "no match")
 
 
 class Negotiator:
@@ -387,14 +400,15 @@ class Negotiator:
     def offer(self, spi: bytes = b"") -> SaPayload:
         """Our SA payload (``spi`` for ESP/AH), as :func:`to_wire` builds it."""
         return SaPayload(
-            tuple(WireProposal(p.number, p.protocol, spi, p.transforms) for p in self._wire)
+            tuple([WireProposal(p.number, p.protocol, spi, p.transforms) for p in self._wire])
         )
 
     def select(self, offered: SaPayload, spi: bytes = b"") -> Choice | None:
         """:func:`select` of the peer's offer against our list, answering with ``spi``."""
         key = (_shape(offered), spi)
-        if key in self._selected:
-            return self._selected[key]
+        known: Choice | None = self._selected.get(key, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known
         found = _select(offered, self.proposals, spi)
         choice = None
         if found is not None:
@@ -407,8 +421,9 @@ class Negotiator:
     def check(self, answer: SaPayload) -> Accepted | None:
         """:func:`check_answer` of the peer's answer, with its algorithms."""
         key = _shape(answer)
-        if key in self._checked:
-            return self._checked[key]
+        known: Accepted | None = self._checked.get(key, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known
         found = _check_answer(answer, self.proposals)
         accepted = None
         if found is not None:

@@ -113,6 +113,17 @@ def _passive_tasks(exchange: int) -> list[Task]:
 class IkeSa:
     """One IKE SA, initiator or responder, with its child SAs' negotiation."""
 
+    # Immutable starting values on the class (an instance assigns its own on change).
+    _drops: Counter[DropReason] | None = None
+    last_drop_detail = ""
+    """The detail of the latest refused datagram (for debug logs; never secret)."""
+    _connected = False
+    _keepalive_at: float | None = None
+    _probe_at: float | None = None
+    _half_open_until: float | None = None
+    _orphan_at: float | None = None
+    """When to delete a collision's redundant SA that the peer did not delete."""
+
     def __init__(
         self,
         config: IkeConfig,
@@ -155,16 +166,7 @@ class IkeSa:
         # cyclic garbage collector, whose passes cost more than a handshake's codec.
         self._outbox = _Outbox(ctx)
         self._manager = TaskManager(ctx, self._outbox.send, _passive_tasks)
-        self._drops: Counter[DropReason] | None = None
-        self.last_drop_detail = ""
-        """The detail of the latest refused datagram (for debug logs; never secret)."""
-        self._connected = False
-        self._keepalive_at: float | None = None
         self._heard_at = ctx.now
-        self._probe_at: float | None = None
-        self._half_open_until: float | None = None
-        self._orphan_at: float | None = None
-        """When to delete a collision's redundant SA that the peer did not delete."""
 
     def __repr__(self) -> str:
         role = "initiator" if self._ctx.initiator else "responder"
@@ -366,15 +368,20 @@ class IkeSa:
 
     def _arm_timers(self, now: float) -> None:
         ctx = self._ctx
-        if ctx.state not in (_CREATED, _CONNECTING):
-            self._half_open_until = None
-        live = ctx.config.liveness_interval
-        if ctx.state is not _ESTABLISHED or live <= 0:
+        state, config = ctx.state, ctx.config
+        if state is not _ESTABLISHED:
+            if state is not _CREATED and state is not _CONNECTING:
+                self._half_open_until = None
+            self._probe_at = self._keepalive_at = None
+            return
+        self._half_open_until = None
+        live = config.liveness_interval
+        if live <= 0:
             self._probe_at = None
         elif self._probe_at is None or self._probe_at < self._heard_at + live:
             self._probe_at = max(now, self._heard_at + live)
-        interval = ctx.config.keepalive_interval
-        if ctx.state is not _ESTABLISHED or not ctx.nat_local or interval <= 0:
+        interval = config.keepalive_interval
+        if not ctx.nat_local or interval <= 0:
             self._keepalive_at = None
         elif self._keepalive_at is None:
             self._keepalive_at = now + interval

@@ -187,6 +187,7 @@ def _prefixes(entry: TsEntry) -> list[ipaddress.IPv4Network | ipaddress.IPv6Netw
 # (and every rekey), so their results are remembered in the child's config, keyed by the
 # canonical encoding of the TS payloads involved (cheap to hash, unlike address objects).
 _MEMO_SIZE = 64
+_UNKNOWN: Any = object()  # not in a memo (whose values may be None: "unacceptable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,8 +223,8 @@ def responder_answer(child: ChildConfig, tsi: TsPayload, tsr: TsPayload) -> Narr
     selectors (TSr is our side), or ``None`` when unacceptable."""
     memo = _memo(child, "ts-answers")
     key = (ts_body(tsi), ts_body(tsr))
-    if key in memo:
-        found: Narrowed | None = memo[key]
+    found: Narrowed | None = memo.get(key, _UNKNOWN)
+    if found is not _UNKNOWN:
         return found
     narrowed = responder_narrow(child, list(tsi.selectors), list(tsr.selectors))
     answer = None
@@ -245,8 +246,8 @@ def initiator_check(
     widened what we ``sent`` (each of its entries must lie inside one of ours)."""
     memo = _memo(child, "ts-checks")
     key = (ts_body(sent[0]), ts_body(sent[1]), ts_body(tsi), ts_body(tsr))
-    if key in memo:
-        found: tuple[Selector, ...] | None = memo[key]
+    found: tuple[Selector, ...] | None = memo.get(key, _UNKNOWN)
+    if found is not _UNKNOWN:
         return found
     local, remote = list(sent[0].selectors), list(sent[1].selectors)
     ok = all(covered(t, local) for t in tsi.selectors) and all(

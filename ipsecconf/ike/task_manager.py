@@ -16,7 +16,7 @@ way to send bytes and a factory of responder tasks per exchange.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ipsecconf.ike.constants import ExchangeType, Flags, PayloadType
 from ipsecconf.ike.context import IkeState, SaContext
@@ -51,7 +51,23 @@ _TASK_NEED_MORE = Status.NEED_MORE
 
 
 class TaskManager:
-    """Runs tasks over exchanges for one IKE SA."""
+    """Runs tasks over exchanges for one IKE SA.
+
+    Attributes whose starting value is an immutable constant are declared on the class
+    (as :class:`~ipsecconf.ike.context.SaContext` does): every handshake builds two
+    managers, and an instance assigns its own value only when it changes one."""
+
+    _active_mid = 0
+    _packets: Sequence[bytes] = ()
+    _tries = 0
+    _deadline: float | None = None
+    my_mid = 0
+    peer_mid = 0
+    _cached_request = b""
+    _cached_response: Sequence[bytes] = ()
+    _reassembly: dict[bool, Reassembly] | None = None
+    """Fragments being collected, of responses (True) and of requests (False);
+    created with the first fragment."""
 
     def __init__(self, ctx: SaContext, send: Send, passive: PassiveFactory) -> None:
         self.ctx = ctx
@@ -59,17 +75,6 @@ class TaskManager:
         self._passive = passive
         self.queued: deque[Task] = deque()
         self.active: list[Task] = []
-        self._active_mid = 0
-        self._packets: list[bytes] = []
-        self._tries = 0
-        self._deadline: float | None = None
-        self.my_mid = 0
-        self.peer_mid = 0
-        self._cached_request = b""
-        self._cached_response: list[bytes] = []
-        self._reassembly: dict[bool, Reassembly] = {}
-        """Fragments being collected, of responses (True) and of requests (False);
-        created with the first fragment."""
 
     # -- our requests -----------------------------------------------------------------
     def queue(self, task: Task) -> None:
@@ -80,13 +85,16 @@ class TaskManager:
         """Start the next exchange of queued tasks if none is outstanding."""
         if self.active or not self.queued:
             return
-        if self.ctx.state in (_FAILED, _DELETED):
+        ctx = self.ctx
+        if ctx.state is _FAILED or ctx.state is _DELETED:
             self.queued.clear()
             return
-        if any(t.obsolete(self.ctx) for t in self.queued):
-            self.queued = deque(t for t in self.queued if not t.obsolete(self.ctx))
-            if not self.queued:
-                return
+        for task in self.queued:
+            if task.obsolete(ctx):
+                self.queued = deque(t for t in self.queued if not t.obsolete(ctx))
+                if not self.queued:
+                    return
+                break
         exchange = self.queued[0].exchange
         while self.queued and self.queued[0].exchange == exchange:
             self.active.append(self.queued.popleft())
@@ -224,6 +232,8 @@ class TaskManager:
             self.on_request(header, reassembly.first, now, accepted, message)
 
     def _reassembly_of(self, responses: bool) -> Reassembly:
+        if self._reassembly is None:
+            self._reassembly = {}
         found = self._reassembly.get(responses)
         if found is None:
             found = self._reassembly[responses] = Reassembly()
@@ -241,23 +251,22 @@ class TaskManager:
         """Process the peer's response to our outstanding request (``message`` when it
         was reassembled from fragments)."""
         self._check_response(header)
+        ctx = self.ctx
         init = header.exchange == _IKE_SA_INIT
         if message is None:
-            message = decode(data, header, None if init else self.ctx.crypto)
+            message = decode(data, header, None if init else ctx.crypto)
         if init:
-            self.ctx.init_response = data
-        statuses = []
+            ctx.init_response = data
+        need_more = False
         for task in self.active:
-            status = task.process_response(self.ctx, message)
-            statuses.append(status)
+            status = task.process_response(ctx, message)
             if status is _TASK_FAILED:
-                break
-        if _TASK_FAILED in statuses:
-            self._abort()
-            if self.ctx.error_to_report is not None and not init:
-                self._report(self.ctx.error_to_report)
-            return
-        if _TASK_NEED_MORE in statuses:
+                self._abort()
+                if ctx.error_to_report is not None and not init:
+                    self._report(ctx.error_to_report)
+                return
+            need_more = need_more or status is _TASK_NEED_MORE
+        if need_more:
             if not init:  # a retry after INVALID_KE_PAYLOAD is a new exchange: new ID
                 self.my_mid += 1
                 self._active_mid = self.my_mid
@@ -266,7 +275,8 @@ class TaskManager:
         self.active.clear()
         self._deadline = None
         self.my_mid += 1
-        self.take_followups()
+        if ctx.followups:
+            self.take_followups()
         self.initiate(now)
 
     def take_followups(self) -> None:
@@ -317,19 +327,20 @@ class TaskManager:
         accepted()
         if init:
             self.ctx.init_request = data
-        tasks = self._passive(header.exchange)
-        ran: list[Task] = []
-        for task in tasks:
-            ran.append(task)
-            if task.process_request(self.ctx, message) is _TASK_FAILED:
+        ctx = self.ctx
+        ran = self._passive(header.exchange)
+        for index, task in enumerate(ran):
+            if task.process_request(ctx, message) is _TASK_FAILED:
+                del ran[index + 1 :]  # the tasks after a failed one are skipped
                 break
         payloads: list[Payload] = []
         for task in ran:
-            payloads += task.build_response(self.ctx)
+            payloads += task.build_response(ctx)
         response = self._answer(header, data, payloads)
-        if init and self.ctx.state is _CONNECTING:
-            self.ctx.init_response = response
-        self.take_followups()
+        if init and ctx.state is _CONNECTING:
+            ctx.init_response = response
+        if ctx.followups:
+            self.take_followups()
 
     def _check_exchange(self, header: Header) -> None:
         state, exchange = self.ctx.state, header.exchange
@@ -350,8 +361,7 @@ class TaskManager:
 
     def _answer(self, header: Header, request: bytes, payloads: list[Payload]) -> bytes:
         init = header.exchange == _IKE_SA_INIT
-        error_only = init and any(isinstance(p, NotifyPayload) and p.type < 16384 for p in payloads)
-        spi_r = _ZERO_SPI if error_only else self.ctx.spi_r
+        spi_r = _ZERO_SPI if init and _has_error(payloads) else self.ctx.spi_r
         packets = self._encode(
             header.exchange, header.message_id, header.spi_i, spi_r, True, payloads
         )
@@ -361,3 +371,12 @@ class TaskManager:
         for packet in packets:
             self._send(packet)
         return packets[0]
+
+
+def _has_error(payloads: list[Payload]) -> bool:
+    """True when an error notify (type below 16384) is among ``payloads``: an
+    IKE_SA_INIT answer with one creates no SA, so it carries no responder SPI."""
+    for p in payloads:  # noqa: SIM110 - a loop: any() of a generator costs a frame here
+        if type(p) is NotifyPayload and p.type < 16384:
+            return True
+    return False

@@ -58,6 +58,36 @@ def established(
     return ike_i, child_i, ike_r, child_r
 
 
+def test_established_events_carry_every_field() -> None:
+    """Each field of both sides' events holds what it names (the core builds them
+    positionally, in field order)."""
+    ci, cr = configs()
+    pair = make_pair(ci, cr)
+    pair.run()
+    ike_i, child_i, ike_r, child_r = established(pair)
+    init, resp = pair.initiator, pair.responder
+    for ike, sa, config in ((ike_i, init, ci), (ike_r, resp, cr)):
+        assert (ike.spi_i, ike.spi_r) == (init.spi_i, init.spi_r)
+        assert ike.initiator is sa.initiator
+        assert ike.local_id == config.effective_local_id
+        assert ike.remote_id == Identity.address(config.remote_address)
+        assert (ike.local_address, ike.local_port) == (config.local_address, 500)
+        assert (ike.remote_address, ike.remote_port) == (config.remote_address, 500)
+        assert ike.nat_local is ike.nat_remote is ike.udp_encap is False
+        assert ike.peer_auth_method == 2  # shared key MIC
+    assert ike_r.initial_contact and not ike_i.initial_contact
+    for child, sa, config in ((child_i, init, ci), (child_r, resp, cr)):
+        assert child.name == config.children[0].name
+        assert child.protocol == ProtocolId.ESP and child.mode is Mode.TRANSPORT
+        assert child.spi_in == sa.children[0].spi_in and child.spi_out == sa.children[0].spi_out
+        assert child.selectors and child.local_ts and child.remote_ts
+        assert (child.local_address, child.local_port) == (config.local_address, 500)
+        assert (child.remote_address, child.remote_port) == (config.remote_address, 500)
+        assert (child.ike_spi_i, child.ike_spi_r) == (init.spi_i, init.spi_r)
+        assert child.udp_encap is False and child.rekey_of is None
+    assert len(child_i.encr_key_in) == child_i.algorithms.cipher.key_bytes  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("group", list(DH_GROUPS))
 def test_every_dh_group_establishes(group: str) -> None:
     ci, cr = configs(ike=f"aes128-sha256-{group}")

@@ -16,15 +16,12 @@ the manager counts it and answers with its notify where RFC 7296 allows.
 from __future__ import annotations
 
 import enum
-from typing import TypeVar
 
 from ipsecconf.ike.constants import ExchangeType
 from ipsecconf.ike.context import SaContext
 from ipsecconf.ike.errors import LocalProtocolError
 from ipsecconf.ike.message import Message
 from ipsecconf.ike.payloads import NotifyPayload, Payload
-
-T = TypeVar("T")
 
 
 class Status(enum.Enum):
@@ -69,18 +66,24 @@ def notifies(message: Message) -> list[NotifyPayload]:
 
 def first_error(message: Message) -> NotifyPayload | None:
     """The first error notify (type below 16384) of a message."""
-    for n in notifies(message):
+    for n in message.find(NotifyPayload):
         if n.type < 16384:
+            return n
+    return None
+
+
+def notify_of(message: Message, ntype: int) -> NotifyPayload | None:
+    """The first notify of type ``ntype`` in the message, or ``None``."""
+    for n in message.find(NotifyPayload):
+        if n.type == ntype:
             return n
     return None
 
 
 def has_notify(message: Message, ntype: int) -> bool:
     """True when the message carries a notify of type ``ntype``."""
-    return any(n.type == ntype for n in notifies(message))
+    return notify_of(message, ntype) is not None
 
 
-def one(message: Message, kind: type[T]) -> T | None:
-    """The first payload of a class, or ``None``."""
-    found = message.find(kind)
-    return found[0] if found else None
+one = Message.first
+"""``one(message, kind)``: the first payload of a class, or ``None``."""

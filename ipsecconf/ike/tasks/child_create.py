@@ -55,6 +55,18 @@ def ts_of(message: Message, initiator: bool) -> list[TsEntry] | None:
     return None if payload is None else list(payload.selectors)
 
 
+def ts_pair(message: Message) -> tuple[TsPayload | None, TsPayload | None]:
+    """The TSi and TSr payloads, either ``None`` when absent (the first of each kind)."""
+    tsi = tsr = None
+    for p in message.find(TsPayload):
+        if p.initiator:
+            if tsi is None:
+                tsi = p
+        elif tsr is None:
+            tsr = p
+    return tsi, tsr
+
+
 def ts_payload(message: Message, initiator: bool) -> TsPayload | None:
     """The TSi (``initiator``) or TSr payload, if there is one."""
     for p in message.find(TsPayload):
@@ -64,7 +76,21 @@ def ts_payload(message: Message, initiator: bool) -> TsPayload | None:
 
 
 _TRANSPORT = NotifyPayload(NotifyType.USE_TRANSPORT_MODE)
+# Enum members read in every child negotiation as module constants: on Python 3.11
+# reading one from its class goes through EnumType's __getattr__ hook.
+_USE_TRANSPORT = int(NotifyType.USE_TRANSPORT_MODE)
+_MODE_TRANSPORT, _MODE_TUNNEL = Mode.TRANSPORT, Mode.TUNNEL
+_ESTABLISHED = IkeState.ESTABLISHED
+_SUCCESS, _FAILED = Status.SUCCESS, Status.FAILED
 _NO_SPI = bytes(4)
+
+
+def _numbered(sa: SaPayload, number: int) -> WireProposal:
+    """The proposal of ``sa`` with ``number`` (the one an answer accepted)."""
+    for p in sa.proposals:
+        if p.number == number:
+            return p
+    raise LookupError(number)  # pragma: no cover - the negotiator answered one of them
 
 
 def _spi_bytes(spi: int) -> bytes:
@@ -115,38 +141,39 @@ def install(
         spi_in,
         spi_out,
         algorithms.protocol,
-        config=child,
-        algorithms=algorithms,
-        local_ts=local,
-        remote_ts=remote,
-        transport=transport,
+        child,  # config
+        algorithms,
+        local,  # local_ts
+        remote,  # remote_ts
+        transport,
     )
     ctx.children.append(record)
+    if selectors is None:
+        selectors = tuple(to_selectors(list(local), list(remote)))
+    # Positional, in field order (a keyword call of this size costs twice as much).
     ctx.push(
         ChildSaEstablished(
-            name=child.name,
-            protocol=algorithms.protocol,
-            mode=Mode.TRANSPORT if transport else Mode.TUNNEL,
-            spi_in=spi_in,
-            spi_out=spi_out,
-            local_ts=local,
-            remote_ts=remote,
-            selectors=selectors
-            if selectors is not None
-            else tuple(to_selectors(list(local), list(remote))),
-            algorithms=algorithms,
-            encr_key_in=e_in,
-            integ_key_in=a_in,
-            encr_key_out=e_out,
-            integ_key_out=a_out,
-            udp_encap=ctx.udp_encap,
-            local_address=ctx.local_address,
-            local_port=ctx.local_port,
-            remote_address=ctx.remote_address,
-            remote_port=ctx.remote_port,
-            ike_spi_i=ctx.spi_i,
-            ike_spi_r=ctx.spi_r,
-            rekey_of=rekey_of,
+            child.name,
+            algorithms.protocol,
+            _MODE_TRANSPORT if transport else _MODE_TUNNEL,  # mode
+            spi_in,
+            spi_out,
+            local,  # local_ts
+            remote,  # remote_ts
+            selectors,
+            algorithms,
+            e_in,  # encr_key_in
+            a_in,  # integ_key_in
+            e_out,  # encr_key_out
+            a_out,  # integ_key_out
+            ctx.udp_encap,
+            ctx.local_address,
+            ctx.local_port,
+            ctx.remote_address,
+            ctx.remote_port,
+            ctx.spi_i,  # ike_spi_i
+            ctx.spi_r,  # ike_spi_r
+            rekey_of,
         )
     )
     return record
@@ -168,7 +195,7 @@ class ChildCreateInitiator(Task):
             self.spi_in = ctx.spi_allocator()
         self.sent = offer(self.child, self.trigger)
         payloads: list[Payload] = []
-        if self.child.mode is Mode.TRANSPORT:
+        if self.child.mode is _MODE_TRANSPORT:
             payloads.append(_TRANSPORT)
         payloads += [
             auth_negotiator(self.child).offer(_spi_bytes(self.spi_in)),
@@ -188,8 +215,8 @@ class ChildCreateInitiator(Task):
         return Status.SUCCESS  # the child is done; the IKE SA stays (2.21.3)
 
     def process_response(self, ctx: SaContext, message: Message) -> Status:
-        if ctx.state is not IkeState.ESTABLISHED:
-            return Status.FAILED
+        if ctx.state is not _ESTABLISHED:
+            return _FAILED
         error = first_error(message)
         sa = one(message, SaPayload)
         if error is not None and sa is None:
@@ -197,7 +224,7 @@ class ChildCreateInitiator(Task):
             return self._fail(
                 ctx, reason, f"the peer refused child {self.child.name!r}", error.type, True
             )
-        tsi, tsr = ts_payload(message, True), ts_payload(message, False)
+        tsi, tsr = ts_pair(message)
         if sa is None or tsi is None or tsr is None:
             return self._fail(
                 ctx,
@@ -219,8 +246,8 @@ class ChildCreateInitiator(Task):
             return self._fail(
                 ctx, FailureReason.TS_UNACCEPTABLE, "the peer widened the traffic selectors"
             )
-        transport = has_notify(message, NotifyType.USE_TRANSPORT_MODE)
-        if transport != (self.child.mode is Mode.TRANSPORT):
+        transport = has_notify(message, _USE_TRANSPORT)
+        if transport != (self.child.mode is _MODE_TRANSPORT):
             return self._fail(
                 ctx,
                 FailureReason.MODE_MISMATCH,
@@ -255,11 +282,11 @@ class ChildCreateResponder(Task):
         self.skip = False
 
     def process_request(self, ctx: SaContext, message: Message) -> Status:
-        if ctx.state is not IkeState.ESTABLISHED:
+        if ctx.state is not _ESTABLISHED:
             self.skip = True
-            return Status.FAILED
+            return _FAILED
         sa = one(message, SaPayload)
-        tsi, tsr = ts_payload(message, True), ts_payload(message, False)
+        tsi, tsr = ts_pair(message)
         if sa is None:
             self.skip = True  # childless IKE_AUTH
             return Status.SUCCESS
@@ -271,7 +298,7 @@ class ChildCreateResponder(Task):
                 )
             )
             return Status.SUCCESS
-        self.transport = has_notify(message, NotifyType.USE_TRANSPORT_MODE)
+        self.transport = has_notify(message, _USE_TRANSPORT)
         ts_fit = False
         offered = without_key_exchange(sa)
         for child in ctx.config.children:
@@ -279,7 +306,7 @@ class ChildCreateResponder(Task):
             if narrowed is None:
                 continue
             ts_fit = True
-            if self.transport != (child.mode is Mode.TRANSPORT):
+            if self.transport != (child.mode is _MODE_TRANSPORT):
                 continue
             picked = auth_negotiator(child).select(offered, _NO_SPI)
             if picked is None:
@@ -290,7 +317,7 @@ class ChildCreateResponder(Task):
                 answer.number, answer.protocol, _spi_bytes(spi_in), answer.transforms
             )
             self.narrowed = narrowed
-            peer = next(p for p in sa.proposals if p.number == answer.number)
+            peer = _numbered(sa, answer.number)
             algorithms = picked.child
             assert algorithms is not None  # a child negotiator answers ESP/AH proposals
             spi_out = int.from_bytes(peer.spi, "big")
@@ -305,7 +332,7 @@ class ChildCreateResponder(Task):
                 self.transport,
                 selectors=narrowed.selectors,
             )
-            return Status.SUCCESS
+            return _SUCCESS
         if ts_fit:
             self.error = NotifyType.NO_PROPOSAL_CHOSEN
             detail = "no child proposal or mode of the initiator matches ours"

@@ -12,7 +12,7 @@ SA is dead.  The initiator refusing the responder reports it in an INFORMATIONAL
 from __future__ import annotations
 
 from ipsecconf.ike.auth import Authenticator, signed_octets
-from ipsecconf.ike.config import Identity, derived
+from ipsecconf.ike.config import Identity
 from ipsecconf.ike.constants import ExchangeType, NotifyType
 from ipsecconf.ike.context import IkeState, SaContext
 from ipsecconf.ike.events import FailureReason, IkeSaEstablished, IkeSaFailed
@@ -33,14 +33,12 @@ def _proof(
     return out
 
 
-def _id_payload(ctx: SaContext, initiator: bool) -> IdPayload:
-    """Our IDi or IDr payload, one per config (its identity never changes)."""
-    config = ctx.config
-    return derived(
-        config,
-        "idi" if initiator else "idr",
-        lambda: config.effective_local_id.to_payload(initiator),
-    )
+def _id_of(message: Message, initiator: bool) -> IdPayload | None:
+    """The IDi (``initiator``) or IDr payload of a message, if there is one."""
+    for p in message.find(IdPayload):
+        if p.initiator == initiator:
+            return p
+    return None
 
 
 def _octets(ctx: SaContext, of_initiator: bool, identity: IdPayload) -> bytes:
@@ -53,26 +51,32 @@ def _octets(ctx: SaContext, of_initiator: bool, identity: IdPayload) -> bytes:
 def established(ctx: SaContext) -> IkeSaEstablished:
     """The event for an SA that just authenticated."""
     assert ctx.algorithms is not None and ctx.remote_id is not None
+    # Positional, in field order (a keyword call of this size costs twice as much).
     return IkeSaEstablished(
-        spi_i=ctx.spi_i,
-        spi_r=ctx.spi_r,
-        initiator=ctx.initiator,
-        local_id=ctx.config.effective_local_id,
-        remote_id=ctx.remote_id,
-        algorithms=ctx.algorithms,
-        local_address=ctx.local_address,
-        local_port=ctx.local_port,
-        remote_address=ctx.remote_address,
-        remote_port=ctx.remote_port,
-        nat_local=ctx.nat_local,
-        nat_remote=ctx.nat_remote,
-        udp_encap=ctx.udp_encap,
-        initial_contact=ctx.peer_initial_contact,
-        peer_auth_method=ctx.peer_auth_method,
+        ctx.spi_i,
+        ctx.spi_r,
+        ctx.initiator,
+        ctx.prepared.local_id,
+        ctx.remote_id,
+        ctx.algorithms,
+        ctx.local_address,
+        ctx.local_port,
+        ctx.remote_address,
+        ctx.remote_port,
+        ctx.nat_local,
+        ctx.nat_remote,
+        ctx.udp_encap,
+        ctx.peer_initial_contact,  # initial_contact
+        ctx.peer_auth_method,
     )
 
 
 _INITIAL_CONTACT = NotifyPayload(NotifyType.INITIAL_CONTACT)
+# Enum members read on every IKE_AUTH as module constants: on Python 3.11 reading one
+# from its class goes through EnumType's __getattr__ hook.
+_INITIAL_CONTACT_TYPE = int(NotifyType.INITIAL_CONTACT)
+_ESTABLISHED = IkeState.ESTABLISHED
+_SUCCESS = Status.SUCCESS
 
 
 class IkeAuthInitiator(Task):
@@ -85,9 +89,9 @@ class IkeAuthInitiator(Task):
 
     def build_request(self, ctx: SaContext) -> list[Payload]:
         self.auth = our_authenticator(ctx, ctx.config.remote_id)
-        idi = _id_payload(ctx, True)
+        idi = ctx.prepared.idi
         payloads: list[Payload] = [idi]
-        if ctx.config.trust is not None and ctx.config.uses_signatures:
+        if ctx.config.trust is not None and ctx.prepared.uses_signatures:
             payloads.append(ctx.config.trust.certreq())
         if ctx.config.initial_contact:
             payloads.append(_INITIAL_CONTACT)
@@ -113,7 +117,7 @@ class IkeAuthInitiator(Task):
         return Status.FAILED
 
     def process_response(self, ctx: SaContext, message: Message) -> Status:
-        idr = next((p for p in message.find(IdPayload) if not p.initiator), None)
+        idr = _id_of(message, False)
         auth = one(message, AuthPayload)
         error = first_error(message)
         if idr is None or auth is None:
@@ -146,9 +150,9 @@ class IkeAuthInitiator(Task):
             return self._fail(ctx, refusal.reason, refusal.detail, None, False)
         ctx.remote_id = remote
         ctx.peer_auth_method = auth.method
-        ctx.transition(IkeState.ESTABLISHED)
+        ctx.transition(_ESTABLISHED)
         ctx.push(established(ctx))
-        return Status.SUCCESS
+        return _SUCCESS
 
 
 class IkeAuthResponder(Task):
@@ -172,7 +176,7 @@ class IkeAuthResponder(Task):
         return Status.FAILED
 
     def process_request(self, ctx: SaContext, message: Message) -> Status:
-        idi = next((p for p in message.find(IdPayload) if p.initiator), None)
+        idi = _id_of(message, True)
         auth = one(message, AuthPayload)
         if idi is None or auth is None:
             return self._refuse(ctx, "IKE_AUTH request without IDi and AUTH (EAP is not offered)")
@@ -187,13 +191,13 @@ class IkeAuthResponder(Task):
             return self._refuse(ctx, f"no pre-shared key for {remote} at {ctx.remote_address}")
         ctx.remote_id = remote
         ctx.peer_auth_method = auth.method
-        ctx.peer_initial_contact = has_notify(message, NotifyType.INITIAL_CONTACT)
-        ctx.transition(IkeState.ESTABLISHED)
+        ctx.peer_initial_contact = has_notify(message, _INITIAL_CONTACT_TYPE)
+        ctx.transition(_ESTABLISHED)
         ctx.push(established(ctx))
-        return Status.SUCCESS
+        return _SUCCESS
 
     def build_response(self, ctx: SaContext) -> list[Payload]:
         if self.failed or self.auth is None:
             return [NotifyPayload(NotifyType.AUTHENTICATION_FAILED)]
-        idr = _id_payload(ctx, False)
+        idr = ctx.prepared.idr
         return [idr, *_proof(ctx, self.auth, idr, False)]

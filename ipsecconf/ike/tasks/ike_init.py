@@ -23,8 +23,8 @@ from ipsecconf.ike.keymat import ike_keys, skeyseed
 from ipsecconf.ike.message import Message, SkCrypto
 from ipsecconf.ike.payloads import KePayload, NoncePayload, NotifyPayload, Payload
 from ipsecconf.ike.payloads_sa import SaPayload
-from ipsecconf.ike.proposals import IkeAlgorithms, ike_negotiator, ike_offer
-from ipsecconf.ike.tasks.base import Status, Task, first_error, notifies, one
+from ipsecconf.ike.proposals import IkeAlgorithms
+from ipsecconf.ike.tasks.base import Status, Task, first_error, notifies, notify_of, one
 from ipsecconf.model.algorithms import DhGroup
 
 MAX_RETRIES = 3
@@ -36,6 +36,7 @@ _FRAGMENTATION = int(NotifyType.FRAGMENTATION_SUPPORTED)
 _HASHES = int(NotifyType.SIGNATURE_HASH_ALGORITHMS)
 _COOKIE = int(NotifyType.COOKIE)
 _CONNECTING = IkeState.CONNECTING
+_SUCCESS = Status.SUCCESS
 _ZERO_SPI = bytes(8)
 
 _PEER_FAILURES = {
@@ -54,14 +55,20 @@ def nonzero_spi(ctx: SaContext) -> bytes:
     raise RemoteProtocolError(DropReason.STATE, "rng returned zero SPIs")  # pragma: no cover
 
 
+def spi_and_nonce(ctx: SaContext) -> tuple[bytes, bytes]:
+    """A fresh IKE SPI (:func:`nonzero_spi`) and nonce, drawn in one rng call."""
+    size = ctx.config.nonce_bytes
+    drawn = ctx.rng(8 + size)
+    spi, nonce = drawn[:8], drawn[8:]
+    return (spi if spi != _ZERO_SPI else nonzero_spi(ctx)), nonce
+
+
 def natd_payloads(ctx: SaContext, spi_r: bytes) -> list[Payload]:
     """NAT_DETECTION_SOURCE_IP and _DESTINATION_IP for a message with ``spi_r``."""
+    source, dest = ctx.natd_hashes(ctx.spi_i, spi_r)
     if ctx.config.force_encap:
         source = ctx.rng(20)
-    else:
-        source = ctx.natd_local(ctx.spi_i, spi_r)
-    dest = ctx.natd_remote(ctx.spi_i, spi_r)
-    return [NotifyPayload(_NATD_SOURCE, data=source), NotifyPayload(_NATD_DEST, data=dest)]
+    return [NotifyPayload(_NATD_SOURCE, 0, b"", source), NotifyPayload(_NATD_DEST, 0, b"", dest)]
 
 
 _FRAGMENTATION_SUPPORTED = NotifyPayload(_FRAGMENTATION)
@@ -80,42 +87,45 @@ def auth_announcements(ctx: SaContext, response: bool) -> list[Payload]:
     out: list[Payload] = []
     if ctx.config.fragment_size and (not response or ctx.fragmentation):
         out.append(_FRAGMENTATION_SUPPORTED)
-    if ctx.config.uses_signatures and (not response or ctx.peer_hashes):
+    if ctx.prepared.uses_signatures and (not response or ctx.peer_hashes):
         out.append(_hash_notify())
-    if response and ctx.config.trust is not None and ctx.config.uses_signatures:
+    if response and ctx.config.trust is not None and ctx.prepared.uses_signatures:
         out.append(ctx.config.trust.certreq())
     return out
 
 
-def process_hashes(ctx: SaContext, message: Message) -> None:
-    """Remember the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 4) and whether both
-    sides do IKE fragmentation (RFC 7383 2.3)."""
+def process_notifies(ctx: SaContext, message: Message, spi_r: bytes) -> None:
+    """What the peer's IKE_SA_INIT notifies say, in one pass over them: whether a NAT
+    is on the way (NAT detection, RFC 7296 2.23), its SIGNATURE_HASH_ALGORITHMS (RFC
+    7427 4) and whether both sides do IKE fragmentation (RFC 7383 2.3)."""
+    sources: list[bytes] = []
+    dests: list[bytes] = []
     fragmentation = False
     found: set[int] = set()
     for n in notifies(message):
-        if n.type == _FRAGMENTATION:
+        ntype = n.type
+        if ntype == _NATD_SOURCE:
+            sources.append(n.data)
+        elif ntype == _NATD_DEST:
+            dests.append(n.data)
+        elif ntype == _FRAGMENTATION:
             fragmentation = True
-        elif n.type == _HASHES:
+        elif ntype == _HASHES:
             data = n.data[: 2 * 16]
             found |= {int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data) - 1, 2)}
+    _detect_nat(ctx, sources, dests, spi_r)
     ctx.fragmentation = bool(ctx.config.fragment_size) and fragmentation
     ctx.peer_hashes = frozenset(found) if found else _NO_HASHES
 
 
-def process_natd(ctx: SaContext, message: Message, spi_r: bytes) -> None:
-    """Detect NATs from the peer's NAT detection notifies (RFC 7296 2.23)."""
-    sources, dests = [], []
-    for n in notifies(message):
-        if n.type == _NATD_SOURCE:
-            sources.append(n.data)
-        elif n.type == _NATD_DEST:
-            dests.append(n.data)
+def _detect_nat(ctx: SaContext, sources: list[bytes], dests: list[bytes], spi_r: bytes) -> None:
     if not sources or not dests:
         ctx.natd_supported = False
         return
     ctx.natd_supported = True
-    ctx.nat_local = ctx.natd_local(ctx.spi_i, spi_r) not in dests
-    ctx.nat_remote = ctx.natd_remote(ctx.spi_i, spi_r) not in sources
+    local, remote = ctx.natd_hashes(ctx.spi_i, spi_r)
+    ctx.nat_local = local not in dests
+    ctx.nat_remote = remote not in sources
 
 
 def derive(ctx: SaContext, algorithms: IkeAlgorithms, shared: bytes) -> None:
@@ -163,6 +173,8 @@ class IkeInitInitiator(Task):
         self.ke: KeyExchange | None = None
 
     def build_request(self, ctx: SaContext) -> list[Payload]:
+        if not ctx.spi_i and not ctx.ni:
+            ctx.spi_i, ctx.ni = spi_and_nonce(ctx)
         if not ctx.spi_i:
             ctx.spi_i = nonzero_spi(ctx)
         if not ctx.ni:
@@ -175,7 +187,7 @@ class IkeInitInitiator(Task):
         if self.cookie:
             payloads.append(NotifyPayload(NotifyType.COOKIE, data=self.cookie))
         payloads += [
-            ike_offer(ctx.config),
+            ctx.prepared.ike_offer,
             KePayload(self.group.dh_id, self.ke.public_key()),
             NoncePayload(ctx.ni),
             *natd_payloads(ctx, _ZERO_SPI),
@@ -191,10 +203,10 @@ class IkeInitInitiator(Task):
         return Status.FAILED
 
     def process_response(self, ctx: SaContext, message: Message) -> Status:
-        cookie = [n for n in notifies(message) if n.type == _COOKIE]
-        if cookie and self.retries < MAX_RETRIES:
+        cookie = notify_of(message, _COOKIE)
+        if cookie is not None and self.retries < MAX_RETRIES:
             self.retries += 1
-            self.cookie = cookie[0].data
+            self.cookie = cookie.data
             return Status.NEED_MORE
         error = first_error(message)
         if error is not None:
@@ -222,7 +234,7 @@ class IkeInitInitiator(Task):
                 None,
                 True,
             )
-        accepted = ike_negotiator(ctx.config).check(sa)
+        accepted = ctx.prepared.ike_negotiator.check(sa)
         if accepted is None or accepted.ike is None:
             return self._fail(
                 ctx,
@@ -233,7 +245,7 @@ class IkeInitInitiator(Task):
             )
         algorithms = accepted.ike
         assert self.ke is not None
-        if algorithms.dh != self.group or ke.group != self.group.dh_id:
+        if algorithms.dh.dh_id != self.group.dh_id or ke.group != self.group.dh_id:
             return self._fail(
                 ctx,
                 FailureReason.INVALID_KE,
@@ -247,11 +259,10 @@ class IkeInitInitiator(Task):
             return self._fail(ctx, FailureReason.PROTOCOL_ERROR, str(exc), None, True)
         ctx.nr = nonce.nonce
         ctx.spi_r = message.spi_r
-        process_natd(ctx, message, ctx.spi_r)
-        process_hashes(ctx, message)
+        process_notifies(ctx, message, ctx.spi_r)
         derive(ctx, algorithms, shared)
         ctx.float_to_natt()
-        return Status.SUCCESS
+        return _SUCCESS
 
 
 class IkeInitResponder(Task):
@@ -274,7 +285,7 @@ class IkeInitResponder(Task):
                 DropReason.MISSING_PAYLOAD, "IKE_SA_INIT request lacks SA, KE or Nonce"
             )
         ctx.spi_i = message.spi_i
-        picked = ike_negotiator(ctx.config).select(sa)
+        picked = ctx.prepared.ike_negotiator.select(sa)
         if picked is None:
             self.error = NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)
             ctx.transition(IkeState.FAILED)
@@ -300,16 +311,14 @@ class IkeInitResponder(Task):
         except KeyExchangeError as exc:
             raise RemoteProtocolError(DropReason.BAD_KEY_EXCHANGE, str(exc)) from None
         ctx.ni = nonce.nonce
-        ctx.nr = ctx.rng(ctx.config.nonce_bytes)
-        process_natd(ctx, message, _ZERO_SPI)
-        process_hashes(ctx, message)
-        ctx.spi_r = nonzero_spi(ctx)
+        ctx.spi_r, ctx.nr = spi_and_nonce(ctx)
+        process_notifies(ctx, message, _ZERO_SPI)
         derive(ctx, algorithms, shared)
         self.answer = picked.reply
         self.public = own.public_key()
         self.group = algorithms.dh.dh_id
         ctx.transition(_CONNECTING)
-        return Status.SUCCESS
+        return _SUCCESS
 
     def build_response(self, ctx: SaContext) -> list[Payload]:
         if self.error is not None:
