@@ -5,7 +5,8 @@ CHILD SA between two in-memory :class:`~ipsecconf.ike.sa.IkeSa` objects (every c
 task, state and check that the engine would run, no sockets).  :meth:`Workload.crypto`
 does only the cryptography such a handshake cannot avoid, with the same algorithms and
 sizes: both sides' key generation and DH, SKEYSEED/SK_* and the child KEYMAT (prf+), the
-AUTH computation and verification on each side (PSK MACs or signatures), and the
+AUTH computation and verification on each side (PSK MACs or signatures, over signed
+octets that the signer and the verifier each compute from their own keys), and the
 encryption and decryption of the two IKE_AUTH messages (four operations).  The ratio of
 the two rates says how much the protocol machinery costs on top.
 
@@ -161,21 +162,31 @@ class Workload:
                 ni,
                 nr,
             )
-        k = keys[0]
+        k, k_r = keys  # each side's own derivation
         init_msg = rng(self.sizes.init_request)
         id_i, id_r = IdPayload(True, 1, bytes(4)), IdPayload(False, 1, bytes(4))
+        # The octets each side signs, and the same octets computed again by the peer that
+        # verifies them, from its own keys (RFC 7296 section 2.15).
         octets_i = signed_octets(prf_alg, init_msg, nr, k.sk_pi, id_i)
-        octets_r = signed_octets(prf_alg, init_msg, ni, k.sk_pr, id_r)
+        octets_r = signed_octets(prf_alg, init_msg, ni, k_r.sk_pr, id_r)
+        check_i = signed_octets(prf_alg, init_msg, nr, k_r.sk_pi, id_i)
+        check_r = signed_octets(prf_alg, init_msg, ni, k.sk_pr, id_r)
         if self.credentials is None:
             # Each side derives its PSK MAC key once, MACs its AUTH and checks the peer's.
             psk_i = PskAuthenticator(prf_alg, self.psk)
             psk_r = PskAuthenticator(prf_alg, self.psk)
-            for signer, checker, octets in ((psk_i, psk_r, octets_i), (psk_r, psk_i, octets_r)):
-                if not checker.verify(signer.sign(octets), octets):
+            for signer, checker, octets, check in (
+                (psk_i, psk_r, octets_i, check_i),
+                (psk_r, psk_i, octets_r, check_r),
+            ):
+                if not checker.verify(signer.sign(octets), check):
                     raise LocalProtocolError("bench: PSK AUTH round trip failed")
         else:
             # Each side signs; the other verifies with the signer's certificate.
-            for cred, octets in ((self.credentials[0], octets_i), (self.credentials[1], octets_r)):
+            for cred, octets, check in (
+                (self.credentials[0], octets_i, check_i),
+                (self.credentials[1], octets_r, check_r),
+            ):
                 authenticator = SignatureAuthenticator(
                     cred, AuthMethod.DIGITAL_SIGNATURE, signatures.Scheme.RSA_PKCS1_SHA256
                 )
@@ -184,7 +195,7 @@ class Workload:
                 if not signatures.verify(
                     cred.certificate,
                     signatures.Scheme.RSA_PKCS1_SHA256,
-                    octets,
+                    check,
                     auth.data[1 + size :],
                 ):
                     raise LocalProtocolError("bench: signature round trip failed")
