@@ -316,7 +316,7 @@ class Processor:
         spi_bytes = b""
         info_len = -1
         info = _new_tuple(_IpInfo, (version, src, dst, _ESP, 0, 0, 0, -1, _OPAQUE, _OPAQUE))
-        c = self.counters
+        unwrap = self._unwrap
         for payload in payloads:
             n = len(payload)
             if sa is None or n < 8 or not payload.startswith(spi_bytes) or sa.state is _DEAD:
@@ -332,23 +332,24 @@ class Processor:
             if n != info_len:
                 info_len = n
                 info = _new_tuple(_IpInfo, (version, src, dst, _ESP, 0, 0, 0, n, _OPAQUE, _OPAQUE))
-            try:
-                inner = sa.decapsulate(payload, info, now)
-                if not sa.admits(inner):
-                    drop = self._drop(DropReason.POLICY_MISMATCH, "outside the SA's selectors", sa)
-                    rest.append((payload, drop))
-                    continue
-            except EspError as exc:
-                rest.append((payload, self._drop(exc.reason, str(exc), sa)))
-                continue
-            c.packets += 1
-            c.bytes += len(inner)
-            clear.append(inner)
+            out = unwrap(sa, payload, info, now)
+            if isinstance(out, bytes):
+                clear.append(out)
+            else:
+                rest.append((payload, out))
         return clear, rest
 
     def _open(
         self, sa: SecurityAssociation, packet: bytes, info: ip.IpInfo, spi: int, now: float
     ) -> Result:
+        out = self._unwrap(sa, packet, info, now)
+        return Deliver(out, spi) if isinstance(out, bytes) else out
+
+    def _unwrap(
+        self, sa: SecurityAssociation, packet: bytes, info: ip.IpInfo, now: float
+    ) -> bytes | Drop:
+        """The clear packet inside ``packet``, checked against the SA's selectors and
+        counted, or the drop."""
         try:
             inner = sa.decapsulate(packet, info, now)
             if not sa.admits(inner):
@@ -358,7 +359,7 @@ class Processor:
         c = self.counters
         c.packets += 1
         c.bytes += len(inner)
-        return Deliver(inner, spi)
+        return inner
 
     def _clear_inbound(self, packet: bytes, info: ip.IpInfo) -> Result:
         policy: Policy | None = self._spd.lookup(

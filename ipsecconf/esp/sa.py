@@ -108,8 +108,6 @@ class SecurityAssociation:
         self._selectors: list[CompiledSelector] = [
             c for s in config.selectors for c in compile_selector(s)
         ]
-        self.selective = bool(self._selectors)
-        """Whether :meth:`allows` checks anything (an SA without selectors allows all)."""
         self._admitted: dict[bytes, bool] = {}
         """:meth:`admits` decisions by flow."""
         lt = config.lifetimes
