@@ -38,6 +38,8 @@ if TYPE_CHECKING:  # only for annotations: tasks and sa import this module
     from ipsecconf.ike.tasks.base import Task
 
 Rng = Callable[[int], bytes]
+_ZERO_SPI = bytes(8)
+_NO_HASHES: frozenset[int] = frozenset()
 
 
 class IkeState(enum.Enum):
@@ -113,55 +115,54 @@ class ChildRecord:
 class SaContext:
     """Mutable state of one IKE SA.
 
-    Attributes whose starting value is an immutable constant are declared on the class:
-    an instance assigns its own when it changes one (building a context in every
-    handshake then sets a dozen attributes instead of forty)."""
+    Slotted: a handshake gives a context some forty attributes, past what an instance
+    dict holds before it is copied into a larger one (twice, in every handshake)."""
 
-    state = IkeState.CREATED
-    spi_i = b""
-    spi_r = bytes(8)
-    ni = b""
-    nr = b""
-    init_request = b""
-    """The IKE_SA_INIT request as sent (AUTH input of the initiator, 2.15)."""
-    init_response = b""
-    algorithms: IkeAlgorithms | None = None
-    keys: IkeKeys | None = None
-    crypto: SkCrypto | None = None
-    nat_local = False
-    nat_remote = False
-    natd_supported = False
-    fragmentation = False
-    """Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 2.3)."""
-    remote_id: Identity | None = None
-    peer_initial_contact = False
-    peer_auth_method = 0
-    psk_lookup: tuple[Identity | None, IPAddress, bytes | None] | None = None
-    """The last PSK lookup: (peer identity, peer address, key); see ``peer_auth``."""
-    psk_authenticator: tuple[bytes, Prf, PskAuthenticator] | None = None
-    """The last PSK authenticator built, with its key and PRF (reused for both AUTHs)."""
-    peer_hashes: frozenset[int] = frozenset()
-    """RFC 7427 hash algorithms the peer announced (SIGNATURE_HASH_ALGORITHMS)."""
-    error_to_report: int | None = None
-    """An error notify to send once in a separate INFORMATIONAL request, when our
-    side refused a response (RFC 7296 2.21.2: the initiator refusing the AUTH)."""
-    trigger: TriggerPacket | None = None
-    ike_rekeying = False
-    """Our CREATE_CHILD_SA rekey of this IKE SA is in flight."""
-    child_exchange = False
-    """Our exchange creating, rekeying or deleting a child is in flight: the peer's IKE
-    rekey must wait (TEMPORARY_FAILURE, RFC 7296 2.25.2) or the child would be lost
-    between the old and the new IKE SA."""
-    peer_ike_rekey: PeerRekey | None = None
-    adopt: Callable[[SaContext], IkeSa] | None = None
-    """Wraps a rekeyed IKE SA's context into an :class:`IkeSa` (set by ``IkeSa``)."""
-    rekeyed_to: SaContext | None = None
-    redundant_until: float | None = None
-    """The peer's redundant SA of an IKE rekey collision: the peer deletes it (2.8.1),
-    and if its Delete has not come by then (it may race ahead of the exchange that makes
-    the SA known here and be dropped), this side deletes it."""
-    now = 0.0
-    """The time of the call being handled (set by ``IkeSa`` at every entry point)."""
+    __slots__ = (
+        "_remote_text",
+        "adopt",
+        "algorithms",
+        "child_exchange",
+        "children",
+        "config",
+        "crypto",
+        "error_to_report",
+        "events",
+        "followups",
+        "fragmentation",
+        "ike_rekeying",
+        "init_request",
+        "init_response",
+        "initiator",
+        "ke_factory",
+        "keys",
+        "local_address",
+        "local_port",
+        "nat_local",
+        "nat_remote",
+        "natd_supported",
+        "ni",
+        "now",
+        "nr",
+        "peer_auth_method",
+        "peer_hashes",
+        "peer_ike_rekey",
+        "peer_initial_contact",
+        "prepared",
+        "psk_authenticator",
+        "psk_lookup",
+        "redundant_until",
+        "rekeyed_to",
+        "remote_address",
+        "remote_id",
+        "remote_port",
+        "rng",
+        "spi_allocator",
+        "spi_i",
+        "spi_r",
+        "state",
+        "trigger",
+    )
 
     def __init__(
         self,
@@ -187,6 +188,51 @@ class SaContext:
         self.followups: list[Task] = []
         """Tasks a task wants initiated after it (the Delete after a rekey); the task
         manager queues them once the current message is handled."""
+        self.state = IkeState.CREATED
+        self.spi_i = b""
+        self.spi_r = _ZERO_SPI
+        self.ni = b""
+        self.nr = b""
+        self.init_request = b""
+        """The IKE_SA_INIT request as sent (AUTH input of the initiator, 2.15)."""
+        self.init_response = b""
+        self.algorithms: IkeAlgorithms | None = None
+        self.keys: IkeKeys | None = None
+        self.crypto: SkCrypto | None = None
+        self.nat_local = False
+        self.nat_remote = False
+        self.natd_supported = False
+        self.fragmentation = False
+        """Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 2.3)."""
+        self.remote_id: Identity | None = None
+        self.peer_initial_contact = False
+        self.peer_auth_method = 0
+        self.psk_lookup: tuple[Identity | None, IPAddress, bytes | None] | None = None
+        """The last PSK lookup: (peer identity, peer address, key); see ``peer_auth``."""
+        self.psk_authenticator: tuple[bytes, Prf, PskAuthenticator] | None = None
+        """The last PSK authenticator built, with its key and PRF (reused for both AUTHs)."""
+        self.peer_hashes: frozenset[int] = _NO_HASHES
+        """RFC 7427 hash algorithms the peer announced (SIGNATURE_HASH_ALGORITHMS)."""
+        self.error_to_report: int | None = None
+        """An error notify to send once in a separate INFORMATIONAL request, when our
+        side refused a response (RFC 7296 2.21.2: the initiator refusing the AUTH)."""
+        self.trigger: TriggerPacket | None = None
+        self.ike_rekeying = False
+        """Our CREATE_CHILD_SA rekey of this IKE SA is in flight."""
+        self.child_exchange = False
+        """Our exchange creating, rekeying or deleting a child is in flight: the peer's
+        IKE rekey must wait (TEMPORARY_FAILURE, RFC 7296 2.25.2) or the child would be
+        lost between the old and the new IKE SA."""
+        self.peer_ike_rekey: PeerRekey | None = None
+        self.adopt: Callable[[SaContext], IkeSa] | None = None
+        """Wraps a rekeyed IKE SA's context into an :class:`IkeSa` (set by ``IkeSa``)."""
+        self.rekeyed_to: SaContext | None = None
+        self.redundant_until: float | None = None
+        """The peer's redundant SA of an IKE rekey collision: the peer deletes it (2.8.1),
+        and if its Delete has not come by then (it may race ahead of the exchange that
+        makes the SA known here and be dropped), this side deletes it."""
+        self.now = 0.0
+        """The time of the call being handled (set by ``IkeSa`` at every entry point)."""
 
     def find_child(
         self, spi: int, *, inbound: bool, protocol: int | None = None

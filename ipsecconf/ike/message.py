@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 from ipsecconf.crypto.suites import CryptoError, IntegrityContext, encryption
 from ipsecconf.ike.constants import ExchangeType, Flags, PayloadType
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError
-from ipsecconf.ike.payloads import Payload, pull_chain, push_chain
+from ipsecconf.ike.payloads import Payload, SkPayload, pull_chain, push_chain
 from ipsecconf.model.algorithms import Cipher, Integrity
 
 HEADER_BYTES = 28
 _HEADER = struct.Struct("!8s8sBBBBII")
+_GENERIC = struct.Struct("!BBH")  # a payload's generic header
 _INITIATOR, _RESPONSE = int(Flags.INITIATOR), int(Flags.RESPONSE)  # plain ints: hot path
 MAX_MESSAGE_BYTES = 65535
 """An IKE message never exceeds one UDP datagram (fragmentation is RFC 7383)."""
@@ -264,27 +265,46 @@ def decode(data: bytes, header: Header, crypto: SkCrypto | None) -> Message:
     An exchange other than IKE_SA_INIT must be encrypted; without ``crypto`` (keys not
     yet derived) such a message is refused.
     """
-    payloads, sk = pull_chain(data[HEADER_BYTES:], header.next_payload)
-    encrypted = sk is not None
-    if header.exchange != _IKE_SA_INIT:
+    if header.exchange == _IKE_SA_INIT:
+        payloads, sk = pull_chain(data[HEADER_BYTES:], header.next_payload)
+        if sk is not None:
+            raise RemoteProtocolError(DropReason.MALFORMED, "IKE_SA_INIT with an SK payload")
+        return _message(header, payloads, False)
+    sk = _lone_sk(data, header.next_payload)
+    if sk is None:
+        payloads, sk = pull_chain(data[HEADER_BYTES:], header.next_payload)
         if sk is None or payloads:
             raise RemoteProtocolError(
                 DropReason.MALFORMED, "protected exchange without a lone SK payload"
             )
-        if crypto is None:
-            raise RemoteProtocolError(DropReason.STATE, "encrypted message before keys exist")
-        inner = crypto.open(data, sk.body)
-        try:
-            payloads, nested = pull_chain(inner, sk.first_inner)
-        except RemoteProtocolError as exc:
-            exc.authenticated = True
-            raise
-        if nested is not None:
-            error = RemoteProtocolError(DropReason.MALFORMED, "SK payload inside SK payload")
-            error.authenticated = True
-            raise error
-    elif sk is not None:
-        raise RemoteProtocolError(DropReason.MALFORMED, "IKE_SA_INIT with an SK payload")
+    if crypto is None:
+        raise RemoteProtocolError(DropReason.STATE, "encrypted message before keys exist")
+    inner = crypto.open(data, sk.body)
+    try:
+        payloads, nested = pull_chain(inner, sk.first_inner)
+    except RemoteProtocolError as exc:
+        exc.authenticated = True
+        raise
+    if nested is not None:
+        error = RemoteProtocolError(DropReason.MALFORMED, "SK payload inside SK payload")
+        error.authenticated = True
+        raise error
+    return _message(header, payloads, True)
+
+
+def _lone_sk(data: bytes, first: int) -> SkPayload | None:
+    """The SK payload when it is the only payload and spans the rest of the datagram
+    (every well-formed protected message), found without walking a chain; ``None``
+    for anything else, which :func:`pull_chain` then checks and reports in full."""
+    if first != _SK or len(data) < HEADER_BYTES + 4:
+        return None
+    next_type, _, length = _GENERIC.unpack_from(data, HEADER_BYTES)
+    if length < 4 or HEADER_BYTES + length != len(data):
+        return None
+    return SkPayload(next_type, data[HEADER_BYTES + 4 :])
+
+
+def _message(header: Header, payloads: list[Payload], encrypted: bool) -> Message:
     return Message(
         header.exchange,
         header.message_id,
