@@ -18,8 +18,15 @@ import struct
 
 from ipsecconf.ike.constants import PayloadType
 from ipsecconf.ike.errors import DropReason, RemoteProtocolError, malformed
-from ipsecconf.ike.message import HEADER_BYTES, Header, Message, SkCrypto, header_bytes
-from ipsecconf.ike.payloads import pull_chain, push_chain
+from ipsecconf.ike.message import (
+    HEADER_BYTES,
+    Header,
+    Message,
+    SkCrypto,
+    header_bytes,
+    pull_inner,
+)
+from ipsecconf.ike.payloads import push_chain
 
 MAX_FRAGMENTS = 32
 """Fragments of one message we accept (a 64 KiB message in 2 KiB pieces)."""
@@ -85,15 +92,7 @@ class Reassembly:
         inner = b"".join(self._pieces[n] for n in range(1, total + 1))
         self._pieces.clear()
         self._message_id = -1
-        try:
-            payloads, nested = pull_chain(inner, self._first_inner)
-        except RemoteProtocolError as exc:
-            exc.authenticated = True
-            raise
-        if nested is not None:
-            error = malformed("SK payload inside a fragmented message")
-            error.authenticated = True
-            raise error
+        payloads = pull_inner(inner, self._first_inner, "a fragmented message")
         return Message(
             exchange=header.exchange,
             message_id=header.message_id,

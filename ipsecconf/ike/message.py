@@ -280,16 +280,22 @@ def decode(data: bytes, header: Header, crypto: SkCrypto | None) -> Message:
     if crypto is None:
         raise RemoteProtocolError(DropReason.STATE, "encrypted message before keys exist")
     inner = crypto.open(data, sk.body)
+    return _message(header, pull_inner(inner, sk.first_inner, "SK payload"), True)
+
+
+def pull_inner(inner: bytes, first: int, where: str) -> list[Payload]:
+    """The payloads of a decrypted SK body (``where`` names it in errors).  Its errors are
+    marked authenticated: the ICV held, so they are the peer's, not an attacker's."""
     try:
-        payloads, nested = pull_chain(inner, sk.first_inner)
+        payloads, nested = pull_chain(inner, first)
     except RemoteProtocolError as exc:
         exc.authenticated = True
         raise
     if nested is not None:
-        error = RemoteProtocolError(DropReason.MALFORMED, "SK payload inside SK payload")
+        error = RemoteProtocolError(DropReason.MALFORMED, f"SK payload inside {where}")
         error.authenticated = True
         raise error
-    return _message(header, payloads, True)
+    return payloads
 
 
 def _lone_sk(data: bytes, first: int) -> SkPayload | None:
