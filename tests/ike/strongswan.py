@@ -43,6 +43,52 @@ PLUGINS = (
 )
 
 
+def charon_conf(
+    plugins: str,
+    log: Path,
+    vici_uri: str,
+    levels: dict[str, int],
+    *,
+    routes: bool,
+    options: str = "",
+    legacy: bool = False,
+) -> str:
+    """strongswan.conf for a charon of the tests: only ``plugins``, no syslog, a file log
+    at ``levels`` per subsystem, the vici socket at ``vici_uri``; ``routes`` lets
+    kernel-libipsec install its routes, ``options`` adds charon settings and ``legacy``
+    loads OpenSSL's legacy provider (DES, 3DES)."""
+    levels_text = "".join(f"\n            {k} = {v}" for k, v in levels.items())
+    openssl = "\n        openssl {\n            load_legacy = yes\n        }" if legacy else ""
+    return f"""
+charon {{
+    load_modular = no
+    load = {plugins}
+    install_routes = {"yes" if routes else "no"}
+    install_virtual_ip = no{options}
+    syslog {{
+        daemon {{
+            default = -1
+        }}
+        auth {{
+            default = -1
+        }}
+    }}
+    filelog {{
+        test {{
+            path = {log}{levels_text}
+            flush_line = yes
+            time_format = %T
+        }}
+    }}
+    plugins {{
+        vici {{
+            socket = {vici_uri}
+        }}{openssl}
+    }}
+}}
+"""
+
+
 def missing_requirements() -> str | None:
     """Why the interop test cannot run here, or ``None``."""
     if os.geteuid() != 0:
@@ -157,41 +203,9 @@ class Lab:
     def _strongswan_conf(self) -> str:
         # Level 4 makes charon log SKEYSEED, SK_* and child keys: only in this throw-away
         # namespace, so that the test can compare them with the keys our core derived.
-        ike_level = chd_level = 4
-        return f"""
-charon {{
-    load_modular = no
-    load = {PLUGINS}
-    install_routes = no
-    install_virtual_ip = no
-    retransmit_tries = 3
-    syslog {{
-        daemon {{
-            default = -1
-        }}
-        auth {{
-            default = -1
-        }}
-    }}
-    filelog {{
-        testlog {{
-            path = {self.log}
-            default = 1
-            ike = {ike_level}
-            chd = {chd_level}
-            cfg = 2
-            enc = 1
-            flush_line = yes
-            time_format = %T
-        }}
-    }}
-    plugins {{
-        vici {{
-            socket = {self.uri}
-        }}
-    }}
-}}
-"""
+        levels = {"default": 1, "ike": 4, "chd": 4, "cfg": 2, "enc": 1}
+        options = "\n    retransmit_tries = 3"
+        return charon_conf(PLUGINS, self.log, self.uri, levels, routes=False, options=options)
 
     def log_size(self) -> int:
         """The log's current length, to read only what a test case adds."""
