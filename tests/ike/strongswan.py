@@ -89,6 +89,46 @@ charon {{
 """
 
 
+def swanctl_connection(
+    name: str,
+    addrs: tuple[str, str],
+    ike: str,
+    esp: str,
+    auth: tuple[str, str],
+    ts: tuple[str, str],
+    *,
+    options: str = "",
+    child_options: str = "",
+) -> str:
+    """One swanctl.conf tunnel connection over ESP-in-UDP (libipsec speaks nothing else)
+    with its child ``net``: ``addrs``, ``auth`` (the local and remote sections' text) and
+    ``ts`` are (local, remote); ``options`` and ``child_options`` add settings."""
+    return f"""
+    {name} {{
+        version = 2
+        local_addrs = {addrs[0]}
+        remote_addrs = {addrs[1]}
+        proposals = {ike}
+        encap = yes
+        send_cert = always{options}
+        local {{
+            {auth[0]}
+        }}
+        remote {{
+            {auth[1]}
+        }}
+        children {{
+            net {{
+                local_ts = {ts[0]}
+                remote_ts = {ts[1]}
+                esp_proposals = {esp}
+                mode = tunnel{child_options}
+            }}
+        }}
+    }}
+"""
+
+
 def missing_requirements() -> str | None:
     """Why the interop test cannot run here, or ``None``."""
     if os.geteuid() != 0:
@@ -255,32 +295,12 @@ class Lab:
                 f"auth = psk\n            id = {me}",
                 "",
             )
+        connection = swanctl_connection(
+            name, (ss, me), ike, esp, (local, remote), (site, ours),
+            child_options="\n                start_action = none",
+        )  # fmt: skip
         self.swanctl_conf.write_text(f"""
-connections {{
-    {name} {{
-        version = 2
-        local_addrs = {ss}
-        remote_addrs = {me}
-        proposals = {ike}
-        encap = yes
-        send_cert = always
-        local {{
-            {local}
-        }}
-        remote {{
-            {remote}
-        }}
-        children {{
-            net {{
-                local_ts = {site}
-                remote_ts = {ours}
-                esp_proposals = {esp}
-                mode = tunnel
-                start_action = none
-            }}
-        }}
-    }}
-}}
+connections {{{connection}}}
 secrets {{
     ike-peer {{
         id-1 = {me}

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.engine import topo
-from tests.ike.strongswan import CHARON, charon_conf, parse_raw_sas
+from tests.ike.strongswan import CHARON, charon_conf, parse_raw_sas, swanctl_connection
 
 PLUGINS = (
     "random nonce openssl pem pkcs1 pkcs8 x509 pubkey constraints revocation mgf1 kdf sha1 "
@@ -59,36 +59,13 @@ def conn(
         local = f"auth = pubkey\n id = {me}\n certs = {cert}"
         remote = f"auth = pubkey\n id = {peer}\n cacerts = {cacert}"
     start_action = "start" if start else "none"
-    return f"""
-    {name} {{
-        version = 2
-        local_addrs = {me}
-        remote_addrs = {peer}
-        proposals = {ike}
-        encap = yes
-        send_cert = always
-        dpd_delay = {dpd}s
-        rekey_time = {ike_rekey}s
-        reauth_time = {reauth}s
-        local {{
-            {local}
-        }}
-        remote {{
-            {remote}
-        }}
-        children {{
-            net {{
-                local_ts = {INNER[side][i]}
-                remote_ts = {INNER[other][i]}
-                esp_proposals = {esp}
-                mode = tunnel
-                rekey_time = {rekey}s
-                start_action = {start_action}
-                dpd_action = restart
-            }}
-        }}
-    }}
-"""
+    return swanctl_connection(
+        name, (me, peer), ike, esp, (local, remote), (INNER[side][i], INNER[other][i]),
+        options=f"\n        dpd_delay = {dpd}s\n        rekey_time = {ike_rekey}s"
+        f"\n        reauth_time = {reauth}s",
+        child_options=f"\n                rekey_time = {rekey}s"
+        f"\n                start_action = {start_action}\n                dpd_action = restart",
+    )  # fmt: skip
 
 
 class Charon:
