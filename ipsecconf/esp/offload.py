@@ -364,8 +364,8 @@ _CHUNK_WORDS = _CHUNK // 2 + 2
 def _segments_sum(packets: list[bytes], ihl: int) -> int:
     """The TCP segments of a run as an integer of at most :data:`_CHUNK_WORDS` words,
     congruent to the sum of their words.  They are joined, each padded to an even length,
-    and converted a chunk at a time: converting costs about 1.4 ns a byte whatever the
-    size, while adding or folding integers of whole segments costs more than that."""
+    and converted a chunk at a time: converting costs the same per byte whatever the
+    size, while adding or folding an integer per segment costs more than that."""
     pieces: list[bytes | memoryview] = [memoryview(p)[ihl:] for p in packets]
     # All but the last have the first one's length (a shorter segment ends a run).
     if (len(packets[0]) - ihl) & 1 or (len(packets[-1]) - ihl) & 1:
